@@ -1,0 +1,193 @@
+//! Reading an ingest request body under a size limit and decompressing it under a second limit,
+//! so neither a huge upload nor a gzip bomb can make the server hold more than the limits.
+
+use std::io::Read;
+
+use actix_web::web;
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+
+use crate::error::ApiError;
+
+/// The encodings SDKs send (PROTOCOL.md §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContentEncoding {
+    Identity,
+    Gzip,
+    Deflate,
+    Brotli,
+    Zstd,
+}
+
+impl ContentEncoding {
+    /// Parses a `Content-Encoding` header value; `None` header means identity.
+    pub fn parse(header: Option<&str>) -> Result<Self, ApiError> {
+        let Some(value) = header else {
+            return Ok(ContentEncoding::Identity);
+        };
+        match value.trim().to_ascii_lowercase().as_str() {
+            "" | "identity" => Ok(ContentEncoding::Identity),
+            "gzip" | "x-gzip" => Ok(ContentEncoding::Gzip),
+            "deflate" => Ok(ContentEncoding::Deflate),
+            "br" => Ok(ContentEncoding::Brotli),
+            "zstd" => Ok(ContentEncoding::Zstd),
+            other => Err(ApiError::UnsupportedMediaType(format!(
+                "unsupported Content-Encoding {:?}: use gzip, deflate, br or zstd",
+                truncate_for_message(other)
+            ))),
+        }
+    }
+}
+
+/// Collects the request body, refusing it with 413 as soon as it passes `limit` bytes.
+pub async fn read_limited(mut payload: web::Payload, limit: usize) -> Result<Bytes, ApiError> {
+    let mut body = BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk
+            .map_err(|e| ApiError::bad_request(format!("could not read the request body: {e}")))?;
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::too_large(format!(
+                "request body is larger than the limit of {limit} bytes"
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// Decompresses `body`, never producing more than `limit` bytes: a larger result is a 413.
+pub fn decode(body: Bytes, encoding: ContentEncoding, limit: usize) -> Result<Bytes, ApiError> {
+    let name = match encoding {
+        ContentEncoding::Identity => return Ok(body),
+        ContentEncoding::Gzip => "gzip",
+        ContentEncoding::Deflate => "deflate",
+        ContentEncoding::Brotli => "br",
+        ContentEncoding::Zstd => "zstd",
+    };
+    let reader: Box<dyn Read + '_> = match encoding {
+        ContentEncoding::Gzip => Box::new(flate2::read::MultiGzDecoder::new(&body[..])),
+        ContentEncoding::Deflate => Box::new(DeflateReader::new(&body)),
+        ContentEncoding::Brotli => Box::new(brotli::Decompressor::new(&body[..], 8192)),
+        ContentEncoding::Zstd => match zstd::stream::read::Decoder::new(&body[..]) {
+            Ok(decoder) => Box::new(decoder),
+            Err(_) => return Err(corrupt(name)),
+        },
+        ContentEncoding::Identity => unreachable!("handled above"),
+    };
+    let mut inflated = Vec::with_capacity((body.len() * 4).min(limit));
+    // Reading one byte past the limit tells "exactly at the limit" from "over it".
+    let read = reader
+        .take(limit as u64 + 1)
+        .read_to_end(&mut inflated)
+        .map_err(|_| corrupt(name))?;
+    if read > limit {
+        return Err(ApiError::too_large(format!(
+            "decompressed body is larger than the limit of {limit} bytes"
+        )));
+    }
+    Ok(Bytes::from(inflated))
+}
+
+fn corrupt(encoding: &str) -> ApiError {
+    ApiError::bad_request(format!(
+        "request body is not valid {encoding} data (Content-Encoding: {encoding})"
+    ))
+}
+
+fn truncate_for_message(value: &str) -> String {
+    value.chars().take(40).collect()
+}
+
+/// HTTP `deflate` is meant to be zlib-wrapped (RFC 1950), but some clients send raw deflate;
+/// accept both, as browsers and Relay do.
+enum DeflateReader<'a> {
+    Zlib(flate2::read::ZlibDecoder<&'a [u8]>),
+    Raw(flate2::read::DeflateDecoder<&'a [u8]>),
+}
+
+impl<'a> DeflateReader<'a> {
+    fn new(body: &'a [u8]) -> Self {
+        if looks_like_zlib(body) {
+            DeflateReader::Zlib(flate2::read::ZlibDecoder::new(body))
+        } else {
+            DeflateReader::Raw(flate2::read::DeflateDecoder::new(body))
+        }
+    }
+}
+
+impl Read for DeflateReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            DeflateReader::Zlib(r) => r.read(buf),
+            DeflateReader::Raw(r) => r.read(buf),
+        }
+    }
+}
+
+fn looks_like_zlib(body: &[u8]) -> bool {
+    match body {
+        [cmf, flg, ..] => cmf & 0x0f == 8 && (u16::from(*cmf) << 8 | u16::from(*flg)) % 31 == 0,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn gzip(data: &[u8]) -> Bytes {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder.write_all(data).unwrap();
+        Bytes::from(encoder.finish().unwrap())
+    }
+
+    #[test]
+    fn gzip_body_inflates_within_the_limit() {
+        let body = gzip(b"hello world");
+        let out = decode(body, ContentEncoding::Gzip, 100).unwrap();
+        assert_eq!(&out[..], b"hello world");
+    }
+
+    #[test]
+    fn gzip_bomb_is_refused_with_413_without_inflating_it_all() {
+        let body = gzip(&vec![0u8; 10 * 1024 * 1024]);
+        let err = decode(body, ContentEncoding::Gzip, 1024 * 1024).unwrap_err();
+        assert!(matches!(err, ApiError::PayloadTooLarge(_)), "{err:?}");
+    }
+
+    #[test]
+    fn garbage_claiming_gzip_is_a_400() {
+        let err = decode(Bytes::from_static(b"not gzip"), ContentEncoding::Gzip, 100).unwrap_err();
+        assert!(matches!(err, ApiError::BadRequest(_)), "{err:?}");
+    }
+
+    #[test]
+    fn deflate_accepts_zlib_and_raw_streams() {
+        let mut zlib = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+        zlib.write_all(b"zlib").unwrap();
+        let out = decode(
+            Bytes::from(zlib.finish().unwrap()),
+            ContentEncoding::Deflate,
+            100,
+        )
+        .unwrap();
+        assert_eq!(&out[..], b"zlib");
+
+        let mut raw = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+        raw.write_all(b"raw").unwrap();
+        let out = decode(
+            Bytes::from(raw.finish().unwrap()),
+            ContentEncoding::Deflate,
+            100,
+        )
+        .unwrap();
+        assert_eq!(&out[..], b"raw");
+    }
+
+    #[test]
+    fn unknown_encoding_is_refused_with_415() {
+        let err = ContentEncoding::parse(Some("compress")).unwrap_err();
+        assert!(matches!(err, ApiError::UnsupportedMediaType(_)));
+    }
+}

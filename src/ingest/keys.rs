@@ -1,0 +1,88 @@
+//! Checking the DSN key of an ingest request, with a short-lived in-memory cache so a busy
+//! project costs no query per event. Entries live a few seconds, so a revoked key stops
+//! working on every instance within that time; a cached answer also keeps ingest going for
+//! known keys while the database is briefly away.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use sqlx::PgPool;
+
+use super::auth::PublicKey;
+use crate::error::ApiError;
+use crate::store::keys::{lookup, KeyLookup};
+
+const FRESH_FOR: Duration = Duration::from_secs(5);
+/// How long a cached answer may stand in for the database when it cannot be reached.
+const STALE_UP_TO: Duration = Duration::from_secs(600);
+const MAX_ENTRIES: usize = 10_000;
+
+pub struct KeyCache {
+    pool: PgPool,
+    entries: Mutex<HashMap<(i64, String), (KeyLookup, Instant)>>,
+}
+
+impl KeyCache {
+    pub fn new(pool: PgPool) -> Self {
+        KeyCache {
+            pool,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Ok when `key` may send events to `project_id`; otherwise the 401/403/404 that says why.
+    pub async fn authorize(&self, project_id: i64, key: &PublicKey) -> Result<(), ApiError> {
+        let cache_key = (project_id, key.as_str().to_owned());
+        let cached = self.cached(&cache_key);
+        let found = match cached {
+            Some((found, at)) if at.elapsed() < FRESH_FOR => found,
+            _ => match lookup(&self.pool, project_id, key.as_str()).await {
+                Ok(found) => {
+                    self.remember(cache_key, found);
+                    found
+                }
+                Err(e) => match cached {
+                    Some((found, at)) if at.elapsed() < STALE_UP_TO => found,
+                    _ => {
+                        return Err(ApiError::Unavailable(
+                            anyhow::Error::new(e).context("DSN key lookup failed"),
+                        ))
+                    }
+                },
+            },
+        };
+        verdict(project_id, found)
+    }
+
+    fn cached(&self, key: &(i64, String)) -> Option<(KeyLookup, Instant)> {
+        self.entries.lock().ok()?.get(key).copied()
+    }
+
+    fn remember(&self, key: (i64, String), found: KeyLookup) {
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= MAX_ENTRIES {
+                entries.clear();
+            }
+            entries.insert(key, (found, Instant::now()));
+        }
+    }
+}
+
+fn verdict(project_id: i64, found: KeyLookup) -> Result<(), ApiError> {
+    if !found.project_exists {
+        return Err(ApiError::NotFound(format!(
+            "project {project_id} does not exist"
+        )));
+    }
+    match found.key_project_id {
+        None => Err(ApiError::Unauthorized("unknown DSN key".into())),
+        Some(owner) if owner != project_id => Err(ApiError::Forbidden(format!(
+            "this DSN key does not belong to project {project_id}"
+        ))),
+        Some(_) if found.revoked => {
+            Err(ApiError::Forbidden("this DSN key has been revoked".into()))
+        }
+        Some(_) => Ok(()),
+    }
+}

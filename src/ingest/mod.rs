@@ -1,0 +1,13 @@
+//! The Sentry ingest protocol: from an HTTP request to an event queued for storage.
+
+pub mod auth;
+pub mod body;
+pub mod envelope;
+pub mod facets;
+pub mod grouping;
+pub mod keys;
+pub mod normalize;
+pub mod pipeline;
+pub mod process;
+pub mod routes;
+pub mod scrub;

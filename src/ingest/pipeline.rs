@@ -1,0 +1,134 @@
+//! The write pipeline: handlers queue prepared events; one writer task takes them in batches
+//! (up to `batch_size`, or whatever arrived within `batch_wait_ms`), writes each batch in one
+//! transaction, and only then answers every waiting handler. One commit covers many events.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::PgPool;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use super::process::PreparedEvent;
+use crate::config::PipelineSettings;
+use crate::error::ApiError;
+use crate::store;
+
+/// How often a batch is tried again after a deadlock or serialization failure.
+const MAX_ATTEMPTS: usize = 3;
+
+type Reply = Result<(), Arc<sqlx::Error>>;
+
+struct Job {
+    event: PreparedEvent,
+    reply: oneshot::Sender<Reply>,
+}
+
+/// The handlers' end of the queue. Cheap to clone.
+#[derive(Clone)]
+pub struct Pipeline {
+    queue: mpsc::Sender<Job>,
+}
+
+impl Pipeline {
+    /// Starts the writer task on the current Tokio runtime.
+    pub fn start(pool: PgPool, settings: &PipelineSettings) -> Self {
+        let (queue, jobs) = mpsc::channel(settings.queue_capacity.max(1));
+        let writer = Writer {
+            pool,
+            jobs,
+            batch_size: settings.batch_size.max(1),
+            batch_wait: Duration::from_millis(settings.batch_wait_ms),
+        };
+        tokio::spawn(writer.run());
+        Pipeline { queue }
+    }
+
+    /// Queues the event and waits until it is committed. A full queue is a 429 (the client
+    /// may retry later); a database failure is a 503.
+    pub async fn store(&self, event: PreparedEvent) -> Result<(), ApiError> {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .try_send(Job { event, reply })
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => ApiError::TooManyRequests,
+                mpsc::error::TrySendError::Closed(_) => {
+                    ApiError::Internal(anyhow::anyhow!("the event writer has stopped"))
+                }
+            })?;
+        match answer.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(ApiError::Unavailable(anyhow::anyhow!(
+                "could not store the event batch: {e}"
+            ))),
+            Err(_) => Err(ApiError::Internal(anyhow::anyhow!(
+                "the event writer dropped an event"
+            ))),
+        }
+    }
+}
+
+struct Writer {
+    pool: PgPool,
+    jobs: mpsc::Receiver<Job>,
+    batch_size: usize,
+    batch_wait: Duration,
+}
+
+impl Writer {
+    async fn run(mut self) {
+        while let Some(first) = self.jobs.recv().await {
+            let batch = self.collect_batch(first).await;
+            let events: Vec<&PreparedEvent> = batch.iter().map(|job| &job.event).collect();
+            let started = Instant::now();
+            let result = write_with_retry(&self.pool, &events).await;
+            match &result {
+                Ok(new) => tracing::debug!(
+                    batch.size = events.len(),
+                    batch.new = new,
+                    duration_ms = started.elapsed().as_millis() as u64,
+                    "batch written"
+                ),
+                Err(e) => {
+                    tracing::error!(batch.size = events.len(), error = %e, "batch could not be written")
+                }
+            }
+            let reply: Reply = result.map(|_| ()).map_err(Arc::new);
+            for job in batch {
+                // A handler whose client went away no longer listens; nothing to do then.
+                let _ = job.reply.send(reply.clone());
+            }
+        }
+    }
+
+    async fn collect_batch(&mut self, first: Job) -> Vec<Job> {
+        let mut batch = vec![first];
+        let deadline = Instant::now() + self.batch_wait;
+        while batch.len() < self.batch_size {
+            match tokio::time::timeout_at(deadline, self.jobs.recv()).await {
+                Ok(Some(job)) => batch.push(job),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        batch
+    }
+}
+
+async fn write_with_retry(pool: &PgPool, events: &[&PreparedEvent]) -> sqlx::Result<usize> {
+    let mut attempt = 1;
+    loop {
+        match store::events::write_batch(pool, events).await {
+            Err(e) if attempt < MAX_ATTEMPTS && is_transient(&e) => {
+                tracing::warn!(attempt, error = %e, "retrying event batch");
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Deadlocks and serialization failures succeed when simply run again.
+fn is_transient(error: &sqlx::Error) -> bool {
+    let code = error.as_database_error().and_then(|e| e.code());
+    matches!(code.as_deref(), Some("40P01") | Some("40001"))
+}

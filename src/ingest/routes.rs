@@ -1,0 +1,210 @@
+//! `POST /api/{project_id}/envelope/` and `/store/` (with or without the trailing slash), and
+//! their CORS preflight. Handlers stay thin: authenticate, read, prepare, hand to the pipeline.
+
+use actix_web::http::header::{self, HeaderMap};
+use actix_web::middleware::DefaultHeaders;
+use actix_web::{web, HttpRequest, HttpResponse};
+use bytes::Bytes;
+use chrono::Utc;
+use serde_json::{json, Value};
+
+use super::auth::{self, PublicKey};
+use super::body::{self, ContentEncoding};
+use super::envelope;
+use super::normalize::EnvelopeContext;
+use super::process;
+use crate::error::ApiError;
+use crate::startup::AppState;
+
+/// Categories Faultline accepts and drops. Advertising a day-long limit for them on every
+/// success makes SDKs stop sending them; `error`, `default` and `attachment` are never listed.
+const DROPPED_CATEGORIES_LIMIT: &str =
+    "86400:transaction;span;session;replay;profile;profile_chunk;log_item;log_byte;monitor;trace_metric:organization";
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    let cors = DefaultHeaders::new()
+        .add((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"))
+        .add((
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            "x-sentry-error, x-sentry-rate-limits, retry-after",
+        ));
+    cfg.service(
+        web::scope("/api/{project_id}")
+            .wrap(cors)
+            .service(
+                ingest_resource(&["/envelope/", "/envelope"])
+                    .route(web::post().to(envelope_endpoint)),
+            )
+            .service(ingest_resource(&["/store/", "/store"]).route(web::post().to(store_endpoint))),
+    );
+}
+
+fn ingest_resource(paths: &[&str]) -> actix_web::Resource {
+    web::resource(paths.to_vec())
+        .route(web::method(actix_web::http::Method::OPTIONS).to(preflight))
+        .default_service(web::to(method_not_allowed))
+}
+
+async fn preflight() -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::ACCESS_CONTROL_ALLOW_METHODS, "POST, OPTIONS"))
+        .insert_header((
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            "x-sentry-auth, x-requested-with, x-forwarded-for, origin, referer, accept, content-type, \
+             authentication, authorization, content-encoding, transfer-encoding",
+        ))
+        .insert_header((header::ACCESS_CONTROL_MAX_AGE, "3600"))
+        .finish()
+}
+
+async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::MethodNotAllowed(format!(
+        "{} is not allowed here: send events with POST",
+        req.method()
+    )))
+}
+
+async fn envelope_endpoint(
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let project_id = parse_project_id(&path)?;
+    let header_key = authorize_from_request(&req, project_id, &state).await?;
+    let body = read_body(&req, payload, &state).await?;
+    ingest_envelope(&req, project_id, header_key.is_some(), &body, &state).await
+}
+
+async fn store_endpoint(
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let project_id = parse_project_id(&path)?;
+    let header_key = authorize_from_request(&req, project_id, &state).await?;
+    let body = read_body(&req, payload, &state).await?;
+    if is_envelope_content_type(req.headers()) {
+        return ingest_envelope(&req, project_id, header_key.is_some(), &body, &state).await;
+    }
+    if header_key.is_none() {
+        return Err(missing_key());
+    }
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::bad_request("request body is empty"));
+    }
+    let context = EnvelopeContext {
+        client_ip: client_ip(&req),
+        ..Default::default()
+    };
+    let event_id = store_event(&body, project_id, context, &state).await?;
+    Ok(accepted(Some(event_id)))
+}
+
+async fn ingest_envelope(
+    req: &HttpRequest,
+    project_id: i64,
+    authorized: bool,
+    body: &[u8],
+    state: &AppState,
+) -> Result<HttpResponse, ApiError> {
+    let envelope = envelope::parse(body).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    if !authorized {
+        // Tunnels forward the browser's envelope untouched: its `dsn` header is the only key.
+        let dsn = envelope.header_str("dsn").ok_or_else(missing_key)?;
+        let (key, _) = auth::key_from_dsn(dsn)?;
+        state.keys.authorize(project_id, &key).await?;
+    }
+    let header_event_id = envelope.header_str("event_id").map(str::to_owned);
+    let Some(item) = envelope.items.iter().find(|item| item.item_type == "event") else {
+        // Sessions, transactions, client reports…: accepted and dropped.
+        let id = header_event_id.and_then(|id| uuid::Uuid::try_parse(&id).ok());
+        return Ok(accepted(id.map(|id| id.simple().to_string())));
+    };
+    let context = EnvelopeContext {
+        event_id: header_event_id,
+        sdk: envelope.headers.get("sdk").cloned(),
+        client_ip: client_ip(req),
+    };
+    let event_id = store_event(item.payload, project_id, context, state).await?;
+    Ok(accepted(Some(event_id)))
+}
+
+async fn store_event(
+    payload: &[u8],
+    project_id: i64,
+    context: EnvelopeContext,
+    state: &AppState,
+) -> Result<String, ApiError> {
+    let event = process::prepare(payload, project_id, &context, Utc::now(), &state.limits)?;
+    let event_id = event.event_id.simple().to_string();
+    state.pipeline.store(event).await?;
+    Ok(event_id)
+}
+
+fn accepted(event_id: Option<String>) -> HttpResponse {
+    let body = match event_id {
+        Some(id) => json!({ "id": id }),
+        None => Value::Object(Default::default()),
+    };
+    HttpResponse::Ok()
+        .insert_header(("X-Sentry-Rate-Limits", DROPPED_CATEGORIES_LIMIT))
+        .json(body)
+}
+
+fn parse_project_id(raw: &str) -> Result<i64, ApiError> {
+    raw.parse::<i64>().ok().filter(|id| *id > 0).ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "project {:?} does not exist",
+            raw.chars().take(40).collect::<String>()
+        ))
+    })
+}
+
+/// Checks the key from the headers or query string, when there is one, before reading the body.
+async fn authorize_from_request(
+    req: &HttpRequest,
+    project_id: i64,
+    state: &AppState,
+) -> Result<Option<PublicKey>, ApiError> {
+    let headers = req.headers();
+    let key = auth::key_from_request(
+        header_text(headers, "x-sentry-auth"),
+        header_text(headers, "authorization"),
+        req.query_string(),
+    )?;
+    if let Some(key) = &key {
+        state.keys.authorize(project_id, key).await?;
+    }
+    Ok(key)
+}
+
+async fn read_body(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+) -> Result<Bytes, ApiError> {
+    let encoding = ContentEncoding::parse(header_text(req.headers(), "content-encoding"))?;
+    let raw = body::read_limited(payload, state.limits.max_body_bytes).await?;
+    body::decode(raw, encoding, state.limits.max_decompressed_bytes)
+}
+
+fn missing_key() -> ApiError {
+    ApiError::Unauthorized(
+        "missing DSN key: send it in X-Sentry-Auth, Authorization: Sentry, ?sentry_key= or the envelope's dsn".into(),
+    )
+}
+
+fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn is_envelope_content_type(headers: &HeaderMap) -> bool {
+    header_text(headers, "content-type")
+        .is_some_and(|t| t.starts_with("application/x-sentry-envelope"))
+}
+
+fn client_ip(req: &HttpRequest) -> Option<String> {
+    req.peer_addr().map(|addr| addr.ip().to_string())
+}

@@ -1,0 +1,735 @@
+//! Server-side data scrubbing, applied to every event before it is stored.
+//!
+//! This mirrors Sentry's default server-side scrubbers (PROTOCOL.md §11):
+//! values under sensitive keys are replaced wholesale, and secrets that look
+//! like credit-card numbers, bearer tokens, PEM private keys or passwords in
+//! URLs are cut out of any string in the user-controlled parts of an event.
+//!
+//! Events come from untrusted SDKs, so every field may be missing or of the
+//! wrong type. Nothing here panics on data: unexpected shapes are either
+//! walked generically or left alone.
+
+use std::borrow::Cow;
+use std::sync::LazyLock;
+
+use regex::Regex;
+use serde_json::{Map, Value};
+
+/// Replacement text for anything removed by the scrubber (same as Sentry).
+pub const FILTERED: &str = "[Filtered]";
+
+/// How deep the generic walker descends below the root of a scrubbed area.
+/// Bounded so that hostile nesting cannot overflow the stack; anything deeper
+/// is left untouched.
+const MAX_DEPTH: usize = 64;
+
+/// `user` fields that identify the user and must survive scrubbing even
+/// though the default rules might otherwise match them.
+const USER_SAFE_FIELDS: [&str; 4] = ["id", "email", "username", "ip_address"];
+
+/// Cookie names Sentry always filters that the key rule alone would miss.
+const EXTRA_SENSITIVE_COOKIES: [&str; 5] = ["sentrysid", "sudo", "su", "symfony", "_vercel_jwt"];
+
+/// Sentry's `@password` key rule: a case-insensitive *substring* match, so
+/// `author` is filtered because it contains `auth`. That false positive is
+/// accepted upstream in exchange for catching `authorization`,
+/// `x-auth-token` and similar without an exhaustive list.
+static SENSITIVE_KEY: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?i)password|secret|passwd|api[-_]?key|auth|credentials|mysql_pwd|private[-_]?key|token|bearer|session|cookie|csrf|xsrf|phpsessid|^otp$|^two[-_]factor$",
+    )
+    .expect("valid sensitive-key regex")
+});
+
+/// Value rules, applied in order to every scrubbed string.
+static VALUE_RULES: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
+    let rule = |pattern: &str, replacement: &'static str| {
+        (Regex::new(pattern).expect("valid value regex"), replacement)
+    };
+    vec![
+        // PEM private keys. The second branch also catches a block whose END
+        // line was lost, e.g. because the SDK truncated the string.
+        rule(
+            r"(?s)-----BEGIN[A-Z ]*PRIVATE KEY-----(?:.*?-----END[A-Z ]*PRIVATE KEY-----|.*)",
+            FILTERED,
+        ),
+        // `scheme://user:password@host` keeps the user, drops the password.
+        rule(
+            r"\b([a-zA-Z][a-zA-Z0-9+.\-]*://[^:/?#@\s]*):[^@/?#\s]+@",
+            "${1}:[Filtered]@",
+        ),
+        // `Bearer <token>` keeps the scheme word so the header stays readable.
+        rule(r"(?i)\b(bearer\s+)\S+", "${1}[Filtered]"),
+        // Credit-card numbers (Visa, Mastercard, Amex, Discover), with
+        // optional space or dash separators.
+        rule(
+            r"\b(?:3[47]\d|4\d{3}|5[1-5]\d\d|65\d\d|6011)(?:[-\s]?\d){12}\b",
+            FILTERED,
+        ),
+    ]
+});
+
+/// Scrubs secrets in place from a normalised Sentry event (serde_json::Value object).
+pub fn scrub_event(event: &mut Value) {
+    let Some(event) = event.as_object_mut() else {
+        return;
+    };
+    if let Some(request) = event.get_mut("request") {
+        scrub_request(request);
+    }
+    for area in ["extra", "contexts"] {
+        if let Some(value) = event.get_mut(area) {
+            scrub_value(value, 0);
+        }
+    }
+    if let Some(user) = event.get_mut("user") {
+        scrub_user(user);
+    }
+    if let Some(tags) = event.get_mut("tags") {
+        scrub_entries(tags, is_sensitive_key, scrub_text);
+    }
+    if let Some(breadcrumbs) = event.get_mut("breadcrumbs") {
+        scrub_breadcrumbs(breadcrumbs);
+    }
+    for area in ["exception", "threads"] {
+        if let Some(container) = event.get_mut(area) {
+            for item in values_of(container) {
+                scrub_stacktraces_of(item);
+            }
+        }
+    }
+    // Legacy top-level stack trace, still accepted by the store endpoint.
+    if let Some(stacktrace) = event.get_mut("stacktrace") {
+        scrub_frame_vars(stacktrace);
+    }
+    if let Some(logentry) = event.get_mut("logentry") {
+        scrub_logentry(logentry);
+    }
+}
+
+/// True when a key (header, cookie, variable, field name...) holds a secret.
+fn is_sensitive_key(key: &str) -> bool {
+    SENSITIVE_KEY.is_match(key)
+}
+
+/// Cookies get the key rule plus Sentry's list of known session cookies.
+fn is_sensitive_cookie(name: &str) -> bool {
+    let name = name.trim();
+    is_sensitive_key(name)
+        || EXTRA_SENSITIVE_COOKIES
+            .iter()
+            .any(|known| name.eq_ignore_ascii_case(known))
+}
+
+fn filtered() -> Value {
+    Value::String(FILTERED.to_owned())
+}
+
+/// Applies the value rules; `None` when nothing matched, to avoid
+/// reallocating the (vast majority of) clean strings.
+fn scrubbed_text(text: &str) -> Option<String> {
+    let mut current = Cow::Borrowed(text);
+    for (regex, replacement) in VALUE_RULES.iter() {
+        let replaced = match regex.replace_all(&current, *replacement) {
+            Cow::Owned(new) => Some(new),
+            Cow::Borrowed(_) => None,
+        };
+        if let Some(new) = replaced {
+            current = Cow::Owned(new);
+        }
+    }
+    match current {
+        Cow::Owned(new) => Some(new),
+        Cow::Borrowed(_) => None,
+    }
+}
+
+/// Value rules on a borrowed string, always returning an owned result.
+fn scrub_text(text: &str) -> String {
+    scrubbed_text(text).unwrap_or_else(|| text.to_owned())
+}
+
+fn scrub_string(text: &mut String) {
+    if let Some(clean) = scrubbed_text(text) {
+        *text = clean;
+    }
+}
+
+/// Generic walker: key rule on every object key, value rules on every
+/// string, bounded by `MAX_DEPTH`.
+fn scrub_value(value: &mut Value, depth: usize) {
+    if depth > MAX_DEPTH {
+        return;
+    }
+    match value {
+        Value::String(text) => scrub_string(text),
+        Value::Array(items) => {
+            for item in items {
+                scrub_value(item, depth + 1);
+            }
+        }
+        Value::Object(map) => scrub_map(map, is_sensitive_key, depth),
+        _ => {}
+    }
+}
+
+fn scrub_map(map: &mut Map<String, Value>, is_sensitive: fn(&str) -> bool, depth: usize) {
+    for (key, value) in map.iter_mut() {
+        if is_sensitive(key) {
+            *value = filtered();
+        } else {
+            scrub_value(value, depth + 1);
+        }
+    }
+}
+
+/// Key/value collections that SDKs send as an object, as `[[k, v], ...]`
+/// pairs, or as one encoded string (query strings, cookie headers).
+/// `is_sensitive` judges each key; `scrub_str` handles the string form.
+fn scrub_entries(value: &mut Value, is_sensitive: fn(&str) -> bool, scrub_str: fn(&str) -> String) {
+    match value {
+        Value::Object(map) => scrub_map(map, is_sensitive, 0),
+        Value::Array(items) => {
+            for item in items {
+                scrub_pair(item, is_sensitive);
+            }
+        }
+        Value::String(text) => *text = scrub_str(text),
+        _ => {}
+    }
+}
+
+/// One `[key, value]` element of a pair list; anything else in the list is
+/// walked generically so secrets in malformed entries are still caught.
+fn scrub_pair(item: &mut Value, is_sensitive: fn(&str) -> bool) {
+    let Value::Array(pair) = item else {
+        return scrub_value(item, 1);
+    };
+    let key_is_sensitive = match pair.as_slice() {
+        [Value::String(key), _] => is_sensitive(key),
+        _ => return scrub_value(item, 1),
+    };
+    if key_is_sensitive {
+        pair[1] = filtered();
+    } else {
+        scrub_value(&mut pair[1], 1);
+    }
+}
+
+/// `a=1&token=x` → `a=1&token=[Filtered]`, keeping the string form.
+/// Keys are percent-decoded before judging so `api%5Fkey` is caught too.
+fn scrub_query_string(query: &str) -> String {
+    let (prefix, body) = match query.strip_prefix('?') {
+        Some(body) => ("?", body),
+        None => ("", query),
+    };
+    let parts: Vec<String> = body
+        .split('&')
+        .map(|part| match part.split_once('=') {
+            Some((key, _)) if is_sensitive_key(&percent_decode(key)) => {
+                format!("{key}={FILTERED}")
+            }
+            _ => scrub_text(part),
+        })
+        .collect();
+    format!("{prefix}{}", parts.join("&"))
+}
+
+/// `theme=dark; sessionid=abc` → `theme=dark; sessionid=[Filtered]`,
+/// preserving the original separators and spacing.
+fn scrub_cookie_string(cookies: &str) -> String {
+    cookies
+        .split(';')
+        .map(|part| match part.split_once('=') {
+            Some((name, _)) if is_sensitive_cookie(name) => format!("{name}={FILTERED}"),
+            _ => scrub_text(part),
+        })
+        .collect::<Vec<_>>()
+        .join(";")
+}
+
+/// Minimal form-urlencoded decoding, only used to judge keys.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let decoded = match bytes[i] {
+            b'+' => Some((b' ', 1)),
+            b'%' => text
+                .get(i + 1..i + 3)
+                .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+                .map(|byte| (byte, 3)),
+            _ => None,
+        };
+        let (byte, width) = decoded.unwrap_or((bytes[i], 1));
+        out.push(byte);
+        i += width;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Value rules on the whole URL (credentials), then the key rule on its
+/// query part in case the SDK did not split it into `query_string`.
+fn scrub_url(url: &str) -> String {
+    let url = scrub_text(url);
+    let Some((base, rest)) = url.split_once('?') else {
+        return url;
+    };
+    let (query, fragment) = match rest.split_once('#') {
+        Some((query, fragment)) => (query, Some(fragment)),
+        None => (rest, None),
+    };
+    let mut out = format!("{base}?{}", scrub_query_string(query));
+    if let Some(fragment) = fragment {
+        out.push('#');
+        out.push_str(fragment);
+    }
+    out
+}
+
+fn scrub_request(request: &mut Value) {
+    let Some(request) = request.as_object_mut() else {
+        return;
+    };
+    if let Some(Value::String(url)) = request.get_mut("url") {
+        *url = scrub_url(url);
+    }
+    if let Some(headers) = request.get_mut("headers") {
+        scrub_entries(headers, is_sensitive_key, scrub_text);
+    }
+    if let Some(query) = request.get_mut("query_string") {
+        scrub_entries(query, is_sensitive_key, scrub_query_string);
+    }
+    if let Some(cookies) = request.get_mut("cookies") {
+        scrub_entries(cookies, is_sensitive_cookie, scrub_cookie_string);
+    }
+    if let Some(data) = request.get_mut("data") {
+        scrub_request_data(data);
+    }
+    if let Some(env) = request.get_mut("env") {
+        scrub_value(env, 0);
+    }
+}
+
+/// Bodies often arrive as raw text. A JSON document is replaced by its
+/// scrubbed parsed form (so the key rule can see inside it); a form body is
+/// scrubbed like a query string; anything else gets the value rules.
+fn scrub_request_data(data: &mut Value) {
+    if let Value::String(text) = data {
+        if let Some(mut parsed) = parse_json_body(text) {
+            scrub_value(&mut parsed, 0);
+            *data = parsed;
+            return;
+        }
+        if text.contains('=') {
+            *text = scrub_query_string(text);
+            return;
+        }
+    }
+    scrub_value(data, 0);
+}
+
+/// Only structured documents count: a JSON string or number body gains
+/// nothing from parsing and is better kept as the text the SDK sent.
+fn parse_json_body(text: &str) -> Option<Value> {
+    let trimmed = text.trim_start();
+    if !trimmed.starts_with('{') && !trimmed.starts_with('[') {
+        return None;
+    }
+    serde_json::from_str::<Value>(text)
+        .ok()
+        .filter(|value| value.is_object() || value.is_array())
+}
+
+fn scrub_user(user: &mut Value) {
+    let Value::Object(map) = user else {
+        return scrub_value(user, 0);
+    };
+    for (key, value) in map.iter_mut() {
+        if USER_SAFE_FIELDS.contains(&key.as_str()) {
+            continue;
+        }
+        if is_sensitive_key(key) {
+            *value = filtered();
+        } else {
+            scrub_value(value, 1);
+        }
+    }
+}
+
+/// `{"values": [...]}` in normalised events, a bare array in older payloads.
+fn values_of(container: &mut Value) -> impl Iterator<Item = &mut Value> {
+    let list = match container {
+        Value::Array(items) => Some(items),
+        Value::Object(map) => map.get_mut("values").and_then(Value::as_array_mut),
+        _ => None,
+    };
+    list.into_iter().flatten()
+}
+
+fn scrub_breadcrumbs(breadcrumbs: &mut Value) {
+    for crumb in values_of(breadcrumbs) {
+        let Some(crumb) = crumb.as_object_mut() else {
+            continue;
+        };
+        if let Some(data) = crumb.get_mut("data") {
+            scrub_value(data, 0);
+        }
+        if let Some(Value::String(message)) = crumb.get_mut("message") {
+            scrub_string(message);
+        }
+    }
+}
+
+/// Only frame `vars` are user data; file names, functions and context lines
+/// are code and must stay intact for grouping and display.
+fn scrub_stacktraces_of(item: &mut Value) {
+    let Some(item) = item.as_object_mut() else {
+        return;
+    };
+    for field in ["stacktrace", "raw_stacktrace"] {
+        if let Some(stacktrace) = item.get_mut(field) {
+            scrub_frame_vars(stacktrace);
+        }
+    }
+}
+
+fn scrub_frame_vars(stacktrace: &mut Value) {
+    let Some(frames) = stacktrace.get_mut("frames").and_then(Value::as_array_mut) else {
+        return;
+    };
+    for frame in frames {
+        if let Some(vars) = frame.get_mut("vars") {
+            scrub_value(vars, 0);
+        }
+    }
+}
+
+/// `message` is the developer's format template and is kept; the rendered
+/// text and the parameters can carry user data.
+fn scrub_logentry(logentry: &mut Value) {
+    let Some(logentry) = logentry.as_object_mut() else {
+        return;
+    };
+    if let Some(Value::String(formatted)) = logentry.get_mut("formatted") {
+        scrub_string(formatted);
+    }
+    if let Some(params) = logentry.get_mut("params") {
+        scrub_value(params, 0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn scrubbed(mut event: Value) -> Value {
+        scrub_event(&mut event);
+        event
+    }
+
+    #[test]
+    fn a_frame_local_password_variable_is_filtered() {
+        let event = scrubbed(json!({"exception": {"values": [{
+            "type": "ValueError",
+            "stacktrace": {"frames": [{
+                "function": "login",
+                "filename": "auth.py",
+                "vars": {"password": "hunter2", "user": "bob"}
+            }]}
+        }]}}));
+        let frame = &event["exception"]["values"][0]["stacktrace"]["frames"][0];
+        assert_eq!(frame["vars"]["password"], FILTERED);
+        assert_eq!(frame["vars"]["user"], "bob");
+        assert_eq!(frame["filename"], "auth.py");
+        assert_eq!(frame["function"], "login");
+    }
+
+    #[test]
+    fn thread_frame_vars_are_scrubbed_too() {
+        let event = scrubbed(json!({"threads": {"values": [{
+            "stacktrace": {"frames": [{"vars": {"api_key": "k"}}]}
+        }]}}));
+        assert_eq!(
+            event["threads"]["values"][0]["stacktrace"]["frames"][0]["vars"]["api_key"],
+            FILTERED
+        );
+    }
+
+    #[test]
+    fn a_nested_api_key_in_extra_is_filtered() {
+        let event = scrubbed(json!({"extra": {"db": {"api_key": "abc", "host": "db1"}}}));
+        assert_eq!(event["extra"]["db"]["api_key"], FILTERED);
+        assert_eq!(event["extra"]["db"]["host"], "db1");
+    }
+
+    #[test]
+    fn a_sensitive_key_filters_the_whole_value_whatever_its_type() {
+        let event = scrubbed(json!({"extra": {"credentials": {"user": "a", "pass": "b"}}}));
+        assert_eq!(event["extra"]["credentials"], FILTERED);
+    }
+
+    #[test]
+    fn authorization_and_cookie_headers_as_an_object_are_filtered() {
+        let event = scrubbed(json!({"request": {"headers": {
+            "Authorization": "Basic dXNlcjpwYXNz",
+            "Cookie": "sessionid=abc",
+            "User-Agent": "curl/8"
+        }}}));
+        let headers = &event["request"]["headers"];
+        assert_eq!(headers["Authorization"], FILTERED);
+        assert_eq!(headers["Cookie"], FILTERED);
+        assert_eq!(headers["User-Agent"], "curl/8");
+    }
+
+    #[test]
+    fn authorization_and_cookie_headers_as_pairs_are_filtered() {
+        let event = scrubbed(json!({"request": {"headers": [
+            ["Authorization", "Basic dXNlcjpwYXNz"],
+            ["Cookie", "sessionid=abc"],
+            ["Accept", "text/html"]
+        ]}}));
+        let headers = &event["request"]["headers"];
+        assert_eq!(headers[0], json!(["Authorization", FILTERED]));
+        assert_eq!(headers[1], json!(["Cookie", FILTERED]));
+        assert_eq!(headers[2], json!(["Accept", "text/html"]));
+    }
+
+    #[test]
+    fn header_names_are_matched_case_insensitively() {
+        let event = scrubbed(json!({"request": {"headers": {
+            "AUTHORIZATION": "x",
+            "x-api-key": "y",
+            "X-Csrf-Token": "z",
+            "Set-Cookie": "a=b"
+        }}}));
+        let headers = &event["request"]["headers"];
+        for name in ["AUTHORIZATION", "x-api-key", "X-Csrf-Token", "Set-Cookie"] {
+            assert_eq!(headers[name], FILTERED, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_query_string_keeps_its_string_form() {
+        let event = scrubbed(json!({"request": {"query_string": "a=1&token=x&b=2"}}));
+        assert_eq!(event["request"]["query_string"], "a=1&token=[Filtered]&b=2");
+    }
+
+    #[test]
+    fn percent_encoded_query_keys_are_decoded_before_judging() {
+        let event = scrubbed(json!({"request": {"query_string": "api%5Fkey=x"}}));
+        assert_eq!(event["request"]["query_string"], "api%5Fkey=[Filtered]");
+    }
+
+    #[test]
+    fn a_query_string_as_pairs_is_judged_by_key() {
+        let event = scrubbed(json!({"request": {"query_string": [
+            ["page", "2"],
+            ["access_token", "abc"]
+        ]}}));
+        let query = &event["request"]["query_string"];
+        assert_eq!(query[0], json!(["page", "2"]));
+        assert_eq!(query[1], json!(["access_token", FILTERED]));
+    }
+
+    #[test]
+    fn a_cookie_string_is_filtered_per_cookie_name() {
+        let event = scrubbed(json!({"request": {"cookies": "theme=dark; sessionid=abc"}}));
+        assert_eq!(
+            event["request"]["cookies"],
+            "theme=dark; sessionid=[Filtered]"
+        );
+    }
+
+    #[test]
+    fn known_session_cookies_are_filtered_as_an_object() {
+        let event = scrubbed(json!({"request": {"cookies": {"sudo": "1", "lang": "en"}}}));
+        assert_eq!(event["request"]["cookies"]["sudo"], FILTERED);
+        assert_eq!(event["request"]["cookies"]["lang"], "en");
+    }
+
+    #[test]
+    fn request_data_as_an_object_is_scrubbed() {
+        let event = scrubbed(json!({"request": {"data": {"user": {"password": "p"}, "q": 1}}}));
+        assert_eq!(event["request"]["data"]["user"]["password"], FILTERED);
+        assert_eq!(event["request"]["data"]["q"], 1);
+    }
+
+    #[test]
+    fn request_data_as_json_text_is_replaced_by_the_scrubbed_value() {
+        let event = scrubbed(json!({"request": {"data": r#"{"secret": "s", "n": 1}"#}}));
+        assert_eq!(
+            event["request"]["data"],
+            json!({"secret": FILTERED, "n": 1})
+        );
+    }
+
+    #[test]
+    fn request_data_as_a_form_string_is_scrubbed_like_a_query() {
+        let event = scrubbed(json!({"request": {"data": "user=bob&password=hunter2"}}));
+        assert_eq!(event["request"]["data"], "user=bob&password=[Filtered]");
+    }
+
+    #[test]
+    fn request_env_is_scrubbed() {
+        let event = scrubbed(json!({"request": {"env": {"DB_PASSWORD": "x", "PATH": "/bin"}}}));
+        assert_eq!(event["request"]["env"]["DB_PASSWORD"], FILTERED);
+        assert_eq!(event["request"]["env"]["PATH"], "/bin");
+    }
+
+    #[test]
+    fn a_card_number_in_a_breadcrumb_message_is_filtered() {
+        let event = scrubbed(json!({"breadcrumbs": {"values": [{
+            "message": "charged 4111 1111 1111 1111 ok",
+            "data": {"auth_token": "t"}
+        }]}}));
+        let crumb = &event["breadcrumbs"]["values"][0];
+        assert_eq!(crumb["message"], "charged [Filtered] ok");
+        assert_eq!(crumb["data"]["auth_token"], FILTERED);
+    }
+
+    #[test]
+    fn a_card_number_in_extra_is_filtered() {
+        let event = scrubbed(json!({"extra": {"note": "card 5500-0000-0000-0004"}}));
+        assert_eq!(event["extra"]["note"], "card [Filtered]");
+    }
+
+    #[test]
+    fn a_bearer_token_in_a_string_is_filtered() {
+        let event = scrubbed(json!({"extra": {"line": "sent Bearer eyJhbGci.abc.def to api"}}));
+        assert_eq!(event["extra"]["line"], "sent Bearer [Filtered] to api");
+    }
+
+    #[test]
+    fn a_pem_private_key_is_filtered() {
+        let pem = "key: -----BEGIN RSA PRIVATE KEY-----\nMIIE\n-----END RSA PRIVATE KEY----- end";
+        let event = scrubbed(json!({"extra": {"cfg": pem}}));
+        assert_eq!(event["extra"]["cfg"], "key: [Filtered] end");
+    }
+
+    #[test]
+    fn url_credentials_in_request_url_are_filtered() {
+        let event = scrubbed(json!({"request": {
+            "url": "https://admin:s3cret@example.com/path?x=1&token=t"
+        }}));
+        assert_eq!(
+            event["request"]["url"],
+            "https://admin:[Filtered]@example.com/path?x=1&token=[Filtered]"
+        );
+    }
+
+    #[test]
+    fn url_credentials_inside_any_string_are_filtered() {
+        let event = scrubbed(json!({"extra": {"dsn": "postgres://app:pw@db:5432/x"}}));
+        assert_eq!(event["extra"]["dsn"], "postgres://app:[Filtered]@db:5432/x");
+    }
+
+    #[test]
+    fn user_id_email_username_and_ip_are_kept() {
+        let event = scrubbed(json!({"user": {
+            "id": "42",
+            "email": "a@example.com",
+            "username": "alice",
+            "ip_address": "10.0.0.1",
+            "session_token": "x"
+        }}));
+        let user = &event["user"];
+        assert_eq!(user["id"], "42");
+        assert_eq!(user["email"], "a@example.com");
+        assert_eq!(user["username"], "alice");
+        assert_eq!(user["ip_address"], "10.0.0.1");
+        assert_eq!(user["session_token"], FILTERED);
+    }
+
+    #[test]
+    fn tags_are_judged_by_tag_key() {
+        let event = scrubbed(json!({"tags": {"api_key": "k", "browser": "Firefox"}}));
+        assert_eq!(event["tags"]["api_key"], FILTERED);
+        assert_eq!(event["tags"]["browser"], "Firefox");
+    }
+
+    #[test]
+    fn logentry_params_and_formatted_are_scrubbed_but_the_template_is_kept() {
+        let event = scrubbed(json!({"logentry": {
+            "message": "login %s with password %s",
+            "formatted": "login bob with Bearer abc",
+            "params": {"password": "p"}
+        }}));
+        assert_eq!(event["logentry"]["message"], "login %s with password %s");
+        assert_eq!(
+            event["logentry"]["formatted"],
+            "login bob with Bearer [Filtered]"
+        );
+        assert_eq!(event["logentry"]["params"]["password"], FILTERED);
+    }
+
+    #[test]
+    fn an_exception_value_mentioning_password_is_kept() {
+        let event = scrubbed(json!({
+            "exception": {"values": [{
+                "type": "AuthError",
+                "value": "invalid password for Bearer abc",
+                "module": "auth.tokens"
+            }]},
+            "release": "token-service@1.0",
+            "environment": "secret-prod"
+        }));
+        let exception = &event["exception"]["values"][0];
+        assert_eq!(exception["value"], "invalid password for Bearer abc");
+        assert_eq!(exception["type"], "AuthError");
+        assert_eq!(exception["module"], "auth.tokens");
+        assert_eq!(event["release"], "token-service@1.0");
+        assert_eq!(event["environment"], "secret-prod");
+    }
+
+    #[test]
+    fn wrong_types_do_not_panic() {
+        let shapes = [
+            json!(5),
+            json!(null),
+            json!({"request": 5}),
+            json!({"request": {"headers": "x", "cookies": 3, "query_string": null,
+                               "data": true, "env": [1, 2], "url": 7}}),
+            json!({"request": {"headers": [1, ["only-one"], [2, "x"], ["a", "b", "c"]]}}),
+            json!({"user": "bob", "tags": 1, "extra": [], "contexts": "x"}),
+            json!({"breadcrumbs": {"values": "x"}, "exception": {"values": [1]},
+                   "threads": 3, "logentry": []}),
+            json!({"exception": {"values": [{"stacktrace": {"frames": [1, {"vars": 2}]}}]}}),
+            json!({"breadcrumbs": [null, {"message": 1, "data": "s"}]}),
+        ];
+        for shape in shapes {
+            scrubbed(shape);
+        }
+    }
+
+    #[test]
+    fn hostile_nesting_is_bounded_and_does_not_overflow() {
+        let mut deep = json!({"password": "deep"});
+        for _ in 0..500 {
+            deep = json!({"a": deep});
+        }
+        let event = scrubbed(json!({"extra": {"password": "shallow", "nested": deep}}));
+        assert_eq!(event["extra"]["password"], FILTERED);
+    }
+
+    /// Sentry's key rule is a substring match on `auth`, so `author` (and
+    /// `oauth_provider`, `authenticated`...) is filtered as well. We keep
+    /// Sentry's behaviour rather than inventing a stricter rule.
+    #[test]
+    fn keys_like_author_are_filtered_by_the_substring_rule() {
+        let event = scrubbed(json!({"extra": {"author": "Jane", "title": "Intro"}}));
+        assert_eq!(event["extra"]["author"], FILTERED);
+        assert_eq!(event["extra"]["title"], "Intro");
+    }
+
+    #[test]
+    fn exact_match_keys_only_filter_on_equality() {
+        let event =
+            scrubbed(json!({"extra": {"otp": "123456", "otp_length": 6, "Two-Factor": "1"}}));
+        assert_eq!(event["extra"]["otp"], FILTERED);
+        assert_eq!(event["extra"]["otp_length"], 6);
+        assert_eq!(event["extra"]["Two-Factor"], FILTERED);
+    }
+}

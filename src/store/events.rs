@@ -1,0 +1,334 @@
+//! The batch writer's transaction: issues, events and the aggregates the dashboard reads, for
+//! many events at once. Rows are touched in a fixed order (issues by project and hash, then
+//! aggregates by key) so that concurrent writers — in one process or several — never deadlock.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgPool, Postgres, Transaction};
+use uuid::Uuid;
+
+use crate::ingest::process::PreparedEvent;
+
+/// Writes `events` in one transaction. Events whose `(project_id, event_id)` is already stored
+/// (SDK retries) are skipped and counted nowhere. Returns how many events were new.
+pub async fn write_batch(pool: &PgPool, events: &[&PreparedEvent]) -> sqlx::Result<usize> {
+    let events = unique_events(events);
+    let mut tx = pool.begin().await?;
+    let issue_ids = upsert_issues(&mut tx, &events).await?;
+    let inserted = insert_events(&mut tx, &events, &issue_ids).await?;
+    let new_events: Vec<(&PreparedEvent, i64)> = events
+        .iter()
+        .filter(|e| inserted.contains(&(e.project_id, e.event_id)))
+        .map(|e| (*e, issue_ids[&(e.project_id, e.hash.as_str())]))
+        .collect();
+    if !new_events.is_empty() {
+        add_hourly_counts(&mut tx, &new_events).await?;
+        let new_users = add_tag_values(&mut tx, &new_events).await?;
+        update_issue_counts(&mut tx, &new_events, &new_users).await?;
+    }
+    tx.commit().await?;
+    Ok(new_events.len())
+}
+
+/// The first of each `(project_id, event_id)`: a retry inside one batch counts once.
+fn unique_events<'a>(events: &[&'a PreparedEvent]) -> Vec<&'a PreparedEvent> {
+    let mut seen = HashSet::new();
+    events
+        .iter()
+        .copied()
+        .filter(|e| seen.insert((e.project_id, e.event_id)))
+        .collect()
+}
+
+type IssueKey<'a> = (i64, &'a str);
+
+/// Creates missing issues and locks existing ones, in `(project_id, hash)` order; the newest
+/// event of each issue sets its title, culprit, level and metadata.
+async fn upsert_issues<'a>(
+    tx: &mut Transaction<'_, Postgres>,
+    events: &[&'a PreparedEvent],
+) -> sqlx::Result<HashMap<IssueKey<'a>, i64>> {
+    let mut newest: BTreeMap<IssueKey<'a>, &PreparedEvent> = BTreeMap::new();
+    for event in events {
+        let entry = newest
+            .entry((event.project_id, event.hash.as_str()))
+            .or_insert(event);
+        if event.occurred_at >= entry.occurred_at {
+            *entry = event;
+        }
+    }
+    let mut columns = IssueColumns::default();
+    for event in newest.values() {
+        columns.push(event);
+    }
+    let rows: Vec<(i64, i64, String)> = sqlx::query_as(
+        "INSERT INTO issues (project_id, hash, title, culprit, level, first_seen, last_seen, grouping, metadata)
+         SELECT p, h, t, c, l, s, s, g::jsonb, m::jsonb
+           FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],
+                       $7::text[], $8::text[]) AS u(p, h, t, c, l, s, g, m)
+          ORDER BY p, h
+         ON CONFLICT (project_id, hash) DO UPDATE
+            SET title = EXCLUDED.title, culprit = EXCLUDED.culprit,
+                level = EXCLUDED.level, metadata = EXCLUDED.metadata
+         RETURNING id, project_id, hash",
+    )
+    .bind(&columns.project_ids)
+    .bind(&columns.hashes)
+    .bind(&columns.titles)
+    .bind(&columns.culprits)
+    .bind(&columns.levels)
+    .bind(&columns.seen)
+    .bind(&columns.groupings)
+    .bind(&columns.metadata)
+    .fetch_all(&mut **tx)
+    .await?;
+    let by_key: HashMap<(i64, String), i64> = rows
+        .into_iter()
+        .map(|(id, project, hash)| ((project, hash), id))
+        .collect();
+    let ids = newest
+        .keys()
+        .filter_map(|key| by_key.get(&(key.0, key.1.to_owned())).map(|id| (*key, *id)))
+        .collect();
+    Ok(ids)
+}
+
+#[derive(Default)]
+struct IssueColumns {
+    project_ids: Vec<i64>,
+    hashes: Vec<String>,
+    titles: Vec<String>,
+    culprits: Vec<String>,
+    levels: Vec<String>,
+    seen: Vec<DateTime<Utc>>,
+    groupings: Vec<String>,
+    metadata: Vec<String>,
+}
+
+impl IssueColumns {
+    fn push(&mut self, event: &PreparedEvent) {
+        self.project_ids.push(event.project_id);
+        self.hashes.push(event.hash.clone());
+        self.titles.push(event.title.clone());
+        self.culprits.push(event.culprit.clone());
+        self.levels.push(event.level.clone());
+        self.seen.push(event.occurred_at);
+        self.groupings.push(event.grouping.to_string());
+        self.metadata.push(event.metadata.to_string());
+    }
+}
+
+/// Inserts the events, skipping ones already stored; returns the keys of those inserted.
+async fn insert_events(
+    tx: &mut Transaction<'_, Postgres>,
+    events: &[&PreparedEvent],
+    issue_ids: &HashMap<IssueKey<'_>, i64>,
+) -> sqlx::Result<HashSet<(i64, Uuid)>> {
+    let n = events.len();
+    let (mut project_ids, mut event_ids, mut issues) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut received, mut occurred, mut levels) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut environments, mut releases, mut users, mut bodies) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for event in events {
+        project_ids.push(event.project_id);
+        event_ids.push(event.event_id);
+        issues.push(issue_ids[&(event.project_id, event.hash.as_str())]);
+        received.push(event.received_at);
+        occurred.push(event.occurred_at);
+        levels.push(event.level.as_str());
+        environments.push(event.environment.as_deref());
+        releases.push(event.release.as_deref());
+        users.push(event.user_key.as_deref());
+        bodies.push(event.body.as_slice());
+    }
+    let rows: Vec<(i64, Uuid)> = sqlx::query_as(
+        "INSERT INTO events (project_id, event_id, issue_id, received_at, occurred_at, level,
+                             environment, release, user_key, body)
+         SELECT * FROM UNNEST($1::int8[], $2::uuid[], $3::int8[], $4::timestamptz[], $5::timestamptz[],
+                              $6::text[], $7::text[], $8::text[], $9::text[], $10::bytea[])
+          ORDER BY 1, 2
+         ON CONFLICT (project_id, event_id) DO NOTHING
+         RETURNING project_id, event_id",
+    )
+    .bind(&project_ids)
+    .bind(&event_ids)
+    .bind(&issues)
+    .bind(&received)
+    .bind(&occurred)
+    .bind(&levels)
+    .bind(&environments)
+    .bind(&releases)
+    .bind(&users)
+    .bind(&bodies)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(rows.into_iter().collect())
+}
+
+async fn add_hourly_counts(
+    tx: &mut Transaction<'_, Postgres>,
+    events: &[(&PreparedEvent, i64)],
+) -> sqlx::Result<()> {
+    let mut counts: BTreeMap<(i64, DateTime<Utc>), i64> = BTreeMap::new();
+    for (event, issue_id) in events {
+        *counts.entry((*issue_id, event.hour())).or_default() += 1;
+    }
+    let (keys, values): (Vec<_>, Vec<i64>) = counts.into_iter().unzip();
+    let (issue_ids, hours): (Vec<i64>, Vec<DateTime<Utc>>) = keys.into_iter().unzip();
+    sqlx::query(
+        "INSERT INTO issue_hourly_counts (issue_id, hour, count)
+         SELECT * FROM UNNEST($1::int8[], $2::timestamptz[], $3::int8[]) ORDER BY 1, 2
+         ON CONFLICT (issue_id, hour) DO UPDATE SET count = issue_hourly_counts.count + EXCLUDED.count",
+    )
+    .bind(&issue_ids)
+    .bind(&hours)
+    .bind(&values)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+struct TagCount {
+    count: i64,
+    first_seen: DateTime<Utc>,
+    last_seen: DateTime<Utc>,
+}
+
+/// Adds the events' tag values; returns, per issue, how many `user` values were new to it.
+async fn add_tag_values(
+    tx: &mut Transaction<'_, Postgres>,
+    events: &[(&PreparedEvent, i64)],
+) -> sqlx::Result<HashMap<i64, i64>> {
+    let mut counts: BTreeMap<(i64, &str, &str), TagCount> = BTreeMap::new();
+    for (event, issue_id) in events {
+        for (key, value) in &event.tags {
+            let t = event.occurred_at;
+            let entry = counts
+                .entry((*issue_id, key.as_str(), value.as_str()))
+                .or_insert(TagCount {
+                    count: 0,
+                    first_seen: t,
+                    last_seen: t,
+                });
+            entry.count += 1;
+            entry.first_seen = entry.first_seen.min(t);
+            entry.last_seen = entry.last_seen.max(t);
+        }
+    }
+    if counts.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let n = counts.len();
+    let (mut issue_ids, mut keys, mut values) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut totals, mut firsts, mut lasts) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for ((issue_id, key, value), tag) in counts {
+        issue_ids.push(issue_id);
+        keys.push(key);
+        values.push(value);
+        totals.push(tag.count);
+        firsts.push(tag.first_seen);
+        lasts.push(tag.last_seen);
+    }
+    // `xmax = 0` marks a row this statement inserted rather than updated: a new distinct value.
+    let rows: Vec<(i64, bool)> = sqlx::query_as(
+        "INSERT INTO issue_tag_values (issue_id, key, value, count, first_seen, last_seen)
+         SELECT * FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::int8[], $5::timestamptz[], $6::timestamptz[])
+          ORDER BY 1, 2, 3
+         ON CONFLICT (issue_id, key, value) DO UPDATE
+            SET count = issue_tag_values.count + EXCLUDED.count,
+                first_seen = LEAST(issue_tag_values.first_seen, EXCLUDED.first_seen),
+                last_seen = GREATEST(issue_tag_values.last_seen, EXCLUDED.last_seen)
+         RETURNING issue_id, (key = 'user' AND xmax = 0)",
+    )
+    .bind(&issue_ids)
+    .bind(&keys)
+    .bind(&values)
+    .bind(&totals)
+    .bind(&firsts)
+    .bind(&lasts)
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut new_users: HashMap<i64, i64> = HashMap::new();
+    for (issue_id, new_user) in rows {
+        if new_user {
+            *new_users.entry(issue_id).or_default() += 1;
+        }
+    }
+    Ok(new_users)
+}
+
+/// Adds the new events to their issues' totals. A resolved issue that receives an event is
+/// open again, marked as a regression.
+async fn update_issue_counts(
+    tx: &mut Transaction<'_, Postgres>,
+    events: &[(&PreparedEvent, i64)],
+    new_users: &HashMap<i64, i64>,
+) -> sqlx::Result<()> {
+    let mut per_issue: BTreeMap<i64, TagCount> = BTreeMap::new();
+    for (event, issue_id) in events {
+        let t = event.occurred_at;
+        let entry = per_issue.entry(*issue_id).or_insert(TagCount {
+            count: 0,
+            first_seen: t,
+            last_seen: t,
+        });
+        entry.count += 1;
+        entry.first_seen = entry.first_seen.min(t);
+        entry.last_seen = entry.last_seen.max(t);
+    }
+    let n = per_issue.len();
+    let (mut ids, mut counts, mut users) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut firsts, mut lasts) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for (id, tally) in per_issue {
+        ids.push(id);
+        counts.push(tally.count);
+        users.push(new_users.get(&id).copied().unwrap_or(0));
+        firsts.push(tally.first_seen);
+        lasts.push(tally.last_seen);
+    }
+    sqlx::query(
+        "UPDATE issues
+            SET event_count = issues.event_count + u.n,
+                user_count = issues.user_count + u.new_users,
+                first_seen = LEAST(issues.first_seen, u.first_seen),
+                last_seen = GREATEST(issues.last_seen, u.last_seen),
+                regressed_at = CASE WHEN issues.status = 'resolved' THEN now() ELSE issues.regressed_at END,
+                status = CASE WHEN issues.status = 'resolved' THEN 'unresolved'::issue_status ELSE issues.status END
+           FROM UNNEST($1::int8[], $2::int8[], $3::int8[], $4::timestamptz[], $5::timestamptz[])
+                AS u(id, n, new_users, first_seen, last_seen)
+          WHERE issues.id = u.id",
+    )
+    .bind(&ids)
+    .bind(&counts)
+    .bind(&users)
+    .bind(&firsts)
+    .bind(&lasts)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}

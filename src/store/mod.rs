@@ -1,0 +1,59 @@
+//! Every SQL query Faultline runs lives under this module.
+
+pub mod events;
+pub mod keys;
+pub mod projects;
+
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::migrate::MigrateDatabase;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Postgres};
+
+use crate::config::DatabaseSettings;
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Connects to PostgreSQL, creating the database first if it does not exist. The pool
+/// reconnects by itself, so a database that goes away and comes back needs no restart.
+pub async fn connect(settings: &DatabaseSettings) -> anyhow::Result<PgPool> {
+    let url = &settings.database_url;
+    let options: PgConnectOptions = url
+        .parse()
+        .context("DATABASE_URL is not a valid PostgreSQL URL")?;
+    if !Postgres::database_exists(url)
+        .await
+        .context("could not reach PostgreSQL")?
+    {
+        Postgres::create_database(url)
+            .await
+            .context("could not create the database")?;
+        tracing::info!(
+            database = options.get_database().unwrap_or_default(),
+            "created database"
+        );
+    }
+    PgPoolOptions::new()
+        .max_connections(settings.db_pool_size)
+        .acquire_timeout(Duration::from_secs(3))
+        .connect_with(options)
+        .await
+        .context("could not connect to PostgreSQL")
+}
+
+pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
+    MIGRATOR
+        .run(pool)
+        .await
+        .context("could not apply database migrations")
+}
+
+/// Whether the database answers at all (for `/readyz`).
+pub async fn ping(pool: &PgPool) -> bool {
+    let query = sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(pool);
+    matches!(
+        tokio::time::timeout(Duration::from_secs(2), query).await,
+        Ok(Ok(1))
+    )
+}
