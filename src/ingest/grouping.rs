@@ -35,10 +35,26 @@ pub fn compute_grouping(event: &Value) -> Grouping {
 /// `"{type}: {first line of value}"` for errors, the message for message events.
 pub fn title(event: &Value) -> String {
     let title = match exceptions(event).last() {
+        // JS SDKs attach a typeless, synthetic exception to captured messages only to carry
+        // the stack trace: the message is the better title then.
+        Some(main) if is_message_carrier(main) && has_message(event) => message_title(event),
         Some(main) => exception_title(main),
         None => message_title(event),
     };
     truncate_chars(&title, MAX_TITLE_CHARS)
+}
+
+fn is_message_carrier(exception: &Value) -> bool {
+    non_blank_at(exception, "/type").is_none()
+        && exception
+            .pointer("/mechanism/synthetic")
+            .and_then(Value::as_bool)
+            == Some(true)
+}
+
+fn has_message(event: &Value) -> bool {
+    non_blank_at(event, "/logentry/formatted").is_some()
+        || non_blank_at(event, "/logentry/message").is_some()
 }
 
 /// The `culprit` or `transaction` field, else the crashing frame, else the request URL.

@@ -652,12 +652,11 @@ pub fn truncate_chars(s: &str, max: usize) -> String {
 /// Bounds every string's length and the nesting depth of the whole value, in place.
 fn bound(value: &mut Value, depth_left: usize, max_chars: usize) {
     match value {
-        Value::String(s) => {
-            if s.len() > max_chars {
-                if let Some((byte, _)) = s.char_indices().nth(max_chars) {
-                    s.truncate(byte);
-                    s.push('…');
-                }
+        // A string of at most `max_chars` bytes has at most that many characters.
+        Value::String(s) if s.len() > max_chars => {
+            if let Some((byte, _)) = s.char_indices().nth(max_chars) {
+                s.truncate(byte);
+                s.push('…');
             }
         }
         Value::Array(items) if depth_left == 0 => {

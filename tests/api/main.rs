@@ -1,0 +1,11 @@
+//! End-to-end tests: a real server over real HTTP against a real PostgreSQL.
+
+mod concurrency;
+mod fixtures;
+mod grouping;
+mod health;
+mod helpers;
+mod hostile;
+mod protocol;
+mod python_sdk;
+mod scrubbing;
