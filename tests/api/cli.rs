@@ -1,0 +1,177 @@
+//! The `faultline` binary as a new user meets it: create a project, read its DSN, run the
+//! server, send a first error with curl, and read the request log.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::helpers::new_database_url;
+
+fn faultline(database_url: &str) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_faultline"));
+    command
+        .env("DATABASE_URL", database_url)
+        .env("FAULTLINE_BASE_URL", "http://errors.example.com:8000");
+    command
+}
+
+fn run(command: &mut Command) -> (bool, String, String) {
+    let output = command.output().expect("faultline runs");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).to_string(),
+        String::from_utf8_lossy(&output.stderr).to_string(),
+    )
+}
+
+#[test]
+fn project_create_prints_the_dsn_last_and_project_list_shows_it() {
+    let database_url = new_database_url();
+    let (ok, stdout, stderr) =
+        run(faultline(&database_url).args(["project", "create", "checkout-api"]));
+    assert!(ok, "{stderr}");
+    let dsn = stdout.lines().last().expect("a last line");
+    let rest = dsn.strip_prefix("http://").expect("http DSN");
+    let (key, location) = rest.split_once('@').expect("key@host");
+    assert_eq!(key.len(), 32);
+    assert!(key.chars().all(|c| c.is_ascii_hexdigit()));
+    let project_id = location
+        .strip_prefix("errors.example.com:8000/")
+        .expect("host from FAULTLINE_BASE_URL");
+    assert!(project_id.parse::<i64>().is_ok(), "{dsn}");
+
+    let (ok, listing, stderr) = run(faultline(&database_url).args(["project", "list"]));
+    assert!(ok, "{stderr}");
+    assert!(
+        listing.contains("checkout-api") && listing.contains(dsn),
+        "{listing}"
+    );
+
+    let (ok, _, stderr) = run(faultline(&database_url).args(["project", "create", "checkout-api"]));
+    assert!(!ok);
+    assert!(stderr.contains("already exists"), "{stderr}");
+}
+
+#[test]
+fn help_documents_every_command_and_environment_variable() {
+    let (ok, top, _) = run(Command::new(env!("CARGO_BIN_EXE_faultline")).arg("--help"));
+    assert!(ok);
+    for command in ["serve", "migrate", "project"] {
+        assert!(top.contains(command), "{top}");
+    }
+    let (_, serve, _) =
+        run(Command::new(env!("CARGO_BIN_EXE_faultline")).args(["serve", "--help"]));
+    for variable in [
+        "DATABASE_URL",
+        "FAULTLINE_BIND",
+        "FAULTLINE_BASE_URL",
+        "FAULTLINE_MAX_BODY_BYTES",
+        "FAULTLINE_MAX_DECOMPRESSED_BYTES",
+        "FAULTLINE_MAX_EVENT_BYTES",
+        "FAULTLINE_MAX_STRING_CHARS",
+        "FAULTLINE_MAX_BREADCRUMBS",
+        "FAULTLINE_MAX_FRAMES",
+        "FAULTLINE_MAX_JSON_DEPTH",
+        "LOG_FORMAT",
+    ] {
+        assert!(
+            serve.contains(variable),
+            "{variable} missing from serve --help"
+        );
+    }
+}
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn serve_binary_takes_a_curl_event_and_logs_one_json_line_per_request_without_secrets() {
+    let database_url = new_database_url();
+    let (ok, stdout, stderr) =
+        run(faultline(&database_url).args(["project", "create", "curl-app"]));
+    assert!(ok, "{stderr}");
+    let dsn = stdout.lines().last().unwrap().to_owned();
+    let key = &dsn["http://".len()..dsn.find('@').unwrap()];
+    let project_id = dsn.rsplit('/').next().unwrap();
+
+    let port = free_port();
+    let mut server = Server(
+        faultline(&database_url)
+            .arg("serve")
+            .env("FAULTLINE_BIND", format!("127.0.0.1:{port}"))
+            .env("LOG_FORMAT", "json")
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("server starts"),
+    );
+    let mut log = BufReader::new(server.0.stderr.take().unwrap());
+    wait_until_listening(port);
+
+    let url = format!(
+        "http://127.0.0.1:{port}/api/{project_id}/store/?sentry_key={key}&sentry_version=7"
+    );
+    let curl = Command::new("curl")
+        .args([
+            "-sS",
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/json",
+            "--data",
+        ])
+        .arg(r#"{"message": "Hello from curl", "level": "warning", "tags": {"source": "curl"}}"#)
+        .arg(&url)
+        .output()
+        .expect("curl is installed");
+    let answer: Value = serde_json::from_slice(&curl.stdout).expect("JSON answer");
+    assert_eq!(answer["id"].as_str().map(str::len), Some(32), "{answer}");
+
+    drop(server);
+    let mut lines = String::new();
+    let mut line = String::new();
+    while log.read_line(&mut line).unwrap_or(0) > 0 {
+        lines.push_str(&line);
+        line.clear();
+    }
+    let request_line = lines
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| l["http.route"] == "/api/{project_id}/store/")
+        .unwrap_or_else(|| panic!("no request line in:\n{lines}"));
+    assert_eq!(request_line["http.status"], 200);
+    assert_eq!(request_line["http.method"], "POST");
+    assert!(request_line["request.id"].is_string());
+    assert!(request_line["duration_ms"].is_number());
+    assert!(
+        !lines.contains(key),
+        "the DSN key must never be logged:\n{lines}"
+    );
+    assert!(
+        !lines.contains("Hello from curl"),
+        "event bodies must never be logged"
+    );
+}
+
+fn wait_until_listening(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "server did not start listening");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
