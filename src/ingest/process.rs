@@ -102,6 +102,17 @@ pub fn prepare(
     })
 }
 
+/// Whether a `/store/` payload is a transaction (legacy SDKs), which Faultline drops.
+pub fn is_transaction(payload: &[u8]) -> bool {
+    #[derive(serde::Deserialize)]
+    struct EventType {
+        #[serde(rename = "type")]
+        event_type: Option<String>,
+    }
+    serde_json::from_slice::<EventType>(payload)
+        .is_ok_and(|e| e.event_type.as_deref() == Some("transaction"))
+}
+
 /// Sentry's issue metadata: the raised exception's type and value and where it happened, or
 /// the title for message events.
 fn metadata(event: &Value, title: &str) -> Value {

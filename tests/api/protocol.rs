@@ -64,6 +64,16 @@ async fn store_endpoint_accepts_json_with_and_without_trailing_slash() {
 }
 
 #[tokio::test]
+async fn transaction_sent_to_store_is_accepted_and_dropped() {
+    let app = spawn_app().await;
+    let response = app
+        .store(&json!({"type": "transaction", "transaction": "/cart", "spans": []}))
+        .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(app.event_count().await, 0);
+}
+
+#[tokio::test]
 async fn store_endpoint_generates_an_id_when_the_event_has_none() {
     let app = spawn_app().await;
     let id = app.store_ok(&json!({"message": "no id here"})).await;
