@@ -94,6 +94,10 @@ async fn store_endpoint(
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad_request("request body is empty"));
     }
+    if process::is_transaction(&body) {
+        // Old SDKs sent transactions to /store/ too; like envelope transactions, they are dropped.
+        return Ok(accepted(None));
+    }
     let context = EnvelopeContext {
         client_ip: client_ip(&req),
         ..Default::default()
