@@ -27,6 +27,8 @@ pub fn tag_values(event: &Value) -> Vec<(String, String)> {
         text(event, &["request", "url"]).map(|u| strip_query(&u).to_owned()),
     );
     push("user", user_key(event));
+    push("handled", handled(event));
+    push("request", failed_request(event));
     if let Some(tags) = event.get("tags").and_then(Value::as_object) {
         for (key, value) in tags {
             push(key, value.as_str().map(str::to_owned));
@@ -53,6 +55,58 @@ pub fn user_key(event: &Value) -> Option<String> {
         };
         Some(truncate_chars(&format!("{prefix}:{value}"), MAX_TAG_CHARS))
     })
+}
+
+/// `no` when any exception in the chain was unhandled (a crash), `yes` when all were handled.
+fn handled(event: &Value) -> Option<String> {
+    let exceptions = event.pointer("/exception/values")?.as_array()?;
+    if exceptions.is_empty() {
+        return None;
+    }
+    let crashed = exceptions
+        .iter()
+        .any(|e| e.pointer("/mechanism/handled").and_then(Value::as_bool) == Some(false));
+    Some(if crashed { "no" } else { "yes" }.to_owned())
+}
+
+/// The request the error happened in: method and route (the transaction, else the URL's
+/// path), and the response status when the event carries one, e.g. `POST /orders/{id} → 500`.
+fn failed_request(event: &Value) -> Option<String> {
+    let request = event.get("request")?;
+    let method = request.get("method").and_then(Value::as_str).unwrap_or("");
+    let route = event
+        .get("transaction")
+        .and_then(Value::as_str)
+        .filter(|t| t.starts_with('/'))
+        .map(str::to_owned)
+        .or_else(|| request.get("url").and_then(Value::as_str).map(url_path))?;
+    let mut described = format!("{} {}", method.to_ascii_uppercase(), route)
+        .trim()
+        .to_owned();
+    let status = event
+        .pointer("/contexts/response/status_code")
+        .and_then(|s| {
+            s.as_u64()
+                .map(|n| n.to_string())
+                .or_else(|| s.as_str().map(str::to_owned))
+        })
+        .or_else(|| text(event, &["tags", "http.status_code"]));
+    if let Some(status) = status {
+        described.push_str(&format!(" → {status}"));
+    }
+    Some(described)
+}
+
+/// `/orders/5` from `https://shop.example/orders/5?x=1`.
+fn url_path(url: &str) -> String {
+    let without_query = strip_query(url);
+    let after_scheme = without_query
+        .split_once("://")
+        .map_or(without_query, |(_, rest)| rest);
+    match after_scheme.find('/') {
+        Some(i) if without_query.contains("://") => after_scheme[i..].to_owned(),
+        _ => without_query.to_owned(),
+    }
 }
 
 fn text(event: &Value, path: &[&str]) -> Option<String> {
@@ -104,6 +158,39 @@ mod tests {
         assert_eq!(get("user"), Some("id:42"));
         assert_eq!(get("region"), Some("eu"));
         assert_eq!(pairs.iter().filter(|(k, _)| k == "environment").count(), 1);
+        assert_eq!(
+            get("request"),
+            Some("/cart"),
+            "without a method, the route alone"
+        );
+    }
+
+    #[test]
+    fn the_failed_request_names_method_route_and_status() {
+        let event = json!({
+            "transaction": "/orders/{id}",
+            "request": {"method": "post", "url": "https://shop.example/orders/5?x=1"},
+            "contexts": {"response": {"status_code": 500}},
+            "exception": {"values": [{"type": "E", "mechanism": {"handled": false}}]}
+        });
+        let pairs = tag_values(&event);
+        let get = |k: &str| {
+            pairs
+                .iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(get("request"), Some("POST /orders/{id} → 500"));
+        assert_eq!(get("handled"), Some("no"));
+        let by_url = json!({"request": {"method": "GET", "url": "https://shop.example/cart?id=1"}});
+        let pairs = tag_values(&by_url);
+        assert_eq!(
+            pairs
+                .iter()
+                .find(|(k, _)| k == "request")
+                .map(|(_, v)| v.as_str()),
+            Some("GET /cart")
+        );
     }
 
     #[test]
