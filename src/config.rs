@@ -62,6 +62,45 @@ pub struct Settings {
 
     #[command(flatten)]
     pub pipeline: PipelineSettings,
+
+    #[command(flatten)]
+    pub dashboard: DashboardSettings,
+}
+
+/// Operators' access to the dashboard and the API.
+#[derive(Debug, Clone, Args)]
+pub struct DashboardSettings {
+    /// A session unused for this many minutes ends.
+    #[arg(long, env = "FAULTLINE_SESSION_IDLE_MINUTES", default_value_t = 12 * 60)]
+    pub session_idle_minutes: i64,
+
+    /// A session ends this many hours after login, however active.
+    #[arg(long, env = "FAULTLINE_SESSION_MAX_HOURS", default_value_t = 7 * 24)]
+    pub session_max_hours: i64,
+
+    /// With FAULTLINE_ADMIN_PASSWORD: the first admin, created at start-up when no user exists.
+    #[arg(long, env = "FAULTLINE_ADMIN_EMAIL")]
+    pub admin_email: Option<String>,
+
+    /// Password of FAULTLINE_ADMIN_EMAIL.
+    #[arg(long, env = "FAULTLINE_ADMIN_PASSWORD", hide_env_values = true)]
+    pub admin_password: Option<String>,
+
+    /// The organisation slug of the Sentry-shaped API (`/api/0/projects/{org}/…`).
+    #[arg(long, env = "FAULTLINE_ORG", default_value = "faultline")]
+    pub org: String,
+}
+
+impl Default for DashboardSettings {
+    fn default() -> Self {
+        DashboardSettings {
+            session_idle_minutes: 12 * 60,
+            session_max_hours: 7 * 24,
+            admin_email: None,
+            admin_password: None,
+            org: "faultline".into(),
+        }
+    }
 }
 
 /// Size limits applied to every ingest request. Bodies over a byte limit are refused with 413;

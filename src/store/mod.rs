@@ -1,8 +1,11 @@
 //! Every SQL query Faultline runs lives under this module.
 
+pub mod event_reads;
 pub mod events;
+pub mod issues;
 pub mod keys;
 pub mod projects;
+pub mod users;
 
 use std::time::Duration;
 

@@ -54,3 +54,109 @@ pub async fn list(pool: &PgPool) -> sqlx::Result<Vec<ProjectWithKey>> {
     .fetch_all(pool)
     .await
 }
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ProjectSummary {
+    pub id: i64,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+    pub issue_count: i64,
+    pub event_count: i64,
+    pub unresolved_count: i64,
+}
+
+/// Every project with its issue and event totals.
+pub async fn list_with_counts(pool: &PgPool) -> sqlx::Result<Vec<ProjectSummary>> {
+    sqlx::query_as(
+        "SELECT p.id, p.name, p.created_at,
+                count(i.id) AS issue_count,
+                COALESCE(sum(i.event_count), 0)::int8 AS event_count,
+                count(i.id) FILTER (WHERE i.status = 'unresolved') AS unresolved_count
+           FROM projects p LEFT JOIN issues i ON i.project_id = p.id
+          GROUP BY p.id ORDER BY p.name",
+    )
+    .fetch_all(pool)
+    .await
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Project {
+    pub id: i64,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+}
+
+pub async fn find(pool: &PgPool, project_id: i64) -> sqlx::Result<Option<Project>> {
+    sqlx::query_as("SELECT id, name, created_at FROM projects WHERE id = $1")
+        .bind(project_id)
+        .fetch_optional(pool)
+        .await
+}
+
+pub async fn find_by_name(pool: &PgPool, name: &str) -> sqlx::Result<Option<Project>> {
+    sqlx::query_as("SELECT id, name, created_at FROM projects WHERE name = $1")
+        .bind(name)
+        .fetch_optional(pool)
+        .await
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ProjectKey {
+    pub id: i64,
+    pub public_key: String,
+    pub label: String,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+pub async fn keys(pool: &PgPool, project_id: i64) -> sqlx::Result<Vec<ProjectKey>> {
+    sqlx::query_as(
+        "SELECT id, public_key, label, created_at, revoked_at FROM project_keys
+          WHERE project_id = $1 ORDER BY revoked_at IS NOT NULL, id",
+    )
+    .bind(project_id)
+    .fetch_all(pool)
+    .await
+}
+
+pub async fn add_key(pool: &PgPool, project_id: i64, public_key: &str, label: &str) -> sqlx::Result<i64> {
+    sqlx::query_scalar("INSERT INTO project_keys (project_id, public_key, label) VALUES ($1, $2, $3) RETURNING id")
+        .bind(project_id)
+        .bind(public_key)
+        .bind(label)
+        .fetch_one(pool)
+        .await
+}
+
+pub async fn revoke_key(pool: &PgPool, project_id: i64, key_id: i64) -> sqlx::Result<bool> {
+    let result = sqlx::query(
+        "UPDATE project_keys SET revoked_at = now() WHERE id = $1 AND project_id = $2 AND revoked_at IS NULL",
+    )
+    .bind(key_id)
+    .bind(project_id)
+    .execute(pool)
+    .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+/// Replaces a key by a new one in one transaction: the old key stops working at once.
+pub async fn rotate_key(pool: &PgPool, project_id: i64, key_id: i64, new_public_key: &str) -> sqlx::Result<bool> {
+    let mut tx = pool.begin().await?;
+    let label: Option<String> = sqlx::query_scalar(
+        "UPDATE project_keys SET revoked_at = now() WHERE id = $1 AND project_id = $2 AND revoked_at IS NULL
+         RETURNING label",
+    )
+    .bind(key_id)
+    .bind(project_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(label) = label else { return Ok(false) };
+    sqlx::query("INSERT INTO project_keys (project_id, public_key, label) VALUES ($1, $2, $3)")
+        .bind(project_id)
+        .bind(new_public_key)
+        .bind(label)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(true)
+}

@@ -4,7 +4,9 @@
 use std::io::Write;
 use std::net::SocketAddr;
 
-use faultline::config::{DatabaseSettings, Limits, PipelineSettings, PublicSettings, Settings};
+use faultline::config::{
+    DashboardSettings, DatabaseSettings, Limits, PipelineSettings, PublicSettings, Settings,
+};
 use faultline::startup::Application;
 use faultline::store::projects;
 use serde_json::Value;
@@ -40,6 +42,7 @@ pub fn test_settings(database_url: &str) -> Settings {
         workers: 2,
         limits: Limits::default(),
         pipeline: PipelineSettings::default(),
+        dashboard: DashboardSettings::default(),
     }
 }
 

@@ -1,0 +1,97 @@
+//! Reading stored events for the dashboard and the API.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct EventRow {
+    pub project_id: i64,
+    pub event_id: Uuid,
+    pub issue_id: i64,
+    pub received_at: DateTime<Utc>,
+    pub occurred_at: DateTime<Utc>,
+    pub level: String,
+    pub environment: Option<String>,
+    pub release: Option<String>,
+    pub user_key: Option<String>,
+    pub body: Vec<u8>,
+}
+
+const COLUMNS: &str =
+    "project_id, event_id, issue_id, received_at, occurred_at, level, environment, release, user_key, body";
+
+/// Which event of an issue to open.
+#[derive(Debug, Clone, Copy)]
+pub enum EventChoice {
+    Latest,
+    Oldest,
+    Exact(Uuid),
+}
+
+pub async fn find(pool: &PgPool, issue_id: i64, choice: EventChoice) -> sqlx::Result<Option<EventRow>> {
+    let sql = match choice {
+        EventChoice::Latest => format!(
+            "SELECT {COLUMNS} FROM events WHERE issue_id = $1 ORDER BY received_at DESC, event_id DESC LIMIT 1"
+        ),
+        EventChoice::Oldest => format!(
+            "SELECT {COLUMNS} FROM events WHERE issue_id = $1 ORDER BY received_at, event_id LIMIT 1"
+        ),
+        EventChoice::Exact(_) => format!("SELECT {COLUMNS} FROM events WHERE issue_id = $1 AND event_id = $2"),
+    };
+    let mut query = sqlx::query_as(&sql).bind(issue_id);
+    if let EventChoice::Exact(id) = choice {
+        query = query.bind(id);
+    }
+    query.fetch_optional(pool).await
+}
+
+/// The ids of the events just older and just newer than `event`, within its issue.
+pub async fn neighbours(pool: &PgPool, event: &EventRow) -> sqlx::Result<(Option<Uuid>, Option<Uuid>)> {
+    let older: Option<Uuid> = sqlx::query_scalar(
+        "SELECT event_id FROM events WHERE issue_id = $1 AND (received_at, event_id) < ($2, $3)
+          ORDER BY received_at DESC, event_id DESC LIMIT 1",
+    )
+    .bind(event.issue_id)
+    .bind(event.received_at)
+    .bind(event.event_id)
+    .fetch_optional(pool)
+    .await?;
+    let newer: Option<Uuid> = sqlx::query_scalar(
+        "SELECT event_id FROM events WHERE issue_id = $1 AND (received_at, event_id) > ($2, $3)
+          ORDER BY received_at, event_id LIMIT 1",
+    )
+    .bind(event.issue_id)
+    .bind(event.received_at)
+    .bind(event.event_id)
+    .fetch_optional(pool)
+    .await?;
+    Ok((older, newer))
+}
+
+/// One page of an issue's events, newest first, after `(received_at, event_id)`.
+pub async fn list_for_issue(
+    pool: &PgPool,
+    issue_id: i64,
+    after: Option<(DateTime<Utc>, Uuid)>,
+    limit: i64,
+) -> sqlx::Result<Vec<EventRow>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM events WHERE issue_id = $1
+            AND ($2::timestamptz IS NULL OR (received_at, event_id) < ($2, $3))
+          ORDER BY received_at DESC, event_id DESC LIMIT $4"
+    );
+    sqlx::query_as(&sql)
+        .bind(issue_id)
+        .bind(after.map(|a| a.0))
+        .bind(after.map(|a| a.1).unwrap_or_default())
+        .bind(limit)
+        .fetch_all(pool)
+        .await
+}
+
+/// An event by id within a project (for the API).
+pub async fn find_in_project(pool: &PgPool, project_id: i64, event_id: Uuid) -> sqlx::Result<Option<EventRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM events WHERE project_id = $1 AND event_id = $2");
+    sqlx::query_as(&sql).bind(project_id).bind(event_id).fetch_optional(pool).await
+}
