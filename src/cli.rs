@@ -6,7 +6,8 @@ use rand::RngCore;
 
 use crate::config::{DatabaseSettings, LogFormat, PublicSettings, Settings};
 use crate::startup::Application;
-use crate::store::{self, projects};
+use crate::store::{self, projects, users};
+use crate::web::auth::{hash_password, random_token, token_hash};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -33,6 +34,71 @@ pub enum Command {
     Project {
         #[command(subcommand)]
         command: ProjectCommand,
+    },
+    /// Manage the operators who may log in to the dashboard.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Manage API tokens (for sentry-cli and other tools).
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create an operator. The password comes from FAULTLINE_PASSWORD, else from standard input
+    /// (one line; typed at a prompt when it is a terminal).
+    Create {
+        email: String,
+        /// The operator may manage projects and keys.
+        #[arg(long)]
+        admin: bool,
+        #[command(flatten)]
+        database: DatabaseSettings,
+    },
+    /// List operators.
+    List {
+        #[command(flatten)]
+        database: DatabaseSettings,
+    },
+    /// Change an operator's password (from FAULTLINE_PASSWORD or standard input); ends their sessions.
+    SetPassword {
+        email: String,
+        #[command(flatten)]
+        database: DatabaseSettings,
+    },
+    /// Delete an operator, their sessions and tokens.
+    Delete {
+        email: String,
+        #[command(flatten)]
+        database: DatabaseSettings,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create an API token for an operator; the token is the last line printed (shown once).
+    Create {
+        email: String,
+        /// What the token is for, e.g. sentry-cli.
+        #[arg(long, default_value = "")]
+        label: String,
+        #[command(flatten)]
+        database: DatabaseSettings,
+    },
+    /// List API tokens (never the tokens themselves).
+    List {
+        #[command(flatten)]
+        database: DatabaseSettings,
+    },
+    /// Revoke an API token by its id (from `token list`).
+    Revoke {
+        id: i64,
+        #[command(flatten)]
+        database: DatabaseSettings,
     },
 }
 
@@ -70,8 +136,132 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("database is up to date");
         }
         Command::Project { command } => run_project(command).await?,
+        Command::User { command } => run_user(command).await?,
+        Command::Token { command } => run_token(command).await?,
     }
     Ok(())
+}
+
+async fn open(database: &DatabaseSettings) -> anyhow::Result<sqlx::PgPool> {
+    let pool = store::connect(database).await?;
+    store::migrate(&pool).await?;
+    Ok(pool)
+}
+
+async fn run_user(command: UserCommand) -> anyhow::Result<()> {
+    match command {
+        UserCommand::Create {
+            email,
+            admin,
+            database,
+        } => {
+            let email = normalize_email(&email)?;
+            let hash = hash_password(&read_password()?)?;
+            let pool = open(&database).await?;
+            users::create(&pool, &email, &hash, admin).await?;
+            println!(
+                "Created {} {email}",
+                if admin { "admin" } else { "operator" }
+            );
+        }
+        UserCommand::List { database } => {
+            for user in users::list(&open(&database).await?).await? {
+                let role = if user.is_admin { "admin" } else { "operator" };
+                println!(
+                    "{}\t{role}\t{}",
+                    user.email,
+                    user.created_at.format("%Y-%m-%d")
+                );
+            }
+        }
+        UserCommand::SetPassword { email, database } => {
+            let email = normalize_email(&email)?;
+            let hash = hash_password(&read_password()?)?;
+            anyhow::ensure!(
+                users::set_password(&open(&database).await?, &email, &hash).await?,
+                "no user {email}"
+            );
+            println!("Password changed for {email}; their sessions have ended");
+        }
+        UserCommand::Delete { email, database } => {
+            let email = normalize_email(&email)?;
+            anyhow::ensure!(
+                users::delete(&open(&database).await?, &email).await?,
+                "no user {email}"
+            );
+            println!("Deleted {email}");
+        }
+    }
+    Ok(())
+}
+
+async fn run_token(command: TokenCommand) -> anyhow::Result<()> {
+    match command {
+        TokenCommand::Create {
+            email,
+            label,
+            database,
+        } => {
+            let email = normalize_email(&email)?;
+            let pool = open(&database).await?;
+            let user = users::find_by_email(&pool, &email)
+                .await?
+                .with_context(|| format!("no user {email}"))?;
+            let token = random_token();
+            let id = users::create_token(&pool, user.id, &token_hash(&token), &label).await?;
+            println!("Created API token {id} for {email}. It is shown only once:");
+            println!("{token}");
+        }
+        TokenCommand::List { database } => {
+            for token in users::list_tokens(&open(&database).await?).await? {
+                let state = if token.revoked_at.is_some() {
+                    "revoked"
+                } else {
+                    "active"
+                };
+                println!("{}\t{}\t{state}\t{}", token.id, token.email, token.label);
+            }
+        }
+        TokenCommand::Revoke { id, database } => {
+            anyhow::ensure!(
+                users::revoke_token(&open(&database).await?, id).await?,
+                "no active token {id}"
+            );
+            println!("Revoked API token {id}");
+        }
+    }
+    Ok(())
+}
+
+fn normalize_email(email: &str) -> anyhow::Result<String> {
+    let email = email.trim().to_lowercase();
+    anyhow::ensure!(
+        email.contains('@') && email.len() <= 254,
+        "{email:?} is not an e-mail address"
+    );
+    Ok(email)
+}
+
+/// FAULTLINE_PASSWORD, else one line of standard input (prompted when it is a terminal).
+fn read_password() -> anyhow::Result<String> {
+    use std::io::{BufRead, IsTerminal, Write};
+    let password = match std::env::var("FAULTLINE_PASSWORD") {
+        Ok(password) => password,
+        Err(_) => {
+            if std::io::stdin().is_terminal() {
+                eprint!("Password: ");
+                std::io::stderr().flush()?;
+            }
+            let mut line = String::new();
+            std::io::stdin().lock().read_line(&mut line)?;
+            line.trim_end_matches(['\r', '\n']).to_owned()
+        }
+    };
+    anyhow::ensure!(
+        password.chars().count() >= 8,
+        "a password has at least 8 characters"
+    );
+    Ok(password)
 }
 
 async fn run_project(command: ProjectCommand) -> anyhow::Result<()> {

@@ -1,5 +1,6 @@
 //! Faultline: a self-hosted error-monitoring server for the official Sentry SDKs.
 
+pub mod api;
 pub mod cli;
 pub mod config;
 pub mod error;
@@ -7,3 +8,4 @@ pub mod ingest;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+pub mod web;

@@ -9,11 +9,17 @@ use anyhow::Context;
 use serde_json::json;
 use sqlx::PgPool;
 
-use crate::config::{Limits, Settings};
+use crate::config::{DashboardSettings, Limits, PublicSettings, Settings};
 use crate::error::ApiError;
 use crate::ingest::keys::KeyCache;
 use crate::ingest::pipeline::Pipeline;
-use crate::{ingest, store, telemetry};
+use crate::{ingest, store, telemetry, web as dashboard};
+
+/// Applied to every answer: pages never run inline script, are never framed, and never let
+/// the browser guess a content type.
+const CONTENT_SECURITY_POLICY: &str =
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+     object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /// What every handler can reach.
 pub struct AppState {
@@ -21,6 +27,8 @@ pub struct AppState {
     pub limits: Limits,
     pub keys: KeyCache,
     pub pipeline: Pipeline,
+    pub public: PublicSettings,
+    pub dashboard: DashboardSettings,
 }
 
 pub struct Application {
@@ -33,6 +41,7 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let pool = store::connect(&settings.database).await?;
         store::migrate(&pool).await?;
+        create_first_admin(&pool, &settings.dashboard).await?;
         let listener = TcpListener::bind(settings.bind)
             .with_context(|| format!("could not listen on {}", settings.bind))?;
         Self::from_parts(settings, pool, listener)
@@ -48,15 +57,20 @@ impl Application {
             pipeline: Pipeline::start(pool.clone(), &settings.pipeline),
             keys: KeyCache::new(pool.clone()),
             limits: settings.limits.clone(),
+            public: settings.public.clone(),
+            dashboard: settings.dashboard.clone(),
             pool,
         });
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
+                .wrap(security_headers())
                 .wrap(middleware::from_fn(telemetry::log_request))
                 .route("/healthz", web::get().to(healthz))
                 .route("/readyz", web::get().to(readyz))
                 .configure(ingest::routes::configure)
+                .configure(crate::api::configure)
+                .configure(dashboard::configure)
                 .default_service(web::to(not_found))
         })
         .listen(listener)?;
@@ -91,6 +105,37 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-async fn not_found() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::NotFound("no such page".into()))
+/// JSON for API paths, a page in the site's layout for everything else.
+async fn not_found(req: actix_web::HttpRequest) -> Result<HttpResponse, actix_web::Error> {
+    if req.path().starts_with("/api/") {
+        Err(ApiError::NotFound("no such API route".into()).into())
+    } else {
+        Err(dashboard::WebError::NotFound.into())
+    }
+}
+
+fn security_headers() -> middleware::DefaultHeaders {
+    middleware::DefaultHeaders::new()
+        .add(("Content-Security-Policy", CONTENT_SECURITY_POLICY))
+        .add(("X-Frame-Options", "DENY"))
+        .add(("X-Content-Type-Options", "nosniff"))
+        .add(("Referrer-Policy", "same-origin"))
+}
+
+/// `FAULTLINE_ADMIN_EMAIL` and `FAULTLINE_ADMIN_PASSWORD` create the first admin, once, when
+/// there is no user yet (the compose set-up).
+async fn create_first_admin(pool: &PgPool, settings: &DashboardSettings) -> anyhow::Result<()> {
+    let (Some(email), Some(password)) = (&settings.admin_email, &settings.admin_password) else {
+        return Ok(());
+    };
+    let email = email.trim().to_lowercase();
+    anyhow::ensure!(
+        password.chars().count() >= 8,
+        "FAULTLINE_ADMIN_PASSWORD must have at least 8 characters"
+    );
+    let hash = dashboard::auth::hash_password(password)?;
+    if store::users::create_first_admin(pool, &email, &hash).await? {
+        tracing::info!("created the first admin from FAULTLINE_ADMIN_EMAIL");
+    }
+    Ok(())
 }

@@ -55,6 +55,14 @@ impl KeyCache {
         verdict(project_id, found)
     }
 
+    /// Drops every cached answer: a key revoked here is refused by this instance at once
+    /// (other instances follow within a few seconds).
+    pub fn forget_all(&self) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.clear();
+        }
+    }
+
     fn cached(&self, key: &(i64, String)) -> Option<(KeyLookup, Instant)> {
         self.entries.lock().ok()?.get(key).copied()
     }

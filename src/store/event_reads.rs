@@ -29,7 +29,11 @@ pub enum EventChoice {
     Exact(Uuid),
 }
 
-pub async fn find(pool: &PgPool, issue_id: i64, choice: EventChoice) -> sqlx::Result<Option<EventRow>> {
+pub async fn find(
+    pool: &PgPool,
+    issue_id: i64,
+    choice: EventChoice,
+) -> sqlx::Result<Option<EventRow>> {
     let sql = match choice {
         EventChoice::Latest => format!(
             "SELECT {COLUMNS} FROM events WHERE issue_id = $1 ORDER BY received_at DESC, event_id DESC LIMIT 1"
@@ -47,7 +51,10 @@ pub async fn find(pool: &PgPool, issue_id: i64, choice: EventChoice) -> sqlx::Re
 }
 
 /// The ids of the events just older and just newer than `event`, within its issue.
-pub async fn neighbours(pool: &PgPool, event: &EventRow) -> sqlx::Result<(Option<Uuid>, Option<Uuid>)> {
+pub async fn neighbours(
+    pool: &PgPool,
+    event: &EventRow,
+) -> sqlx::Result<(Option<Uuid>, Option<Uuid>)> {
     let older: Option<Uuid> = sqlx::query_scalar(
         "SELECT event_id FROM events WHERE issue_id = $1 AND (received_at, event_id) < ($2, $3)
           ORDER BY received_at DESC, event_id DESC LIMIT 1",
@@ -91,7 +98,15 @@ pub async fn list_for_issue(
 }
 
 /// An event by id within a project (for the API).
-pub async fn find_in_project(pool: &PgPool, project_id: i64, event_id: Uuid) -> sqlx::Result<Option<EventRow>> {
+pub async fn find_in_project(
+    pool: &PgPool,
+    project_id: i64,
+    event_id: Uuid,
+) -> sqlx::Result<Option<EventRow>> {
     let sql = format!("SELECT {COLUMNS} FROM events WHERE project_id = $1 AND event_id = $2");
-    sqlx::query_as(&sql).bind(project_id).bind(event_id).fetch_optional(pool).await
+    sqlx::query_as(&sql)
+        .bind(project_id)
+        .bind(event_id)
+        .fetch_optional(pool)
+        .await
 }

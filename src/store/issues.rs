@@ -119,7 +119,8 @@ pub struct IssueRow {
     pub top_request: Option<String>,
 }
 
-const ISSUE_COLUMNS: &str = "i.id, i.project_id, p.name AS project_name, i.hash, i.title, i.culprit, i.level,
+const ISSUE_COLUMNS: &str =
+    "i.id, i.project_id, p.name AS project_name, i.hash, i.title, i.culprit, i.level,
        i.status, i.event_count, i.user_count, i.first_seen, i.last_seen, i.regressed_at,
        i.grouping, i.metadata,
        EXISTS (SELECT 1 FROM issue_tag_values h
@@ -144,13 +145,15 @@ pub async fn list(pool: &PgPool, filter: &IssueFilter) -> sqlx::Result<Vec<Issue
         };
         q.push(", ").push_bind(id).push(")");
     }
-    q.push(format!(" ORDER BY {column} DESC, i.id DESC LIMIT ")).push_bind(filter.limit);
+    q.push(format!(" ORDER BY {column} DESC, i.id DESC LIMIT "))
+        .push_bind(filter.limit);
     q.build_query_as().fetch_all(pool).await
 }
 
 /// How many issues match the filter (for the list's heading).
 pub async fn count(pool: &PgPool, filter: &IssueFilter) -> sqlx::Result<i64> {
-    let mut q: QueryBuilder<Postgres> = QueryBuilder::new("SELECT count(*) FROM issues i WHERE true");
+    let mut q: QueryBuilder<Postgres> =
+        QueryBuilder::new("SELECT count(*) FROM issues i WHERE true");
     push_conditions(&mut q, filter);
     q.build_query_scalar().fetch_one(pool).await
 }
@@ -160,12 +163,20 @@ fn push_shown_count(q: &mut QueryBuilder<Postgres>, filter: &IssueFilter) {
         .environment
         .as_ref()
         .map(|v| ("environment".to_owned(), v.clone()))
-        .or_else(|| filter.release.as_ref().map(|v| ("release".to_owned(), v.clone())))
+        .or_else(|| {
+            filter
+                .release
+                .as_ref()
+                .map(|v| ("release".to_owned(), v.clone()))
+        })
         .or_else(|| filter.tag.clone());
     match tag {
         Some((key, value)) => {
             q.push("COALESCE((SELECT s.count FROM issue_tag_values s WHERE s.issue_id = i.id AND s.key = ");
-            q.push_bind(key).push(" AND s.value = ").push_bind(value).push("), 0) AS shown_count");
+            q.push_bind(key)
+                .push(" AND s.value = ")
+                .push_bind(value)
+                .push("), 0) AS shown_count");
         }
         None => {
             q.push("i.event_count AS shown_count");
@@ -175,7 +186,10 @@ fn push_shown_count(q: &mut QueryBuilder<Postgres>, filter: &IssueFilter) {
 
 fn push_tag_condition(q: &mut QueryBuilder<Postgres>, key: &str, value: &str) {
     q.push(" AND EXISTS (SELECT 1 FROM issue_tag_values t WHERE t.issue_id = i.id AND t.key = ");
-    q.push_bind(key.to_owned()).push(" AND t.value = ").push_bind(value.to_owned()).push(")");
+    q.push_bind(key.to_owned())
+        .push(" AND t.value = ")
+        .push_bind(value.to_owned())
+        .push(")");
 }
 
 fn push_conditions(q: &mut QueryBuilder<Postgres>, filter: &IssueFilter) {
@@ -211,7 +225,9 @@ fn push_conditions(q: &mut QueryBuilder<Postgres>, filter: &IssueFilter) {
 }
 
 fn escape_like(text: &str) -> String {
-    text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+    text.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
 }
 
 pub async fn get(pool: &PgPool, issue_id: i64) -> sqlx::Result<Option<IssueRow>> {
@@ -219,11 +235,18 @@ pub async fn get(pool: &PgPool, issue_id: i64) -> sqlx::Result<Option<IssueRow>>
         "SELECT {ISSUE_COLUMNS}, i.event_count AS shown_count
            FROM issues i JOIN projects p ON p.id = i.project_id WHERE i.id = $1"
     );
-    sqlx::query_as(&sql).bind(issue_id).fetch_optional(pool).await
+    sqlx::query_as(&sql)
+        .bind(issue_id)
+        .fetch_optional(pool)
+        .await
 }
 
 /// Sets the status; reopening clears the regression mark's meaning by keeping its time.
-pub async fn set_status(pool: &PgPool, issue_ids: &[i64], status: IssueStatus) -> sqlx::Result<u64> {
+pub async fn set_status(
+    pool: &PgPool,
+    issue_ids: &[i64],
+    status: IssueStatus,
+) -> sqlx::Result<u64> {
     let result = sqlx::query(
         "UPDATE issues SET status = $2,
                 regressed_at = CASE WHEN $2 = 'unresolved'::issue_status THEN regressed_at ELSE NULL END
@@ -237,7 +260,11 @@ pub async fn set_status(pool: &PgPool, issue_ids: &[i64], status: IssueStatus) -
 }
 
 /// Occurrences per hour since `since`, for the given issues: `(issue_id, hour, count)`.
-pub async fn hourly_counts(pool: &PgPool, issue_ids: &[i64], since: DateTime<Utc>) -> sqlx::Result<Vec<(i64, DateTime<Utc>, i64)>> {
+pub async fn hourly_counts(
+    pool: &PgPool,
+    issue_ids: &[i64],
+    since: DateTime<Utc>,
+) -> sqlx::Result<Vec<(i64, DateTime<Utc>, i64)>> {
     sqlx::query_as(
         "SELECT issue_id, hour, count FROM issue_hourly_counts
           WHERE issue_id = ANY($1) AND hour >= $2 ORDER BY issue_id, hour",
@@ -259,7 +286,11 @@ pub struct TagValueRow {
 }
 
 /// The top `per_key` values of each tag key of an issue.
-pub async fn top_tag_values(pool: &PgPool, issue_id: i64, per_key: i64) -> sqlx::Result<Vec<TagValueRow>> {
+pub async fn top_tag_values(
+    pool: &PgPool,
+    issue_id: i64,
+    per_key: i64,
+) -> sqlx::Result<Vec<TagValueRow>> {
     sqlx::query_as(
         "SELECT key, value, count, key_total, distinct_values FROM (
             SELECT key, value, count,
@@ -276,7 +307,10 @@ pub async fn top_tag_values(pool: &PgPool, issue_id: i64, per_key: i64) -> sqlx:
 }
 
 /// The releases an issue was first and last seen in.
-pub async fn first_and_last_release(pool: &PgPool, issue_id: i64) -> sqlx::Result<(Option<String>, Option<String>)> {
+pub async fn first_and_last_release(
+    pool: &PgPool,
+    issue_id: i64,
+) -> sqlx::Result<(Option<String>, Option<String>)> {
     let first: Option<String> = sqlx::query_scalar(
         "SELECT value FROM issue_tag_values WHERE issue_id = $1 AND key = 'release' ORDER BY first_seen, value LIMIT 1",
     )

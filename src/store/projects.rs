@@ -119,13 +119,20 @@ pub async fn keys(pool: &PgPool, project_id: i64) -> sqlx::Result<Vec<ProjectKey
     .await
 }
 
-pub async fn add_key(pool: &PgPool, project_id: i64, public_key: &str, label: &str) -> sqlx::Result<i64> {
-    sqlx::query_scalar("INSERT INTO project_keys (project_id, public_key, label) VALUES ($1, $2, $3) RETURNING id")
-        .bind(project_id)
-        .bind(public_key)
-        .bind(label)
-        .fetch_one(pool)
-        .await
+pub async fn add_key(
+    pool: &PgPool,
+    project_id: i64,
+    public_key: &str,
+    label: &str,
+) -> sqlx::Result<i64> {
+    sqlx::query_scalar(
+        "INSERT INTO project_keys (project_id, public_key, label) VALUES ($1, $2, $3) RETURNING id",
+    )
+    .bind(project_id)
+    .bind(public_key)
+    .bind(label)
+    .fetch_one(pool)
+    .await
 }
 
 pub async fn revoke_key(pool: &PgPool, project_id: i64, key_id: i64) -> sqlx::Result<bool> {
@@ -140,7 +147,12 @@ pub async fn revoke_key(pool: &PgPool, project_id: i64, key_id: i64) -> sqlx::Re
 }
 
 /// Replaces a key by a new one in one transaction: the old key stops working at once.
-pub async fn rotate_key(pool: &PgPool, project_id: i64, key_id: i64, new_public_key: &str) -> sqlx::Result<bool> {
+pub async fn rotate_key(
+    pool: &PgPool,
+    project_id: i64,
+    key_id: i64,
+    new_public_key: &str,
+) -> sqlx::Result<bool> {
     let mut tx = pool.begin().await?;
     let label: Option<String> = sqlx::query_scalar(
         "UPDATE project_keys SET revoked_at = now() WHERE id = $1 AND project_id = $2 AND revoked_at IS NULL

@@ -20,7 +20,12 @@ pub enum CreateUserError {
     Database(#[from] sqlx::Error),
 }
 
-pub async fn create(pool: &PgPool, email: &str, password_hash: &str, is_admin: bool) -> Result<i64, CreateUserError> {
+pub async fn create(
+    pool: &PgPool,
+    email: &str,
+    password_hash: &str,
+    is_admin: bool,
+) -> Result<i64, CreateUserError> {
     let id: Option<i64> = sqlx::query_scalar(
         "INSERT INTO users (email, password_hash, is_admin) VALUES ($1, $2, $3)
          ON CONFLICT (email) DO NOTHING RETURNING id",
@@ -34,7 +39,11 @@ pub async fn create(pool: &PgPool, email: &str, password_hash: &str, is_admin: b
 }
 
 /// Creates the first admin only when there is no user at all (compose start-up).
-pub async fn create_first_admin(pool: &PgPool, email: &str, password_hash: &str) -> sqlx::Result<bool> {
+pub async fn create_first_admin(
+    pool: &PgPool,
+    email: &str,
+    password_hash: &str,
+) -> sqlx::Result<bool> {
     let result = sqlx::query(
         "INSERT INTO users (email, password_hash, is_admin)
          SELECT $1, $2, true WHERE NOT EXISTS (SELECT 1 FROM users)
@@ -48,35 +57,46 @@ pub async fn create_first_admin(pool: &PgPool, email: &str, password_hash: &str)
 }
 
 pub async fn find_by_email(pool: &PgPool, email: &str) -> sqlx::Result<Option<User>> {
-    sqlx::query_as("SELECT id, email, password_hash, is_admin, created_at FROM users WHERE email = $1")
-        .bind(email)
-        .fetch_optional(pool)
-        .await
+    sqlx::query_as(
+        "SELECT id, email, password_hash, is_admin, created_at FROM users WHERE email = $1",
+    )
+    .bind(email)
+    .fetch_optional(pool)
+    .await
 }
 
 pub async fn list(pool: &PgPool) -> sqlx::Result<Vec<User>> {
-    sqlx::query_as("SELECT id, email, password_hash, is_admin, created_at FROM users ORDER BY email")
-        .fetch_all(pool)
-        .await
+    sqlx::query_as(
+        "SELECT id, email, password_hash, is_admin, created_at FROM users ORDER BY email",
+    )
+    .fetch_all(pool)
+    .await
 }
 
 /// Changes the password and ends every session of the user, in one transaction.
 pub async fn set_password(pool: &PgPool, email: &str, password_hash: &str) -> sqlx::Result<bool> {
     let mut tx = pool.begin().await?;
-    let id: Option<i64> = sqlx::query_scalar("UPDATE users SET password_hash = $2 WHERE email = $1 RETURNING id")
-        .bind(email)
-        .bind(password_hash)
-        .fetch_optional(&mut *tx)
-        .await?;
+    let id: Option<i64> =
+        sqlx::query_scalar("UPDATE users SET password_hash = $2 WHERE email = $1 RETURNING id")
+            .bind(email)
+            .bind(password_hash)
+            .fetch_optional(&mut *tx)
+            .await?;
     if let Some(id) = id {
-        sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
     }
     tx.commit().await?;
     Ok(id.is_some())
 }
 
 pub async fn delete(pool: &PgPool, email: &str) -> sqlx::Result<bool> {
-    let result = sqlx::query("DELETE FROM users WHERE email = $1").bind(email).execute(pool).await?;
+    let result = sqlx::query("DELETE FROM users WHERE email = $1")
+        .bind(email)
+        .execute(pool)
+        .await?;
     Ok(result.rows_affected() == 1)
 }
 
@@ -109,7 +129,11 @@ pub async fn create_session(
 
 /// The session's user, if the session exists, is younger than its absolute expiry and was
 /// used within `idle_seconds`.
-pub async fn find_session(pool: &PgPool, token_hash: &str, idle_seconds: i64) -> sqlx::Result<Option<SessionUser>> {
+pub async fn find_session(
+    pool: &PgPool,
+    token_hash: &str,
+    idle_seconds: i64,
+) -> sqlx::Result<Option<SessionUser>> {
     sqlx::query_as(
         "SELECT s.user_id, u.email, u.is_admin, s.csrf_token, s.last_seen_at
            FROM sessions s JOIN users u ON u.id = s.user_id
@@ -131,12 +155,19 @@ pub async fn touch_session(pool: &PgPool, token_hash: &str) -> sqlx::Result<()> 
 }
 
 pub async fn delete_session(pool: &PgPool, token_hash: &str) -> sqlx::Result<()> {
-    sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(token_hash).execute(pool).await?;
+    sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+        .bind(token_hash)
+        .execute(pool)
+        .await?;
     Ok(())
 }
 
 /// Failed logins per subject (`email:…`, `ip:…`) within the last `window_seconds`.
-pub async fn recent_failures(pool: &PgPool, subjects: &[String], window_seconds: i64) -> sqlx::Result<Vec<(String, i64)>> {
+pub async fn recent_failures(
+    pool: &PgPool,
+    subjects: &[String],
+    window_seconds: i64,
+) -> sqlx::Result<Vec<(String, i64)>> {
     sqlx::query_as(
         "SELECT subject, count(*) FROM login_failures
           WHERE subject = ANY($1) AND failed_at > now() - make_interval(secs => $2)
@@ -164,21 +195,34 @@ pub async fn record_failure(pool: &PgPool, subjects: &[String]) -> sqlx::Result<
 }
 
 pub async fn clear_failures(pool: &PgPool, subject: &str) -> sqlx::Result<()> {
-    sqlx::query("DELETE FROM login_failures WHERE subject = $1").bind(subject).execute(pool).await?;
+    sqlx::query("DELETE FROM login_failures WHERE subject = $1")
+        .bind(subject)
+        .execute(pool)
+        .await?;
     Ok(())
 }
 
-pub async fn create_token(pool: &PgPool, user_id: i64, token_hash: &str, label: &str) -> sqlx::Result<i64> {
-    sqlx::query_scalar("INSERT INTO api_tokens (user_id, token_hash, label) VALUES ($1, $2, $3) RETURNING id")
-        .bind(user_id)
-        .bind(token_hash)
-        .bind(label)
-        .fetch_one(pool)
-        .await
+pub async fn create_token(
+    pool: &PgPool,
+    user_id: i64,
+    token_hash: &str,
+    label: &str,
+) -> sqlx::Result<i64> {
+    sqlx::query_scalar(
+        "INSERT INTO api_tokens (user_id, token_hash, label) VALUES ($1, $2, $3) RETURNING id",
+    )
+    .bind(user_id)
+    .bind(token_hash)
+    .bind(label)
+    .fetch_one(pool)
+    .await
 }
 
 /// The operator behind an API token that is not revoked; records its use.
-pub async fn find_token_user(pool: &PgPool, token_hash: &str) -> sqlx::Result<Option<(i64, String, bool)>> {
+pub async fn find_token_user(
+    pool: &PgPool,
+    token_hash: &str,
+) -> sqlx::Result<Option<(i64, String, bool)>> {
     sqlx::query_as(
         "UPDATE api_tokens t SET last_used_at = now()
            FROM users u
@@ -191,10 +235,12 @@ pub async fn find_token_user(pool: &PgPool, token_hash: &str) -> sqlx::Result<Op
 }
 
 pub async fn revoke_token(pool: &PgPool, token_id: i64) -> sqlx::Result<bool> {
-    let result = sqlx::query("UPDATE api_tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL")
-        .bind(token_id)
-        .execute(pool)
-        .await?;
+    let result = sqlx::query(
+        "UPDATE api_tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL",
+    )
+    .bind(token_id)
+    .execute(pool)
+    .await?;
     Ok(result.rows_affected() == 1)
 }
 

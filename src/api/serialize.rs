@@ -1,0 +1,206 @@
+//! Faultline's rows in the shapes and with the field names of Sentry's web API.
+
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use serde_json::{json, Value};
+
+use crate::ingest::process::decompress;
+use crate::store::event_reads::EventRow;
+use crate::store::issues::{IssueRow, TagValueRow};
+
+fn time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+pub fn project_ref(id: i64, name: &str) -> Value {
+    json!({"id": id.to_string(), "name": name, "slug": name})
+}
+
+fn short_id(issue: &IssueRow) -> String {
+    format!("{}-{}", issue.project_name.to_uppercase(), issue.id)
+}
+
+fn issue_type(issue: &IssueRow) -> &'static str {
+    if issue.metadata.get("type").is_some() {
+        "error"
+    } else {
+        "default"
+    }
+}
+
+/// `[[bucket start (unix seconds), count], …]` per hour (24h) or per day (14d).
+fn stats(period: &str, issue_id: i64, hourly: &[(i64, DateTime<Utc>, i64)]) -> Value {
+    let (step, buckets) = if period == "14d" {
+        (TimeDelta::days(1), 14)
+    } else {
+        (TimeDelta::hours(1), 24)
+    };
+    let now = Utc::now()
+        .duration_trunc(step)
+        .unwrap_or_else(|_| Utc::now());
+    let first = now - step * (buckets - 1);
+    let mut counts = vec![0i64; buckets as usize];
+    for (_, hour, count) in hourly.iter().filter(|h| h.0 == issue_id && h.1 >= first) {
+        let index = ((*hour - first).num_seconds() / step.num_seconds()) as usize;
+        if let Some(slot) = counts.get_mut(index) {
+            *slot += count;
+        }
+    }
+    let points: Vec<Value> = counts
+        .iter()
+        .enumerate()
+        .map(|(i, n)| json!([(first + step * i as i32).timestamp(), n]))
+        .collect();
+    json!({ period: points })
+}
+
+pub fn issue(
+    issue: &IssueRow,
+    base_url: &str,
+    stats_for: Option<(&str, &[(i64, DateTime<Utc>, i64)])>,
+) -> Value {
+    let mut body = json!({
+        "id": issue.id.to_string(),
+        "shortId": short_id(issue),
+        "title": issue.title,
+        "culprit": issue.culprit,
+        "permalink": format!("{base_url}/issues/{}", issue.id),
+        "logger": null,
+        "level": issue.level,
+        "status": issue.status.as_str(),
+        "statusDetails": {},
+        "isPublic": false,
+        "platform": issue.metadata.get("platform").cloned().unwrap_or(Value::Null),
+        "project": project_ref(issue.project_id, &issue.project_name),
+        "type": issue_type(issue),
+        "metadata": issue.metadata,
+        "numComments": 0,
+        "assignedTo": null,
+        "isBookmarked": false,
+        "isSubscribed": false,
+        "subscriptionDetails": null,
+        "hasSeen": false,
+        "annotations": [],
+        "isUnhandled": issue.unhandled,
+        "count": issue.event_count.to_string(),
+        "userCount": issue.user_count,
+        "firstSeen": time(issue.first_seen),
+        "lastSeen": time(issue.last_seen),
+    });
+    if let Some((period, hourly)) = stats_for {
+        body["stats"] = stats(period, issue.id, hourly);
+    }
+    body
+}
+
+pub fn issue_detail(
+    row: &IssueRow,
+    base_url: &str,
+    hourly: &[(i64, DateTime<Utc>, i64)],
+    tags: &[TagValueRow],
+    (first_release, last_release): (Option<String>, Option<String>),
+) -> Value {
+    let mut body = issue(row, base_url, Some(("24h", hourly)));
+    let release = |v: Option<String>| {
+        v.map_or(
+            Value::Null,
+            |version| json!({"version": version, "shortVersion": version}),
+        )
+    };
+    body["firstRelease"] = release(first_release);
+    body["lastRelease"] = release(last_release);
+    body["tags"] = tag_summaries(tags);
+    body["activity"] = json!([]);
+    body["userReportCount"] = json!(0);
+    body["participants"] = json!([]);
+    body["seenBy"] = json!([]);
+    body
+}
+
+fn tag_summaries(tags: &[TagValueRow]) -> Value {
+    let mut out: Vec<Value> = Vec::new();
+    for row in tags
+        .iter()
+        .filter(|t| t.key != "handled" && t.key != "request")
+    {
+        let value =
+            json!({"key": row.key, "name": row.value, "value": row.value, "count": row.count});
+        match out.last_mut() {
+            Some(summary) if summary["key"] == row.key => {
+                if let Some(values) = summary["topValues"].as_array_mut() {
+                    values.push(value);
+                }
+            }
+            _ => out.push(json!({
+                "key": row.key, "name": row.key, "totalValues": row.key_total, "uniqueValues": row.distinct_values,
+                "topValues": [value],
+            })),
+        }
+    }
+    Value::Array(out)
+}
+
+/// An event as Sentry's API returns it: `entries` for the exception, message, breadcrumbs and
+/// request; `tags` as a list of `{key, value}`.
+pub fn event(row: &EventRow, issue: &IssueRow, with_entries: bool) -> anyhow::Result<Value> {
+    let body = decompress(&row.body)?;
+    let tags: Vec<Value> = body
+        .get("tags")
+        .and_then(Value::as_object)
+        .map(|t| {
+            t.iter()
+                .map(|(k, v)| json!({"key": k, "value": v}))
+                .collect()
+        })
+        .unwrap_or_default();
+    let message = body
+        .pointer("/logentry/formatted")
+        .cloned()
+        .unwrap_or(json!(""));
+    let mut out = json!({
+        "id": row.event_id.simple().to_string(),
+        "eventID": row.event_id.simple().to_string(),
+        "groupID": issue.id.to_string(),
+        "projectID": row.project_id.to_string(),
+        "title": issue.title,
+        "message": message,
+        "platform": body.get("platform").cloned().unwrap_or(Value::Null),
+        "dateCreated": time(row.occurred_at),
+        "dateReceived": time(row.received_at),
+        "culprit": issue.culprit,
+        "location": null,
+        "type": issue_type(issue),
+        "metadata": issue.metadata,
+        "tags": tags,
+        "user": body.get("user").cloned().unwrap_or(Value::Null),
+        "contexts": body.get("contexts").cloned().unwrap_or(json!({})),
+        "sdk": body.get("sdk").cloned().unwrap_or(Value::Null),
+        "release": row.release.as_ref().map_or(Value::Null, |v| json!({"version": v})),
+        "environment": row.environment,
+        "fingerprints": [issue.hash],
+        "errors": body.get("errors").cloned().unwrap_or(json!([])),
+    });
+    if with_entries {
+        out["entries"] = entries(&body);
+    }
+    Ok(out)
+}
+
+fn entries(body: &Value) -> Value {
+    let mut entries = Vec::new();
+    if let Some(exception) = body.get("exception") {
+        entries.push(json!({"type": "exception", "data": exception}));
+    }
+    if let Some(logentry) = body.get("logentry") {
+        entries.push(json!({"type": "message", "data": logentry}));
+    }
+    if let Some(breadcrumbs) = body.get("breadcrumbs") {
+        entries.push(json!({"type": "breadcrumbs", "data": breadcrumbs}));
+    }
+    if let Some(request) = body.get("request") {
+        entries.push(json!({"type": "request", "data": request}));
+    }
+    if let Some(threads) = body.get("threads") {
+        entries.push(json!({"type": "threads", "data": threads}));
+    }
+    Value::Array(entries)
+}

@@ -1,0 +1,213 @@
+//! Operators' login: Argon2id password hashes, random session tokens stored hashed, CSRF
+//! tokens, and throttling of failed logins per account and per client address.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::cookie::{Cookie, SameSite};
+use actix_web::{web, FromRequest, HttpRequest};
+use argon2::password_hash::{
+    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
+};
+use argon2::Argon2;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+use super::WebError;
+use crate::startup::AppState;
+use crate::store::users;
+
+pub const SESSION_COOKIE: &str = "faultline_session";
+pub const LOGIN_CSRF_COOKIE: &str = "faultline_login_csrf";
+/// A session's last use is written at most this often, not on every request.
+const TOUCH_EVERY_SECONDS: i64 = 60;
+
+pub fn hash_password(password: &str) -> anyhow::Result<String> {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|hash| hash.to_string())
+        .map_err(|e| anyhow::anyhow!("could not hash the password: {e}"))
+}
+
+pub fn verify_password(hash: &str, password: &str) -> bool {
+    PasswordHash::new(hash)
+        .map(|parsed| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+/// Verifying against this when the e-mail is unknown makes both answers take as long.
+pub fn dummy_hash() -> &'static str {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| hash_password("not a real password").unwrap_or_default())
+}
+
+/// 32 random bytes as hex: session ids, CSRF tokens, API tokens.
+pub fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+/// What is stored instead of a token, so a copy of the database opens no session.
+pub fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// Compares in time independent of where the strings differ.
+pub fn same_token(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+/// A logged-in operator. Extracting it from a request that has no valid session answers with
+/// a redirect to the login page.
+#[derive(Debug, Clone)]
+pub struct Operator {
+    pub user_id: i64,
+    pub email: String,
+    pub is_admin: bool,
+    pub csrf_token: String,
+}
+
+impl Operator {
+    /// Every state-changing form carries the session's CSRF token.
+    pub fn check_csrf(&self, submitted: &str) -> Result<(), WebError> {
+        if !submitted.is_empty() && same_token(submitted, &self.csrf_token) {
+            Ok(())
+        } else {
+            Err(WebError::Forbidden(
+                "The form's security token is missing or wrong. Reload the page and try again."
+                    .into(),
+            ))
+        }
+    }
+
+    pub fn require_admin(&self) -> Result<(), WebError> {
+        if self.is_admin {
+            Ok(())
+        } else {
+            Err(WebError::Forbidden(
+                "Only administrators can do this.".into(),
+            ))
+        }
+    }
+}
+
+impl FromRequest for Operator {
+    type Error = WebError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move { operator_from_session(&req).await })
+    }
+}
+
+async fn operator_from_session(req: &HttpRequest) -> Result<Operator, WebError> {
+    let login_required = || WebError::LoginRequired(next_target(req));
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .ok_or_else(|| WebError::Internal(anyhow::anyhow!("application state is missing")))?;
+    let cookie = req.cookie(SESSION_COOKIE).ok_or_else(login_required)?;
+    let hash = token_hash(cookie.value());
+    let idle_seconds = state.dashboard.session_idle_minutes * 60;
+    let session = users::find_session(&state.pool, &hash, idle_seconds)
+        .await
+        .map_err(|e| WebError::Internal(e.into()))?
+        .ok_or_else(login_required)?;
+    if (chrono::Utc::now() - session.last_seen_at).num_seconds() > TOUCH_EVERY_SECONDS {
+        users::touch_session(&state.pool, &hash)
+            .await
+            .map_err(|e| WebError::Internal(e.into()))?;
+    }
+    Ok(Operator {
+        user_id: session.user_id,
+        email: session.email,
+        is_admin: session.is_admin,
+        csrf_token: session.csrf_token,
+    })
+}
+
+/// The page to come back to after logging in.
+fn next_target(req: &HttpRequest) -> String {
+    req.uri()
+        .path_and_query()
+        .map(|pq| pq.as_str().to_owned())
+        .unwrap_or_else(|| "/".into())
+}
+
+/// Only same-site paths are followed after login: `/issues/3`, never `//evil.example` or
+/// `https://evil.example`.
+pub fn safe_next(next: &str) -> &str {
+    let same_site = next.starts_with('/')
+        && !next.starts_with("//")
+        && !next.starts_with("/\\")
+        && !next.chars().any(|c| c.is_control());
+    if same_site {
+        next
+    } else {
+        "/"
+    }
+}
+
+pub fn session_cookie(token: String, secure: bool, max_age_hours: i64) -> Cookie<'static> {
+    Cookie::build(SESSION_COOKIE, token)
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(secure)
+        .max_age(actix_web::cookie::time::Duration::hours(max_age_hours))
+        .finish()
+}
+
+pub fn expired_cookie(name: &'static str) -> Cookie<'static> {
+    let mut cookie = Cookie::build(name, "").path("/").http_only(true).finish();
+    cookie.make_removal();
+    cookie
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_verify_only_against_their_own_hash() {
+        let hash = hash_password("correct horse").unwrap();
+        assert!(hash.starts_with("$argon2id$"));
+        assert!(verify_password(&hash, "correct horse"));
+        assert!(!verify_password(&hash, "wrong horse"));
+        assert!(!verify_password("garbage", "correct horse"));
+    }
+
+    #[test]
+    fn only_same_site_next_targets_are_followed() {
+        assert_eq!(safe_next("/issues/3?x=1"), "/issues/3?x=1");
+        for hostile in [
+            "//evil.example",
+            "https://evil.example",
+            "/\\evil.example",
+            "javascript:alert(1)",
+            "",
+        ] {
+            assert_eq!(safe_next(hostile), "/", "{hostile}");
+        }
+    }
+
+    #[test]
+    fn tokens_are_random_and_stored_hashed() {
+        let a = random_token();
+        assert_ne!(a, random_token());
+        assert_eq!(token_hash(&a).len(), 64);
+        assert_ne!(token_hash(&a), a);
+        assert!(same_token(&a, &a.clone()));
+        assert!(!same_token(&a, "x"));
+    }
+}

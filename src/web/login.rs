@@ -1,0 +1,192 @@
+//! `/login` and `/logout`. Failed logins are throttled per account and per client address,
+//! and the answer never tells whether the e-mail exists.
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use askama::Template;
+use chrono::Utc;
+use serde::Deserialize;
+
+use super::auth::{self, Operator, LOGIN_CSRF_COOKIE, SESSION_COOKIE};
+use super::WebError;
+use crate::startup::AppState;
+use crate::store::users;
+
+/// Failed attempts allowed per account, and per client address, within the window.
+const MAX_FAILURES_PER_ACCOUNT: i64 = 5;
+const MAX_FAILURES_PER_ADDRESS: i64 = 20;
+const FAILURE_WINDOW_SECONDS: i64 = 15 * 60;
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage<'a> {
+    csrf_token: &'a str,
+    next: &'a str,
+    email: &'a str,
+    error: Option<&'a str>,
+}
+
+#[derive(Deserialize)]
+pub struct NextQuery {
+    #[serde(default)]
+    next: String,
+}
+
+pub async fn form(
+    req: HttpRequest,
+    query: web::Query<NextQuery>,
+) -> Result<HttpResponse, WebError> {
+    let csrf = auth::random_token();
+    render(
+        &req,
+        &csrf,
+        auth::safe_next(&query.next),
+        "",
+        None,
+        actix_web::http::StatusCode::OK,
+    )
+}
+
+fn render(
+    req: &HttpRequest,
+    csrf: &str,
+    next: &str,
+    email: &str,
+    error: Option<&str>,
+    status: actix_web::http::StatusCode,
+) -> Result<HttpResponse, WebError> {
+    let page = LoginPage {
+        csrf_token: csrf,
+        next,
+        email,
+        error,
+    };
+    let body = page.render().map_err(|e| WebError::Internal(e.into()))?;
+    let cookie = actix_web::cookie::Cookie::build(LOGIN_CSRF_COOKIE, csrf.to_owned())
+        .path("/login")
+        .http_only(true)
+        .same_site(actix_web::cookie::SameSite::Strict)
+        .secure(is_https(req))
+        .finish();
+    Ok(HttpResponse::build(status)
+        .cookie(cookie)
+        .content_type("text/html; charset=utf-8")
+        .body(body))
+}
+
+fn is_https(req: &HttpRequest) -> bool {
+    req.app_data::<web::Data<AppState>>()
+        .is_some_and(|s| s.public.base_url.starts_with("https://"))
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    csrf_token: String,
+    #[serde(default)]
+    next: String,
+}
+
+pub async fn submit(
+    req: HttpRequest,
+    form: web::Form<LoginForm>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, WebError> {
+    let expected = req
+        .cookie(LOGIN_CSRF_COOKIE)
+        .map(|c| c.value().to_owned())
+        .unwrap_or_default();
+    if expected.is_empty() || !auth::same_token(&expected, &form.csrf_token) {
+        return Err(WebError::Forbidden(
+            "The login form expired. Reload the page and try again.".into(),
+        ));
+    }
+    let email = form.email.trim().to_lowercase();
+    let subjects = vec![
+        format!("email:{email}"),
+        format!("ip:{}", client_address(&req)),
+    ];
+    if is_throttled(&state, &subjects).await? {
+        return Err(WebError::TooManyAttempts);
+    }
+    let user = users::find_by_email(&state.pool, &email).await?;
+    let hash = user
+        .as_ref()
+        .map_or(auth::dummy_hash(), |u| u.password_hash.as_str());
+    let verified = auth::verify_password(hash, &form.password);
+    let Some(user) = user.filter(|_| verified) else {
+        users::record_failure(&state.pool, &subjects).await?;
+        let csrf = auth::random_token();
+        let message = "Incorrect e-mail or password.";
+        return render(
+            &req,
+            &csrf,
+            auth::safe_next(&form.next),
+            &email,
+            Some(message),
+            actix_web::http::StatusCode::UNAUTHORIZED,
+        );
+    };
+    users::clear_failures(&state.pool, &subjects[0]).await?;
+    let token = auth::random_token();
+    let max_hours = state.dashboard.session_max_hours;
+    let expires_at = Utc::now() + chrono::Duration::hours(max_hours);
+    users::create_session(
+        &state.pool,
+        &auth::token_hash(&token),
+        user.id,
+        &auth::random_token(),
+        expires_at,
+    )
+    .await?;
+    tracing::info!(user.id = user.id, "operator logged in");
+    Ok(HttpResponse::SeeOther()
+        .cookie(auth::session_cookie(token, is_https(&req), max_hours))
+        .cookie(auth::expired_cookie(LOGIN_CSRF_COOKIE))
+        .insert_header((header::LOCATION, auth::safe_next(&form.next).to_owned()))
+        .finish())
+}
+
+async fn is_throttled(state: &AppState, subjects: &[String]) -> Result<bool, WebError> {
+    let counts = users::recent_failures(&state.pool, subjects, FAILURE_WINDOW_SECONDS).await?;
+    Ok(counts.iter().any(|(subject, n)| {
+        let limit = if subject.starts_with("email:") {
+            MAX_FAILURES_PER_ACCOUNT
+        } else {
+            MAX_FAILURES_PER_ADDRESS
+        };
+        *n >= limit
+    }))
+}
+
+fn client_address(req: &HttpRequest) -> String {
+    req.peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_default()
+}
+
+#[derive(Deserialize)]
+pub struct CsrfForm {
+    #[serde(default)]
+    pub csrf_token: String,
+}
+
+pub async fn logout(
+    req: HttpRequest,
+    operator: Operator,
+    form: web::Form<CsrfForm>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, WebError> {
+    operator.check_csrf(&form.csrf_token)?;
+    if let Some(cookie) = req.cookie(SESSION_COOKIE) {
+        users::delete_session(&state.pool, &auth::token_hash(cookie.value())).await?;
+    }
+    Ok(HttpResponse::SeeOther()
+        .cookie(auth::expired_cookie(SESSION_COOKIE))
+        .insert_header((header::LOCATION, "/login"))
+        .finish())
+}
