@@ -68,8 +68,10 @@ impl Application {
                 .wrap(middleware::from_fn(telemetry::log_request))
                 .route("/healthz", web::get().to(healthz))
                 .route("/readyz", web::get().to(readyz))
-                .configure(ingest::routes::configure)
+                // The API's /api/0/ routes go first: the ingest scope /api/{project_id} would
+                // otherwise claim them.
                 .configure(crate::api::configure)
+                .configure(ingest::routes::configure)
                 .configure(dashboard::configure)
                 .default_service(web::to(not_found))
         })

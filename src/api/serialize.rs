@@ -11,6 +11,9 @@ fn time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
+/// `(issue_id, hour, count)` rows, as the store returns hourly counts.
+pub type HourlyCounts<'a> = &'a [(i64, DateTime<Utc>, i64)];
+
 pub fn project_ref(id: i64, name: &str) -> Value {
     json!({"id": id.to_string(), "name": name, "slug": name})
 }
@@ -53,11 +56,7 @@ fn stats(period: &str, issue_id: i64, hourly: &[(i64, DateTime<Utc>, i64)]) -> V
     json!({ period: points })
 }
 
-pub fn issue(
-    issue: &IssueRow,
-    base_url: &str,
-    stats_for: Option<(&str, &[(i64, DateTime<Utc>, i64)])>,
-) -> Value {
+pub fn issue(issue: &IssueRow, base_url: &str, stats_for: Option<(&str, HourlyCounts)>) -> Value {
     let mut body = json!({
         "id": issue.id.to_string(),
         "shortId": short_id(issue),

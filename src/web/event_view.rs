@@ -270,7 +270,7 @@ fn breadcrumbs(event: &Value) -> Vec<CrumbView> {
             category: non_empty(str_at(c, "/category"), str_at(c, "/type")),
             level: str_at(c, "/level").to_owned(),
             message: str_at(c, "/message").to_owned(),
-            data: c.get("data").map(|d| text(d)).unwrap_or_default(),
+            data: c.get("data").map(text).unwrap_or_default(),
         })
         .collect()
 }

@@ -252,3 +252,139 @@ pub fn gzip(data: &[u8]) -> Vec<u8> {
     encoder.write_all(data).expect("gzip");
     encoder.finish().expect("gzip")
 }
+
+/// A logged-in operator's browser: keeps cookies, does not follow redirects, and knows the
+/// CSRF token of its session.
+pub struct Browser {
+    pub client: reqwest::Client,
+    pub address: String,
+    pub csrf: String,
+}
+
+pub struct Page {
+    pub status: u16,
+    pub location: String,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: String,
+}
+
+pub fn browser_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+pub fn csrf_in(html: &str) -> Option<String> {
+    let re = regex::Regex::new(r#"name="csrf_token" value="([0-9a-f]+)""#).expect("regex");
+    re.captures(html).map(|c| c[1].to_owned())
+}
+
+async fn page(response: reqwest::Response) -> Page {
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let location = headers
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let body = response.text().await.unwrap_or_default();
+    Page {
+        status,
+        location,
+        headers,
+        body,
+    }
+}
+
+impl Browser {
+    pub async fn get(&self, path: &str) -> Page {
+        page(
+            self.client
+                .get(format!("{}{path}", self.address))
+                .send()
+                .await
+                .expect("GET"),
+        )
+        .await
+    }
+
+    /// POSTs a form with this session's CSRF token added.
+    pub async fn post(&self, path: &str, fields: &[(&str, &str)]) -> Page {
+        let mut form: Vec<(&str, &str)> = fields.to_vec();
+        form.push(("csrf_token", &self.csrf));
+        self.post_raw(path, &form).await
+    }
+
+    pub async fn post_raw(&self, path: &str, fields: &[(&str, &str)]) -> Page {
+        page(
+            self.client
+                .post(format!("{}{path}", self.address))
+                .form(fields)
+                .send()
+                .await
+                .expect("POST"),
+        )
+        .await
+    }
+}
+
+pub const PASSWORD: &str = "correct horse battery";
+
+impl TestApp {
+    pub async fn create_user(&self, email: &str, admin: bool) {
+        let hash = faultline::web::auth::hash_password(PASSWORD).expect("hash");
+        faultline::store::users::create(&self.pool, email, &hash, admin)
+            .await
+            .expect("user created");
+    }
+
+    /// Logs in through the login form, as a person would.
+    pub async fn try_login(&self, email: &str, password: &str, next: &str) -> (Browser, Page) {
+        let client = browser_client();
+        let form = page(
+            client
+                .get(format!("{}/login", self.address))
+                .send()
+                .await
+                .expect("GET /login"),
+        )
+        .await;
+        let csrf = csrf_in(&form.body).expect("login form has a CSRF token");
+        let fields = [
+            ("email", email),
+            ("password", password),
+            ("csrf_token", csrf.as_str()),
+            ("next", next),
+        ];
+        let answer = page(
+            client
+                .post(format!("{}/login", self.address))
+                .form(&fields)
+                .send()
+                .await
+                .expect("POST /login"),
+        )
+        .await;
+        let mut browser = Browser {
+            client,
+            address: self.address.clone(),
+            csrf: String::new(),
+        };
+        if answer.status == 303 {
+            let home = browser.get("/projects").await;
+            browser.csrf = csrf_in(&home.body).unwrap_or_default();
+        }
+        (browser, answer)
+    }
+
+    /// An admin, logged in.
+    pub async fn admin_browser(&self) -> Browser {
+        self.create_user("admin@example.com", true).await;
+        let (browser, answer) = self.try_login("admin@example.com", PASSWORD, "/").await;
+        assert_eq!(answer.status, 303, "login failed: {}", answer.body);
+        assert!(!browser.csrf.is_empty());
+        browser
+    }
+}

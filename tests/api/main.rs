@@ -1,7 +1,10 @@
 //! End-to-end tests: a real server over real HTTP against a real PostgreSQL.
 
+mod access;
+mod api_tokens;
 mod cli;
 mod concurrency;
+mod dashboard;
 mod fixtures;
 mod grouping;
 mod health;

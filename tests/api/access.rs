@@ -1,0 +1,299 @@
+//! Who may see what: every page and API route, enumerated from the router, refuses anonymous
+//! visitors; login, logout, expiry, throttling, CSRF and security headers.
+
+use faultline::api::API_ROUTES;
+use faultline::web::{PAGE_ROUTES, PUBLIC_ROUTES};
+
+use crate::helpers::{browser_client, error_event, spawn_app, PASSWORD};
+
+fn concrete(path: &str) -> String {
+    let re = regex::Regex::new(r"\{[^}]+\}").unwrap();
+    re.replace_all(path, "1").into_owned()
+}
+
+#[tokio::test]
+async fn every_page_route_sends_anonymous_visitors_to_login() {
+    let app = spawn_app().await;
+    app.store_ok(&error_event("ValueError", "x", "f", 1)).await;
+    let client = browser_client();
+    assert!(PAGE_ROUTES.len() >= 10);
+    for (method, path) in PAGE_ROUTES {
+        let url = format!("{}{}", app.address, concrete(path));
+        let request = match *method {
+            "get" => client.get(&url),
+            "post" => client
+                .post(&url)
+                .form(&[("status", "resolved"), ("name", "x")]),
+            other => panic!("untested method {other}"),
+        };
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 303, "{method} {path}");
+        let location = response.headers()["location"].to_str().unwrap();
+        assert!(
+            location.starts_with("/login?next="),
+            "{method} {path} → {location}"
+        );
+    }
+    let status: String = sqlx::query_scalar("SELECT status::text FROM issues")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(status, "unresolved", "an anonymous POST changed nothing");
+}
+
+#[tokio::test]
+async fn every_api_route_refuses_anonymous_requests_with_401_json() {
+    let app = spawn_app().await;
+    let client = reqwest::Client::new();
+    for (method, path) in API_ROUTES {
+        let url = format!("{}{}", app.address, concrete(path));
+        let request = match *method {
+            "get" => client.get(&url),
+            "put" => client
+                .put(&url)
+                .json(&serde_json::json!({"status": "resolved"})),
+            other => panic!("untested method {other}"),
+        };
+        for request in [
+            request.try_clone().unwrap(),
+            request.header("Authorization", "Bearer not-a-token"),
+        ] {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), 401, "{method} {path}");
+            let body: serde_json::Value = response.json().await.unwrap();
+            assert!(body["error"].is_string(), "{method} {path}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn public_routes_are_reachable_without_login() {
+    let app = spawn_app().await;
+    let client = browser_client();
+    for (method, path) in PUBLIC_ROUTES.iter().filter(|(m, _)| *m == "get") {
+        let path = path.replace("{file}", "style.css");
+        let response = client
+            .get(format!("{}{path}", app.address))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{method} {path}");
+    }
+}
+
+#[tokio::test]
+async fn login_opens_the_dashboard_and_logout_ends_the_session() {
+    let app = spawn_app().await;
+    app.create_user("ops@example.com", false).await;
+    let (browser, answer) = app
+        .try_login("Ops@Example.com", PASSWORD, "/projects")
+        .await;
+    assert_eq!(answer.status, 303);
+    assert_eq!(
+        answer.location, "/projects",
+        "back to where the operator was going"
+    );
+    let cookie = answer
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|c| c.starts_with("faultline_session="))
+        .unwrap();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+    assert!(
+        !cookie.contains("Secure"),
+        "plain-http base URL: no Secure flag"
+    );
+    let home = browser.get("/").await;
+    assert_eq!(home.status, 200);
+    assert!(home.body.contains("ops@example.com"));
+
+    let out = browser.post("/logout", &[]).await;
+    assert_eq!(out.status, 303);
+    let session_value = cookie
+        .split(';')
+        .next()
+        .unwrap()
+        .trim_start_matches("faultline_session=")
+        .to_owned();
+    let stale = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let response = stale
+        .get(format!("{}/", app.address))
+        .header("Cookie", format!("faultline_session={session_value}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        303,
+        "the old session cookie no longer works"
+    );
+    let sessions: i64 = sqlx::query_scalar("SELECT count(*) FROM sessions")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(sessions, 0);
+}
+
+#[tokio::test]
+async fn wrong_password_and_unknown_email_get_the_same_generic_answer() {
+    let app = spawn_app().await;
+    app.create_user("ops@example.com", false).await;
+    let (_, wrong_password) = app
+        .try_login("ops@example.com", "not the password", "/")
+        .await;
+    let (_, unknown_email) = app
+        .try_login("nobody@example.com", "not the password", "/")
+        .await;
+    assert_eq!(wrong_password.status, 401);
+    assert_eq!(unknown_email.status, 401);
+    assert!(wrong_password
+        .body
+        .contains("Incorrect e-mail or password."));
+    assert!(unknown_email.body.contains("Incorrect e-mail or password."));
+}
+
+#[tokio::test]
+async fn failed_logins_are_throttled_per_account_without_revealing_it_exists() {
+    let app = spawn_app().await;
+    app.create_user("ops@example.com", false).await;
+    for _ in 0..5 {
+        let (_, answer) = app.try_login("ops@example.com", "guess", "/").await;
+        assert_eq!(answer.status, 401);
+    }
+    let (_, throttled) = app.try_login("ops@example.com", PASSWORD, "/").await;
+    assert_eq!(throttled.status, 429, "even the right password waits");
+    for _ in 0..5 {
+        app.try_login("ghost@example.com", "guess", "/").await;
+    }
+    let (_, ghost) = app.try_login("ghost@example.com", "guess", "/").await;
+    assert_eq!(ghost.status, 429, "unknown accounts are throttled alike");
+    let (_, other) = app.try_login("other@example.com", "guess", "/").await;
+    assert_eq!(
+        other.status, 401,
+        "other accounts from this address are not yet throttled"
+    );
+}
+
+#[tokio::test]
+async fn idle_and_expired_sessions_and_password_changes_end_access() {
+    let app = spawn_app().await;
+    app.create_user("ops@example.com", false).await;
+    for expire in [
+        "UPDATE sessions SET expires_at = now() - interval '1 second'",
+        "UPDATE sessions SET last_seen_at = now() - interval '13 hours'",
+    ] {
+        let (browser, _) = app.try_login("ops@example.com", PASSWORD, "/").await;
+        assert_eq!(browser.get("/").await.status, 200);
+        sqlx::query(expire).execute(&app.pool).await.unwrap();
+        assert_eq!(browser.get("/").await.status, 303, "{expire}");
+    }
+    let (browser, _) = app.try_login("ops@example.com", PASSWORD, "/").await;
+    let hash = faultline::web::auth::hash_password("a brand new password").unwrap();
+    faultline::store::users::set_password(&app.pool, "ops@example.com", &hash)
+        .await
+        .unwrap();
+    assert_eq!(
+        browser.get("/").await.status,
+        303,
+        "a password change ends sessions"
+    );
+}
+
+#[tokio::test]
+async fn state_changing_forms_need_the_session_csrf_token() {
+    let app = spawn_app().await;
+    app.store_ok(&error_event("ValueError", "x", "f", 1)).await;
+    let browser = app.admin_browser().await;
+    let issue_id: i64 = sqlx::query_scalar("SELECT id FROM issues")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let path = format!("/issues/{issue_id}/status");
+    assert_eq!(
+        browser
+            .post_raw(&path, &[("status", "resolved")])
+            .await
+            .status,
+        403,
+        "missing token"
+    );
+    assert_eq!(
+        browser
+            .post_raw(&path, &[("status", "resolved"), ("csrf_token", "00ff")])
+            .await
+            .status,
+        403,
+        "wrong token"
+    );
+    assert_eq!(browser.post_raw("/logout", &[]).await.status, 403);
+    let status: String = sqlx::query_scalar("SELECT status::text FROM issues")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(status, "unresolved");
+    assert_eq!(
+        browser.post(&path, &[("status", "resolved")]).await.status,
+        303
+    );
+    let status: String = sqlx::query_scalar("SELECT status::text FROM issues")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(status, "resolved");
+}
+
+#[tokio::test]
+async fn only_same_site_next_targets_are_followed_after_login() {
+    let app = spawn_app().await;
+    app.create_user("ops@example.com", false).await;
+    for (next, expected) in [
+        ("/issues/7", "/issues/7"),
+        ("//evil.example/x", "/"),
+        ("https://evil.example", "/"),
+    ] {
+        let (_, answer) = app.try_login("ops@example.com", PASSWORD, next).await;
+        assert_eq!(answer.location, expected, "{next}");
+    }
+}
+
+#[tokio::test]
+async fn pages_carry_security_headers_and_errors_use_the_layout() {
+    let app = spawn_app().await;
+    let browser = app.admin_browser().await;
+    for path in [
+        "/",
+        "/projects",
+        "/login",
+        "/issues/999999",
+        "/no/such/page",
+    ] {
+        let page = browser.get(path).await;
+        let csp = page.headers["content-security-policy"].to_str().unwrap();
+        assert!(
+            csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+            "{path}: {csp}"
+        );
+        assert_eq!(page.headers["x-frame-options"], "DENY");
+        assert_eq!(page.headers["x-content-type-options"], "nosniff");
+        assert!(page.headers.contains_key("referrer-policy"));
+    }
+    let missing = browser.get("/issues/999999").await;
+    assert_eq!(missing.status, 404);
+    assert!(missing.body.contains("class=\"topbar\"") && missing.body.contains("Not Found"));
+    let client = reqwest::Client::new();
+    let api_missing = client
+        .get(format!("{}/api/0/nothing/", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api_missing.status(), 404);
+    assert!(api_missing.json::<serde_json::Value>().await.unwrap()["error"].is_string());
+}
