@@ -287,12 +287,26 @@ async fn wrong_methods_and_unknown_routes_are_4xx_json() {
     assert_eq!(response.status(), 405);
     let response = app
         .client
+        .get(format!("{}/api/0/nope/", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    assert!(
+        response.json::<Value>().await.unwrap()["error"].is_string(),
+        "API paths answer JSON"
+    );
+    let response = app
+        .client
         .get(format!("{}/nope", app.address))
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), 404);
-    assert!(response.json::<Value>().await.unwrap()["error"].is_string());
+    assert!(
+        response.text().await.unwrap().contains("<html"),
+        "other paths answer a page"
+    );
 }
 
 #[tokio::test]

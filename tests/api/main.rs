@@ -13,4 +13,5 @@ mod hostile;
 mod outage;
 mod protocol;
 mod python_sdk;
+mod real_clients;
 mod scrubbing;

@@ -416,10 +416,12 @@ async fn event_keeps_what_the_sdk_sent_for_debugging() {
             .unwrap();
     let expected = [
         ("environment", "staging"),
+        ("handled", "no"),
         ("level", "warning"),
         ("os", "Linux 6.1"),
         ("region", "eu"),
         ("release", "shop@1.2.3"),
+        ("request", "POST /orders/{id}"),
         ("server_name", "web-1"),
         ("shard", "3"),
         ("url", "https://shop.example/orders/5"),
