@@ -5,6 +5,8 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
 
+use crate::self_report::FaultReport;
+
 /// The generic sentence every server fault answers with.
 pub const GENERIC_ERROR: &str = "An unexpected error occurred";
 
@@ -79,7 +81,16 @@ impl ResponseError for ApiError {
             if matches!(self, ApiError::Unavailable(_)) {
                 response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECONDS.to_string()));
             }
-            return response.json(json!({ "error": GENERIC_ERROR, "error_id": error_id }));
+            let mut answer = response.json(json!({ "error": GENERIC_ERROR, "error_id": error_id }));
+            if matches!(self, ApiError::Internal(_)) {
+                // Only bugs are filed: an unreachable database would only fail to store them.
+                let report = FaultReport {
+                    error_id,
+                    detail: format!("{cause:#}"),
+                };
+                answer.extensions_mut().insert(report);
+            }
+            return answer;
         }
         let message = self.to_string();
         if matches!(self, ApiError::TooManyRequests) {

@@ -5,6 +5,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod ingest;
+pub mod self_report;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

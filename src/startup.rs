@@ -65,6 +65,7 @@ impl Application {
             App::new()
                 .app_data(state.clone())
                 .wrap(security_headers())
+                .wrap(middleware::from_fn(crate::self_report::record_faults))
                 .wrap(middleware::from_fn(telemetry::log_request))
                 .route("/healthz", web::get().to(healthz))
                 .route("/readyz", web::get().to(readyz))

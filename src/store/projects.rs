@@ -172,3 +172,19 @@ pub async fn rotate_key(
     tx.commit().await?;
     Ok(true)
 }
+
+/// The id of the project named `name`, creating it (with `public_key`) when missing.
+pub async fn ensure(pool: &PgPool, name: &str, public_key: &str) -> sqlx::Result<i64> {
+    if let Some(project) = find_by_name(pool, name).await? {
+        return Ok(project.id);
+    }
+    match create(pool, name, public_key).await {
+        Ok(id) => Ok(id),
+        // Another instance created it meanwhile.
+        Err(CreateProjectError::NameTaken(_)) => match find_by_name(pool, name).await? {
+            Some(project) => Ok(project.id),
+            None => Err(sqlx::Error::RowNotFound),
+        },
+        Err(CreateProjectError::Database(e)) => Err(e),
+    }
+}

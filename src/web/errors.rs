@@ -6,6 +6,7 @@ use actix_web::{HttpResponse, ResponseError};
 use askama::Template;
 
 use crate::error::{new_error_id, GENERIC_ERROR};
+use crate::self_report::FaultReport;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WebError {
@@ -72,7 +73,14 @@ impl ResponseError for WebError {
             other => other.to_string(),
         };
         let title = status.canonical_reason().unwrap_or("Error");
-        render_error(status, title, &message, error_id.as_deref())
+        let mut response = render_error(status, title, &message, error_id.as_deref());
+        if let (Some(error_id), WebError::Internal(cause)) = (error_id, self) {
+            response.extensions_mut().insert(FaultReport {
+                error_id,
+                detail: format!("{cause:#}"),
+            });
+        }
+        response
     }
 }
 

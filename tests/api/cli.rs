@@ -175,3 +175,93 @@ fn wait_until_listening(port: u16) {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn user_and_token_commands_manage_operators() {
+    let database_url = new_database_url();
+    let user = |args: &[&str], password: Option<&str>| {
+        let mut command = faultline(&database_url);
+        command.arg("user").args(args);
+        if let Some(password) = password {
+            command.env("FAULTLINE_PASSWORD", password);
+        }
+        run(&mut command)
+    };
+    let (ok, _, stderr) = user(
+        &["create", "Admin@Example.com", "--admin"],
+        Some("first password"),
+    );
+    assert!(ok, "{stderr}");
+    let (ok, _, _) = user(&["create", "admin@example.com"], Some("first password"));
+    assert!(!ok, "e-mails are unique, case-insensitively");
+    let (ok, _, stderr) = user(&["create", "short@example.com"], Some("short"));
+    assert!(!ok && stderr.contains("at least 8"), "{stderr}");
+
+    // The password can also come on standard input.
+    let mut command = faultline(&database_url);
+    command
+        .args(["user", "create", "ops@example.com"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().unwrap();
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"piped password\n")
+        .unwrap();
+    assert!(child.wait_with_output().unwrap().status.success());
+
+    let (_, listing, _) = user(&["list"], None);
+    assert!(
+        listing.contains("admin@example.com\tadmin")
+            && listing.contains("ops@example.com\toperator"),
+        "{listing}"
+    );
+    let (ok, _, _) = user(
+        &["set-password", "ops@example.com"],
+        Some("second password"),
+    );
+    assert!(ok);
+    let (ok, stdout, stderr) = run(faultline(&database_url).args([
+        "token",
+        "create",
+        "ops@example.com",
+        "--label",
+        "sentry-cli",
+    ]));
+    assert!(ok, "{stderr}");
+    let token = stdout.lines().last().unwrap();
+    assert_eq!(token.len(), 64);
+    let (_, tokens, _) = run(faultline(&database_url).args(["token", "list"]));
+    assert!(
+        tokens.contains("ops@example.com\tactive\tsentry-cli") && !tokens.contains(token),
+        "{tokens}"
+    );
+    let (ok, _, _) = user(&["delete", "ops@example.com"], None);
+    assert!(ok);
+    let (_, listing, _) = user(&["list"], None);
+    assert!(!listing.contains("ops@example.com"));
+}
+
+#[test]
+fn first_admin_comes_from_the_environment_when_no_user_exists() {
+    let database_url = new_database_url();
+    let port = free_port();
+    let mut server = Server(
+        faultline(&database_url)
+            .arg("serve")
+            .env("FAULTLINE_BIND", format!("127.0.0.1:{port}"))
+            .env("FAULTLINE_ADMIN_EMAIL", "root@example.com")
+            .env("FAULTLINE_ADMIN_PASSWORD", "compose password")
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("server starts"),
+    );
+    wait_until_listening(port);
+    let (_, listing, _) = run(faultline(&database_url).args(["user", "list"]));
+    assert!(listing.contains("root@example.com\tadmin"), "{listing}");
+    let _ = server.0.kill();
+}

@@ -413,3 +413,50 @@ async fn operators_who_are_not_admins_cannot_manage_projects() {
         403
     );
 }
+
+#[tokio::test]
+async fn a_server_fault_shows_a_generic_page_and_is_filed_in_the_faultline_project() {
+    let app = spawn_app().await;
+    app.store_ok(&error_event("ValueError", "x", "f", 1)).await;
+    // A stored event that cannot be decoded: a real server-side fault when the page opens it.
+    sqlx::query("UPDATE events SET body = '\\x00010203'::bytea")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let browser = app.admin_browser().await;
+    let issue_id: i64 = sqlx::query_scalar("SELECT id FROM issues")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let page = browser.get(&format!("/issues/{issue_id}")).await;
+    assert_eq!(page.status, 500);
+    assert!(page.body.contains(faultline::error::GENERIC_ERROR));
+    assert!(
+        !page.body.contains("zstd") && !page.body.contains("Unknown frame"),
+        "no internal detail on the page"
+    );
+    let error_id = regex::Regex::new(r"Error id: <code>([0-9a-f]{32})</code>")
+        .unwrap()
+        .captures(&page.body)
+        .expect("an error id")[1]
+        .to_owned();
+
+    let mut filed = None;
+    for _ in 0..50 {
+        filed = sqlx::query_as::<_, (String, String)>(
+            "SELECT i.title, t.value FROM issues i JOIN projects p ON p.id = i.project_id
+               JOIN issue_tag_values t ON t.issue_id = i.id AND t.key = 'error_id'
+              WHERE p.name = 'faultline'",
+        )
+        .fetch_optional(&app.pool)
+        .await
+        .unwrap();
+        if filed.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (title, filed_id) = filed.expect("the fault was filed as an event");
+    assert_eq!(filed_id, error_id, "the same error id as the page");
+    assert!(title.starts_with("InternalError"), "{title}");
+}
