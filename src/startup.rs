@@ -128,7 +128,16 @@ fn security_headers() -> middleware::DefaultHeaders {
 /// `FAULTLINE_ADMIN_EMAIL` and `FAULTLINE_ADMIN_PASSWORD` create the first admin, once, when
 /// there is no user yet (the compose set-up).
 async fn create_first_admin(pool: &PgPool, settings: &DashboardSettings) -> anyhow::Result<()> {
-    let (Some(email), Some(password)) = (&settings.admin_email, &settings.admin_password) else {
+    // Compose passes unset variables as empty strings.
+    let given = |v: &Option<String>| {
+        v.as_deref()
+            .filter(|s| !s.trim().is_empty())
+            .map(str::to_owned)
+    };
+    let (Some(email), Some(password)) = (
+        given(&settings.admin_email),
+        given(&settings.admin_password),
+    ) else {
         return Ok(());
     };
     let email = email.trim().to_lowercase();
