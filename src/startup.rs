@@ -145,7 +145,7 @@ async fn create_first_admin(pool: &PgPool, settings: &DashboardSettings) -> anyh
         password.chars().count() >= 8,
         "FAULTLINE_ADMIN_PASSWORD must have at least 8 characters"
     );
-    let hash = dashboard::auth::hash_password(password)?;
+    let hash = dashboard::auth::hash_password(&password)?;
     if store::users::create_first_admin(pool, &email, &hash).await? {
         tracing::info!("created the first admin from FAULTLINE_ADMIN_EMAIL");
     }

@@ -5,6 +5,8 @@
 //! Bodies come from pre-built, pre-compressed templates (see `template.rs`), so the generator
 //! spends a few microseconds per request and is not what limits the measurement.
 
+#[path = "faultline-loadgen/breakdown.rs"]
+mod breakdown;
 #[path = "faultline-loadgen/event.rs"]
 mod event;
 #[path = "faultline-loadgen/report.rs"]
@@ -34,8 +36,8 @@ use template::{Encoding, Template};
 #[command(name = "faultline-loadgen")]
 struct Args {
     /// The project's DSN, e.g. http://KEY@127.0.0.1:8000/1.
-    #[arg(long)]
-    dsn: String,
+    #[arg(long, required_unless_present = "breakdown")]
+    dsn: Option<String>,
 
     /// How many events to send.
     #[arg(long, default_value_t = 10_000)]
@@ -77,6 +79,11 @@ struct Args {
     /// Also print the figures as one JSON object on the last line.
     #[arg(long)]
     json: bool,
+
+    /// Send nothing: time each step of the server's ingest on `--events` generated bodies, in
+    /// this process, and print the average per step.
+    #[arg(long)]
+    breakdown: bool,
 }
 
 /// What a DSN says: where to send and with which key.
@@ -127,7 +134,15 @@ async fn run_and_check(args: Args) -> anyhow::Result<bool> {
     if args.issues == 0 || args.concurrency == 0 || args.rate.is_some_and(|r| r <= 0.0) {
         bail!("--issues, --concurrency and --rate must be positive");
     }
-    let dsn = parse_dsn(&args.dsn)?;
+    if args.breakdown {
+        let templates = build_templates(args.issues, args.compression);
+        print!(
+            "{}",
+            breakdown::run(&templates, args.compression, args.events)
+        );
+        return Ok(true);
+    }
+    let dsn = parse_dsn(args.dsn.as_deref().unwrap_or_default())?;
     let pool = match &args.database_url {
         Some(url) => Some(
             PgPool::connect(url)
