@@ -1,10 +1,12 @@
 # Build stage: compiles Faultline. No database is needed at build time: queries are checked at
-# run time and migrations are embedded in the binary.
+# run time; migrations, templates and static files are embedded in the binary.
 FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src src
 COPY migrations migrations
+COPY templates templates
+COPY static static
 RUN cargo build --release --locked --bin faultline \
  && strip target/release/faultline
 
