@@ -326,13 +326,25 @@ pub async fn first_and_last_release(
     Ok((first, last))
 }
 
-/// Distinct values of a tag across all issues, most frequent first (filter drop-downs).
-pub async fn known_values(pool: &PgPool, key: &str, limit: i64) -> sqlx::Result<Vec<String>> {
-    sqlx::query_scalar(
-        "SELECT value FROM issue_tag_values WHERE key = $1 GROUP BY value ORDER BY sum(count) DESC, value LIMIT $2",
-    )
-    .bind(key)
-    .bind(limit)
-    .fetch_all(pool)
-    .await
+/// The tags whose values fill the issue list's drop-downs.
+#[derive(Debug, Clone, Copy)]
+pub enum FilterKey {
+    Environment,
+    Release,
+}
+
+/// Distinct values of a filter tag across all issues, most frequent first. The key is written
+/// into the SQL as a literal so the planner can use the matching partial index.
+pub async fn known_values(pool: &PgPool, key: FilterKey, limit: i64) -> sqlx::Result<Vec<String>> {
+    let sql = match key {
+        FilterKey::Environment => {
+            "SELECT value FROM issue_tag_values WHERE key = 'environment'
+              GROUP BY value ORDER BY sum(count) DESC, value LIMIT $1"
+        }
+        FilterKey::Release => {
+            "SELECT value FROM issue_tag_values WHERE key = 'release'
+              GROUP BY value ORDER BY sum(count) DESC, value LIMIT $1"
+        }
+    };
+    sqlx::query_scalar(sql).bind(limit).fetch_all(pool).await
 }

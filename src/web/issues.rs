@@ -15,7 +15,9 @@ use super::WebError;
 use crate::ingest::process::decompress;
 use crate::startup::AppState;
 use crate::store::event_reads::{self, EventChoice, EventRow};
-use crate::store::issues::{self, CursorValue, IssueFilter, IssueRow, IssueSort, IssueStatus};
+use crate::store::issues::{
+    self, CursorValue, FilterKey, IssueFilter, IssueRow, IssueSort, IssueStatus,
+};
 use crate::store::projects;
 
 const PAGE_SIZE: i64 = 25;
@@ -286,9 +288,14 @@ pub async fn list(
             ]
             .map(pair),
         ),
-        environments: value_options(&state, "environment", &query.environment, "Any environment")
-            .await?,
-        releases: value_options(&state, "release", &query.release, "Any release").await?,
+        environments: value_options(
+            &state,
+            FilterKey::Environment,
+            &query.environment,
+            "Any environment",
+        )
+        .await?,
+        releases: value_options(&state, FilterKey::Release, &query.release, "Any release").await?,
         sorts: options(
             &query.sort,
             [
@@ -322,7 +329,7 @@ async fn project_options(state: &AppState, current: &str) -> Result<Vec<SelectOp
 
 async fn value_options(
     state: &AppState,
-    key: &str,
+    key: FilterKey,
     current: &str,
     any: &str,
 ) -> Result<Vec<SelectOption>, WebError> {
