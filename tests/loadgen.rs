@@ -1,0 +1,57 @@
+//! A small, fast run of `faultline-loadgen` against a real server: every acknowledged event must
+//! be stored exactly once, in the expected number of issues. Correctness only, never speed.
+
+#[allow(dead_code, reason = "shared helpers; this binary uses only a few")]
+#[path = "api/helpers.rs"]
+mod helpers;
+
+use std::process::Command;
+
+fn run_loadgen(app: &helpers::TestApp, compression: &str, events: u64, issues: u64) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_faultline-loadgen"))
+        .args(["--dsn", &app.dsn(), "--database-url", &app.database_url])
+        .args([
+            "--events",
+            &events.to_string(),
+            "--issues",
+            &issues.to_string(),
+        ])
+        .args(["--concurrency", "8", "--compression", compression])
+        .output()
+        .expect("the load generator runs");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "loadgen failed\n{stdout}\n{stderr}"
+    );
+    stdout
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_acknowledged_event_is_stored_once_in_its_issue() {
+    let app = helpers::spawn_app().await;
+
+    let report = run_loadgen(&app, "gzip", 300, 12);
+
+    assert!(report.contains("300 acknowledged"), "{report}");
+    assert!(
+        report.contains("verify: ok   acknowledged 300, of which stored 300"),
+        "{report}"
+    );
+    assert_eq!(app.event_count().await, 300);
+    assert_eq!(app.issue_count().await, 12);
+    let counted: i64 = app.issues().await.iter().map(|(_, count)| count).sum();
+    assert_eq!(counted, 300);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zstd_and_plain_bodies_are_accepted_and_stored_too() {
+    let app = helpers::spawn_app().await;
+
+    run_loadgen(&app, "zstd", 60, 5);
+    run_loadgen(&app, "identity", 60, 5);
+
+    assert_eq!(app.event_count().await, 120);
+    assert_eq!(app.issue_count().await, 5);
+}
