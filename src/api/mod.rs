@@ -16,7 +16,7 @@ pub use auth::ApiUser;
 use crate::error::ApiError;
 use crate::startup::AppState;
 use crate::store::event_reads::{self, EventChoice};
-use crate::store::issues::{self, CursorValue, IssueFilter, IssueSort, IssueStatus};
+use crate::store::issues::{self, CursorValue, IssueCursor, IssueFilter, IssueSort, IssueStatus};
 use crate::store::projects::{self, Project};
 
 const MAX_PAGE: i64 = 100;
@@ -169,41 +169,24 @@ fn search_filter(query: &str) -> Result<IssueFilter, ApiError> {
     Ok(filter)
 }
 
-/// Opaque to clients: `<sort value>:<issue id>:0`, shaped like Sentry's `value:offset:is_prev`.
+/// Opaque to clients: `<value>:<issue id>:0`, shaped like Sentry's `value:offset:is_prev`.
 fn encode_cursor(row: &issues::IssueRow, sort: IssueSort) -> String {
-    let value = match sort {
-        IssueSort::LastSeen => row.last_seen.timestamp_micros(),
-        IssueSort::FirstSeen => row.first_seen.timestamp_micros(),
-        IssueSort::Events => row.event_count,
-        IssueSort::Users => row.user_count,
-    };
-    format!("{value}:{}:0", row.id)
+    let cursor = IssueCursor::after(row, sort);
+    format!("{}:{}:0", cursor.value, cursor.id)
 }
 
 fn parse_cursor(cursor: &str, sort: IssueSort) -> Result<Option<(CursorValue, i64)>, ApiError> {
-    if cursor.is_empty() {
-        return Ok(None);
+    let mut parts = cursor.split(':').map(|p| p.parse::<i64>().ok());
+    match (parts.next().flatten(), parts.next().flatten()) {
+        _ if cursor.is_empty() => Ok(None),
+        // Sentry's "no more results" cursors (`0:0:1`, `0:0:0`) start over.
+        (Some(_), Some(0)) => Ok(None),
+        (Some(value), Some(id)) => IssueCursor { value, id }
+            .bound(sort)
+            .map(Some)
+            .ok_or_else(|| ApiError::bad_request("invalid cursor")),
+        _ => Err(ApiError::bad_request("invalid cursor")),
     }
-    let invalid = || ApiError::bad_request("invalid cursor");
-    let mut parts = cursor.split(':');
-    let value: i64 = parts
-        .next()
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(invalid)?;
-    let id: i64 = parts
-        .next()
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(invalid)?;
-    if id == 0 {
-        return Ok(None);
-    }
-    let value = match sort {
-        IssueSort::LastSeen | IssueSort::FirstSeen => {
-            CursorValue::Time(chrono::DateTime::from_timestamp_micros(value).ok_or_else(invalid)?)
-        }
-        IssueSort::Events | IssueSort::Users => CursorValue::Count(value),
-    };
-    Ok(Some((value, id)))
 }
 
 fn link_header(req: &HttpRequest, state: &AppState, next: Option<&str>) -> String {

@@ -78,6 +78,37 @@ pub enum CursorValue {
     Count(i64),
 }
 
+/// Where a page of issues ended, in plain numbers for URLs: the sort column's value
+/// (microseconds for times, else the count) and the last issue's id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IssueCursor {
+    pub value: i64,
+    pub id: i64,
+}
+
+impl IssueCursor {
+    pub fn after(row: &IssueRow, sort: IssueSort) -> Self {
+        let value = match sort {
+            IssueSort::LastSeen => row.last_seen.timestamp_micros(),
+            IssueSort::FirstSeen => row.first_seen.timestamp_micros(),
+            IssueSort::Events => row.event_count,
+            IssueSort::Users => row.user_count,
+        };
+        IssueCursor { value, id: row.id }
+    }
+
+    /// The bound for [`IssueFilter::after`]; `None` when the value is out of range.
+    pub fn bound(self, sort: IssueSort) -> Option<(CursorValue, i64)> {
+        let value = match sort {
+            IssueSort::LastSeen | IssueSort::FirstSeen => {
+                CursorValue::Time(DateTime::from_timestamp_micros(self.value)?)
+            }
+            IssueSort::Events | IssueSort::Users => CursorValue::Count(self.value),
+        };
+        Some((value, self.id))
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct IssueFilter {
     pub project_id: Option<i64>,

@@ -16,7 +16,7 @@ use crate::ingest::process::decompress;
 use crate::startup::AppState;
 use crate::store::event_reads::{self, EventChoice, EventRow};
 use crate::store::issues::{
-    self, CursorValue, FilterKey, IssueFilter, IssueRow, IssueSort, IssueStatus,
+    self, CursorValue, FilterKey, IssueCursor, IssueFilter, IssueRow, IssueSort, IssueStatus,
 };
 use crate::store::projects;
 
@@ -129,30 +129,22 @@ fn split_query(query: &str) -> (Option<String>, Option<(String, String)>) {
     ((!text.is_empty()).then_some(text), tag)
 }
 
+/// The list's cursor in URLs: `<value>_<id>` (see [`IssueCursor`]).
 fn parse_cursor(cursor: &str, sort: IssueSort) -> Result<Option<(CursorValue, i64)>, ()> {
     if cursor.is_empty() {
         return Ok(None);
     }
     let (value, id) = cursor.split_once('_').ok_or(())?;
-    let id: i64 = id.parse().map_err(|_| ())?;
-    let value: i64 = value.parse().map_err(|_| ())?;
-    let value = match sort {
-        IssueSort::LastSeen | IssueSort::FirstSeen => {
-            CursorValue::Time(DateTime::from_timestamp_micros(value).ok_or(())?)
-        }
-        IssueSort::Events | IssueSort::Users => CursorValue::Count(value),
+    let cursor = IssueCursor {
+        value: value.parse().map_err(|_| ())?,
+        id: id.parse().map_err(|_| ())?,
     };
-    Ok(Some((value, id)))
+    cursor.bound(sort).map(Some).ok_or(())
 }
 
 fn cursor_of(row: &IssueRow, sort: IssueSort) -> String {
-    let value = match sort {
-        IssueSort::LastSeen => row.last_seen.timestamp_micros(),
-        IssueSort::FirstSeen => row.first_seen.timestamp_micros(),
-        IssueSort::Events => row.event_count,
-        IssueSort::Users => row.user_count,
-    };
-    format!("{value}_{}", row.id)
+    let cursor = IssueCursor::after(row, sort);
+    format!("{}_{}", cursor.value, cursor.id)
 }
 
 pub struct IssueItem {

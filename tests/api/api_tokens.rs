@@ -5,21 +5,7 @@ use serde_json::{json, Value};
 use crate::helpers::{error_event, spawn_app, TestApp};
 
 async fn token(app: &TestApp) -> String {
-    app.create_user("cli@example.com", false).await;
-    let token = faultline::web::auth::random_token();
-    let user_id: i64 = sqlx::query_scalar("SELECT id FROM users")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
-    faultline::store::users::create_token(
-        &app.pool,
-        user_id,
-        &faultline::web::auth::token_hash(&token),
-        "tests",
-    )
-    .await
-    .unwrap();
-    token
+    app.create_token("cli@example.com").await
 }
 
 async fn get(app: &TestApp, token: &str, path: &str) -> (u16, Value, String) {

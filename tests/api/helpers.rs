@@ -379,6 +379,21 @@ impl TestApp {
         (browser, answer)
     }
 
+    /// An operator with an API token; returns the token.
+    pub async fn create_token(&self, email: &str) -> String {
+        self.create_user(email, false).await;
+        let user = faultline::store::users::find_by_email(&self.pool, email)
+            .await
+            .unwrap()
+            .expect("user exists");
+        let token = faultline::web::auth::random_token();
+        let hash = faultline::web::auth::token_hash(&token);
+        faultline::store::users::create_token(&self.pool, user.id, &hash, "tests")
+            .await
+            .expect("token created");
+        token
+    }
+
     /// An admin, logged in.
     pub async fn admin_browser(&self) -> Browser {
         self.create_user("admin@example.com", true).await;

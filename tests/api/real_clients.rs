@@ -121,20 +121,7 @@ async fn sentry_cli_lists_and_resolves_issues() {
         .await;
     app.store_ok(&error_event("KeyError", "'sku'", "lookup", 1))
         .await;
-    app.create_user("cli@example.com", false).await;
-    let token = faultline::web::auth::random_token();
-    let user_id: i64 = sqlx::query_scalar("SELECT id FROM users")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
-    faultline::store::users::create_token(
-        &app.pool,
-        user_id,
-        &faultline::web::auth::token_hash(&token),
-        "sentry-cli",
-    )
-    .await
-    .unwrap();
+    let token = app.create_token("cli@example.com").await;
     let cli = e2e_dir().join("node_modules/.bin/sentry-cli");
     require_installed(&cli);
     let sentry_cli = |args: &[&str]| {
