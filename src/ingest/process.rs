@@ -1,7 +1,7 @@
 //! From an event payload to a row ready for the writer: parse, normalise, scrub, bound, group,
 //! and compress. Pure: no I/O, so every step is unit-tested in place.
 
-use std::io::Write;
+use std::cell::RefCell;
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use serde_json::{json, Value};
@@ -152,13 +152,28 @@ fn metadata(event: &Value, title: &str) -> Value {
     metadata
 }
 
-fn compress(body: &Value) -> Result<Vec<u8>, ApiError> {
-    let mut encoder =
-        zstd::stream::write::Encoder::new(Vec::with_capacity(2048), BODY_COMPRESSION_LEVEL)
-            .map_err(|e| ApiError::Internal(e.into()))?;
-    serde_json::to_writer(&mut encoder, body).map_err(|e| ApiError::Internal(e.into()))?;
-    encoder.flush().map_err(|e| ApiError::Internal(e.into()))?;
-    encoder.finish().map_err(|e| ApiError::Internal(e.into()))
+/// The stored form of an event body: its JSON, zstd-compressed. Each thread keeps one
+/// compression context: creating one per event (and zeroing its tables) cost as much as
+/// compressing.
+pub fn compress(body: &Value) -> Result<Vec<u8>, ApiError> {
+    thread_local! {
+        static COMPRESSOR: RefCell<Option<zstd::bulk::Compressor<'static>>> =
+            const { RefCell::new(None) };
+    }
+    let json = serde_json::to_vec(body).map_err(|e| ApiError::Internal(e.into()))?;
+    COMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let compressor = match slot.as_mut() {
+            Some(compressor) => compressor,
+            None => slot.insert(
+                zstd::bulk::Compressor::new(BODY_COMPRESSION_LEVEL)
+                    .map_err(|e| ApiError::Internal(e.into()))?,
+            ),
+        };
+        compressor
+            .compress(&json)
+            .map_err(|e| ApiError::Internal(e.into()))
+    })
 }
 
 /// Reverses [`compress`]: used to show a stored event.

@@ -79,7 +79,7 @@ fn time_one(request: &[u8], encoding: Encoding, limits: &Limits, totals: &mut [D
     let tags = facets::tag_values(&event.body);
     let user = facets::user_key(&event.body);
     totals[7] += clock.lap();
-    let stored = zstd::bulk::compress(&serde_json::to_vec(&event.body).expect("json"), 3);
+    let stored = process::compress(&event.body);
     totals[8] += clock.lap();
     let prepared = process::prepare(payload, 1, &EnvelopeContext::default(), Utc::now(), limits);
     totals[9] += clock.lap();
