@@ -4,7 +4,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use rand::RngCore;
 
-use crate::config::{DatabaseSettings, LogFormat, PublicSettings, Settings};
+use crate::config::{DatabaseSettings, LogFormat, PublicSettings, RetentionSettings, Settings};
 use crate::startup::Application;
 use crate::store::{self, projects, users};
 use crate::web::auth::{hash_password, random_token, token_hash};
@@ -34,6 +34,13 @@ pub enum Command {
     Project {
         #[command(subcommand)]
         command: ProjectCommand,
+    },
+    /// Remove expired events now (the server also does it hourly), printing each step.
+    Cleanup {
+        #[command(flatten)]
+        database: DatabaseSettings,
+        #[command(flatten)]
+        retention: RetentionSettings,
     },
     /// Manage the operators who may log in to the dashboard.
     User {
@@ -137,6 +144,26 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Project { command } => run_project(command).await?,
         Command::User { command } => run_user(command).await?,
+        Command::Cleanup {
+            database,
+            retention,
+        } => {
+            let pool = open(&database).await?;
+            let days = retention.retention_days;
+            println!("removing events received more than {days} days ago");
+            match crate::cleanup::run_once(&pool, days, |line| println!("{line}")).await? {
+                Some(report) => {
+                    let events: i64 = report.partitions_dropped.iter().map(|p| p.1).sum();
+                    println!(
+                        "done: {events} events removed in {} partitions",
+                        report.partitions_dropped.len()
+                    );
+                }
+                None => {
+                    println!("another Faultline instance is cleaning up right now; nothing done")
+                }
+            }
+        }
         Command::Token { command } => run_token(command).await?,
     }
     Ok(())

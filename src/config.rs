@@ -65,6 +65,23 @@ pub struct Settings {
 
     #[command(flatten)]
     pub dashboard: DashboardSettings,
+
+    #[command(flatten)]
+    pub retention: RetentionSettings,
+}
+
+/// How long events are kept.
+#[derive(Debug, Clone, Args)]
+pub struct RetentionSettings {
+    /// Events received longer ago than this many days are removed (issues keep their totals).
+    #[arg(long, env = "FAULTLINE_RETENTION_DAYS", default_value_t = 90, value_parser = clap::value_parser!(i64).range(1..))]
+    pub retention_days: i64,
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        RetentionSettings { retention_days: 90 }
+    }
 }
 
 /// Operators' access to the dashboard and the API.

@@ -1,6 +1,7 @@
 //! Faultline: a self-hosted error-monitoring server for the official Sentry SDKs.
 
 pub mod api;
+pub mod cleanup;
 pub mod cli;
 pub mod config;
 pub mod error;

@@ -42,6 +42,9 @@ impl Application {
         let pool = store::connect(&settings.database).await?;
         store::migrate(&pool).await?;
         create_first_admin(&pool, &settings.dashboard).await?;
+        // Today's partition must exist before the first event; the job keeps them coming.
+        store::retention::create_partitions(&pool, chrono::Utc::now().date_naive()).await?;
+        crate::cleanup::spawn_background(pool.clone(), settings.retention.retention_days);
         let listener = TcpListener::bind(settings.bind)
             .with_context(|| format!("could not listen on {}", settings.bind))?;
         Self::from_parts(settings, pool, listener)

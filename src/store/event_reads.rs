@@ -103,7 +103,12 @@ pub async fn find_in_project(
     project_id: i64,
     event_id: Uuid,
 ) -> sqlx::Result<Option<EventRow>> {
-    let sql = format!("SELECT {COLUMNS} FROM events WHERE project_id = $1 AND event_id = $2");
+    let sql = format!(
+        "SELECT {COLUMNS} FROM events e
+          WHERE (e.issue_id, e.received_at, e.event_id) IN
+                (SELECT k.issue_id, k.received_at, k.event_id FROM event_ids k
+                  WHERE k.project_id = $1 AND k.event_id = $2)"
+    );
     sqlx::query_as(&sql)
         .bind(project_id)
         .bind(event_id)

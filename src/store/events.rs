@@ -155,12 +155,22 @@ async fn insert_events(
         bodies.push(event.body.as_slice());
     }
     let rows: Vec<(i64, Uuid)> = sqlx::query_as(
-        "INSERT INTO events (project_id, event_id, issue_id, received_at, occurred_at, level,
+        // `event_ids` is the de-duplication ledger (a partitioned table cannot be unique on
+        // the event id alone): only the events it newly accepts are stored.
+        "WITH batch AS (
+             SELECT * FROM UNNEST($1::int8[], $2::uuid[], $3::int8[], $4::timestamptz[], $5::timestamptz[],
+                                  $6::text[], $7::text[], $8::text[], $9::text[], $10::bytea[])
+                 AS u(project_id, event_id, issue_id, received_at, occurred_at, level,
+                      environment, release, user_key, body)
+         ), accepted AS (
+             INSERT INTO event_ids (project_id, event_id, issue_id, received_at)
+             SELECT project_id, event_id, issue_id, received_at FROM batch ORDER BY 1, 2
+             ON CONFLICT (project_id, event_id) DO NOTHING
+             RETURNING project_id, event_id
+         )
+         INSERT INTO events (project_id, event_id, issue_id, received_at, occurred_at, level,
                              environment, release, user_key, body)
-         SELECT * FROM UNNEST($1::int8[], $2::uuid[], $3::int8[], $4::timestamptz[], $5::timestamptz[],
-                              $6::text[], $7::text[], $8::text[], $9::text[], $10::bytea[])
-          ORDER BY 1, 2
-         ON CONFLICT (project_id, event_id) DO NOTHING
+         SELECT b.* FROM batch b JOIN accepted a USING (project_id, event_id)
          RETURNING project_id, event_id",
     )
     .bind(&project_ids)

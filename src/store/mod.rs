@@ -5,6 +5,7 @@ pub mod events;
 pub mod issues;
 pub mod keys;
 pub mod projects;
+pub mod retention;
 pub mod users;
 
 use std::time::Duration;

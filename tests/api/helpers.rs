@@ -5,7 +5,8 @@ use std::io::Write;
 use std::net::SocketAddr;
 
 use faultline::config::{
-    DashboardSettings, DatabaseSettings, Limits, PipelineSettings, PublicSettings, Settings,
+    DashboardSettings, DatabaseSettings, Limits, PipelineSettings, PublicSettings,
+    RetentionSettings, Settings,
 };
 use faultline::startup::Application;
 use faultline::store::projects;
@@ -43,6 +44,7 @@ pub fn test_settings(database_url: &str) -> Settings {
         limits: Limits::default(),
         pipeline: PipelineSettings::default(),
         dashboard: DashboardSettings::default(),
+        retention: RetentionSettings::default(),
     }
 }
 

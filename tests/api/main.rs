@@ -14,4 +14,5 @@ mod outage;
 mod protocol;
 mod python_sdk;
 mod real_clients;
+mod retention;
 mod scrubbing;

@@ -1,0 +1,93 @@
+//! The retention job: keeps `events` partitions ahead of time and removes events older than
+//! `FAULTLINE_RETENTION_DAYS`, hourly in the background and once with `faultline cleanup`.
+//! Issues keep their totals; only occurrences go.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use sqlx::PgPool;
+
+use crate::store::retention;
+
+const EVERY: Duration = Duration::from_secs(3600);
+
+#[derive(Debug, Default)]
+pub struct CleanupReport {
+    pub partitions_created: i32,
+    /// `(partition, events it held)`.
+    pub partitions_dropped: Vec<(String, i64)>,
+    pub ids_deleted: u64,
+}
+
+/// One pass; `None` when another instance is already running one. `progress` hears one line
+/// per step.
+pub async fn run_once(
+    pool: &PgPool,
+    retention_days: i64,
+    mut progress: impl FnMut(&str),
+) -> anyhow::Result<Option<CleanupReport>> {
+    let mut lock = pool.acquire().await?;
+    if !retention::try_lock(&mut lock).await? {
+        return Ok(None);
+    }
+    let result = clean(pool, retention_days, &mut progress).await;
+    retention::unlock(&mut lock).await?;
+    result.map(Some)
+}
+
+async fn clean(
+    pool: &PgPool,
+    retention_days: i64,
+    progress: &mut impl FnMut(&str),
+) -> anyhow::Result<CleanupReport> {
+    let now = Utc::now();
+    let cutoff = now - chrono::Duration::days(retention_days);
+    let mut report = CleanupReport {
+        partitions_created: retention::create_partitions(pool, now.date_naive()).await?,
+        ..Default::default()
+    };
+    progress(&format!(
+        "partitions: {} created ahead",
+        report.partitions_created
+    ));
+    let all = retention::partitions(pool).await?;
+    for partition in retention::expired(&all, cutoff) {
+        let rows = retention::drop_partition(pool, &partition).await?;
+        progress(&format!("dropped {} ({rows} events)", partition.name));
+        report.partitions_dropped.push((partition.name, rows));
+    }
+    let cutoff_day = cutoff
+        .date_naive()
+        .and_hms_opt(0, 0, 0)
+        .map(|t| t.and_utc())
+        .unwrap_or(cutoff);
+    loop {
+        let deleted = retention::delete_expired_ids(pool, cutoff_day).await?;
+        report.ids_deleted += deleted;
+        if deleted == 0 {
+            break;
+        }
+        progress(&format!("deleted {} expired event ids", report.ids_deleted));
+    }
+    Ok(report)
+}
+
+/// Runs the job now and then every hour, for the life of the server.
+pub fn spawn_background(pool: PgPool, retention_days: i64) {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(EVERY);
+        loop {
+            ticker.tick().await;
+            match run_once(&pool, retention_days, |_| {}).await {
+                Ok(Some(report)) => tracing::info!(
+                    partitions.created = report.partitions_created,
+                    partitions.dropped = report.partitions_dropped.len(),
+                    events.removed = report.partitions_dropped.iter().map(|p| p.1).sum::<i64>(),
+                    "retention clean-up done"
+                ),
+                Ok(None) => tracing::debug!("another instance is cleaning up"),
+                Err(e) => tracing::error!(error = format!("{e:#}"), "retention clean-up failed"),
+            }
+        }
+    });
+}

@@ -1,0 +1,107 @@
+//! Retention: expired events go with their daily partition; issues keep their totals.
+
+use std::process::Command;
+
+use crate::helpers::{error_event, spawn_app};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cleanup_drops_expired_partitions_and_issues_keep_their_totals() {
+    let app = spawn_app().await;
+    let old = app
+        .store_ok(&error_event("ValueError", "old", "f", 1))
+        .await;
+    let also_old = app
+        .store_ok(&error_event("ValueError", "old too", "f", 1))
+        .await;
+    let recent = app
+        .store_ok(&error_event("KeyError", "recent", "g", 1))
+        .await;
+    // Move two events 100 days back, as if they had arrived then.
+    sqlx::query("SELECT faultline_create_event_partitions((now() - interval '100 days')::date, (now() - interval '100 days')::date)")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    for table in ["events", "event_ids"] {
+        sqlx::query(&format!(
+            "UPDATE {table} SET received_at = now() - interval '100 days' WHERE event_id = ANY($1)"
+        ))
+        .bind(vec![
+            uuid::Uuid::parse_str(&old).unwrap(),
+            uuid::Uuid::parse_str(&also_old).unwrap(),
+        ])
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    }
+
+    let database_url = app.database_url.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_faultline"))
+            .arg("cleanup")
+            .env("DATABASE_URL", database_url)
+            .env("FAULTLINE_RETENTION_DAYS", "90")
+            .output()
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("(2 events)") && stdout.contains("done: 2 events removed in 1 partitions"),
+        "{stdout}"
+    );
+
+    assert_eq!(app.event_count().await, 1);
+    let ids: i64 = sqlx::query_scalar("SELECT count(*) FROM event_ids")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(ids, 1, "the de-duplication ids of expired events go too");
+    app.stored_event(&recent).await;
+    let (count, title): (i64, String) =
+        sqlx::query_as("SELECT event_count, title FROM issues WHERE title LIKE 'ValueError%'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(count, 2, "the issue keeps its total: {title}");
+
+    let browser = app.admin_browser().await;
+    let issue_id: i64 = sqlx::query_scalar("SELECT id FROM issues WHERE title LIKE 'ValueError%'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let page = browser.get(&format!("/issues/{issue_id}")).await;
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body.contains("The events of this issue have expired"),
+        "the page says why there is no event"
+    );
+
+    // Ingest goes on, into today's partition.
+    app.store_ok(&error_event("ValueError", "new again", "f", 1))
+        .await;
+    let count: i64 = sqlx::query_scalar("SELECT event_count FROM issues WHERE id = $1")
+        .bind(issue_id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(count, 3);
+}
+
+#[tokio::test]
+async fn partitions_exist_ahead_of_time() {
+    let app = spawn_app().await;
+    let ahead: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+          WHERE i.inhparent = 'events'::regclass AND c.relname >= 'events_' || to_char(now() AT TIME ZONE 'UTC', 'YYYYMMDD')",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert!(ahead >= 14, "today and two weeks ahead: {ahead}");
+}
