@@ -204,6 +204,11 @@ async fn run_and_check(args: Args) -> anyhow::Result<bool> {
         }
         ok = verdict.ok;
     }
+    let failures = tally.answers_that_lose_events();
+    if failures > 0 {
+        println!("FAIL {failures} answers an SDK would drop the event for (5xx, other 4xx, 429 without Retry-After, timeouts, connection errors)");
+        ok = false;
+    }
     if args.json {
         let mut json = summary.json;
         json["verified"] = serde_json::json!(pool.as_ref().map(|_| ok));

@@ -43,6 +43,18 @@ pub struct Tally {
 }
 
 impl Tally {
+    /// Answers after which an SDK gives the event up: anything but 200 and a 429 that says
+    /// when to come back.
+    pub fn answers_that_lose_events(&self) -> u64 {
+        let refused: u64 = self
+            .statuses
+            .iter()
+            .filter(|(status, _)| !matches!(status, 200 | 429))
+            .map(|(_, count)| count)
+            .sum();
+        refused + self.too_many_without_retry_after + self.timeouts + self.connection_errors
+    }
+
     fn merge(&mut self, other: Tally) {
         self.latencies_us.extend(other.latencies_us);
         for (status, count) in other.statuses {
