@@ -445,7 +445,7 @@ async fn issue_event(
             Uuid::try_parse(other).map_err(|_| ApiError::NotFound("no such event".into()))?,
         ),
     };
-    let row = event_reads::find(&state.pool, issue.id, choice)
+    let row = event_reads::find(&state.pool, issue.project_id, issue.id, choice)
         .await
         .map_err(internal)?
         .ok_or_else(|| ApiError::NotFound("no such event".into()))?;

@@ -31,23 +31,23 @@ pub enum EventChoice {
 
 pub async fn find(
     pool: &PgPool,
+    project_id: i64,
     issue_id: i64,
     choice: EventChoice,
 ) -> sqlx::Result<Option<EventRow>> {
-    let sql = match choice {
-        EventChoice::Latest => format!(
-            "SELECT {COLUMNS} FROM events WHERE issue_id = $1 ORDER BY received_at DESC, event_id DESC LIMIT 1"
-        ),
-        EventChoice::Oldest => format!(
-            "SELECT {COLUMNS} FROM events WHERE issue_id = $1 ORDER BY received_at, event_id LIMIT 1"
-        ),
-        EventChoice::Exact(_) => format!("SELECT {COLUMNS} FROM events WHERE issue_id = $1 AND event_id = $2"),
+    let order = match choice {
+        EventChoice::Latest => "received_at DESC, event_id DESC",
+        EventChoice::Oldest => "received_at, event_id",
+        EventChoice::Exact(event_id) => {
+            let found = find_in_project(pool, project_id, event_id).await?;
+            return Ok(found.filter(|event| event.issue_id == issue_id));
+        }
     };
-    let mut query = sqlx::query_as(&sql).bind(issue_id);
-    if let EventChoice::Exact(id) = choice {
-        query = query.bind(id);
-    }
-    query.fetch_optional(pool).await
+    let sql = format!("SELECT {COLUMNS} FROM events WHERE issue_id = $1 ORDER BY {order} LIMIT 1");
+    sqlx::query_as(&sql)
+        .bind(issue_id)
+        .fetch_optional(pool)
+        .await
 }
 
 /// The ids of the events just older and just newer than `event`, within its issue.
@@ -97,20 +97,29 @@ pub async fn list_for_issue(
         .await
 }
 
-/// An event by id within a project (for the API).
+/// An event by id within a project. `event_ids` says when it arrived, so the second query
+/// reads one partition through one index entry.
 pub async fn find_in_project(
     pool: &PgPool,
     project_id: i64,
     event_id: Uuid,
 ) -> sqlx::Result<Option<EventRow>> {
+    let located: Option<(i64, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT issue_id, received_at FROM event_ids WHERE project_id = $1 AND event_id = $2",
+    )
+    .bind(project_id)
+    .bind(event_id)
+    .fetch_optional(pool)
+    .await?;
+    let Some((issue_id, received_at)) = located else {
+        return Ok(None);
+    };
     let sql = format!(
-        "SELECT {COLUMNS} FROM events e
-          WHERE (e.issue_id, e.received_at, e.event_id) IN
-                (SELECT k.issue_id, k.received_at, k.event_id FROM event_ids k
-                  WHERE k.project_id = $1 AND k.event_id = $2)"
+        "SELECT {COLUMNS} FROM events WHERE issue_id = $1 AND received_at = $2 AND event_id = $3"
     );
     sqlx::query_as(&sql)
-        .bind(project_id)
+        .bind(issue_id)
+        .bind(received_at)
         .bind(event_id)
         .fetch_optional(pool)
         .await

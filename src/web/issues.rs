@@ -468,7 +468,7 @@ async fn render_issue(
     let row = issues::get(&state.pool, issue_id)
         .await?
         .ok_or(WebError::NotFound)?;
-    let event = event_reads::find(&state.pool, issue_id, choice).await?;
+    let event = event_reads::find(&state.pool, row.project_id, issue_id, choice).await?;
     if matches!(choice, EventChoice::Exact(_)) && event.is_none() {
         return Err(WebError::NotFound);
     }
@@ -700,9 +700,17 @@ pub async fn download_event(
 ) -> Result<HttpResponse, WebError> {
     let issue_id = parse_id(&path.0)?;
     let event_id = Uuid::try_parse(&path.1).map_err(|_| WebError::NotFound)?;
-    let row = event_reads::find(&state.pool, issue_id, EventChoice::Exact(event_id))
+    let issue = issues::get(&state.pool, issue_id)
         .await?
         .ok_or(WebError::NotFound)?;
+    let row = event_reads::find(
+        &state.pool,
+        issue.project_id,
+        issue_id,
+        EventChoice::Exact(event_id),
+    )
+    .await?
+    .ok_or(WebError::NotFound)?;
     let body = decompress(&row.body).map_err(WebError::Internal)?;
     let pretty = serde_json::to_string_pretty(&body).map_err(|e| WebError::Internal(e.into()))?;
     Ok(HttpResponse::Ok()
