@@ -177,17 +177,30 @@ fn normalize_level(value: &Value) -> Option<&'static str> {
     Some(level)
 }
 
-/// `{values: [...]}`, a bare list, or a single object: always a list.
-fn values_list(value: Value) -> Option<Vec<Value>> {
+/// `{values: [...]}`, a bare list, or a single object: always a list. A value of another shape
+/// is handed back untouched, to be reported.
+fn values_list(value: Value) -> Result<Vec<Value>, Value> {
     match value {
-        Value::Array(items) => Some(items),
+        Value::Array(items) => Ok(items),
         Value::Object(mut map) => match map.remove("values") {
-            Some(Value::Array(items)) => Some(items),
-            Some(_) => None,
-            None if !map.is_empty() => Some(vec![Value::Object(map)]),
-            None => Some(Vec::new()),
+            Some(Value::Array(items)) => Ok(items),
+            Some(other) => {
+                map.insert("values".into(), other);
+                Err(Value::Object(map))
+            }
+            None if !map.is_empty() => Ok(vec![Value::Object(map)]),
+            None => Ok(Vec::new()),
         },
-        _ => None,
+        other => Err(other),
+    }
+}
+
+/// `exception.values.0` + `type` → `exception.values.0.type`, built only to report an error.
+fn join(base: &str, key: &str) -> String {
+    if base.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{base}.{key}")
     }
 }
 
@@ -219,29 +232,33 @@ impl Normalizer {
 
     /// Keeps strings, stringifies numbers and booleans, drops anything else.
     fn string_field(&mut self, map: &mut Map<String, Value>, key: &str) {
-        self.coerce_string(map, key, key);
+        self.coerce_string(map, key, "");
     }
 
-    fn coerce_string(&mut self, map: &mut Map<String, Value>, key: &str, path: &str) {
-        match map.remove(key) {
-            None | Some(Value::Null) => {}
-            Some(Value::String(s)) => {
-                map.insert(key.into(), Value::String(s));
-            }
-            Some(v @ (Value::Number(_) | Value::Bool(_))) => {
-                map.insert(key.into(), Value::String(v.to_string()));
-            }
-            Some(other) => self.invalid(path, &other),
+    /// Fields are checked in place: most are fine, and a well-formed event should cost no
+    /// allocation or reordering. `base` is the parent's path, joined only to report an error.
+    fn coerce_string(&mut self, map: &mut Map<String, Value>, key: &str, base: &str) {
+        let Some(value) = map.get_mut(key) else {
+            return;
+        };
+        match value {
+            Value::String(_) => {}
+            Value::Number(_) | Value::Bool(_) => *value = Value::String(value.to_string()),
+            _ => self.drop_field(map, key, base),
         }
     }
 
     fn object_field(&mut self, map: &mut Map<String, Value>, key: &str) {
+        if !matches!(map.get(key), None | Some(Value::Object(_))) {
+            self.drop_field(map, key, "");
+        }
+    }
+
+    /// Removes a field of the wrong type; a `null` is simply absent, anything else is noted.
+    fn drop_field(&mut self, map: &mut Map<String, Value>, key: &str, base: &str) {
         match map.remove(key) {
             None | Some(Value::Null) => {}
-            Some(Value::Object(o)) => {
-                map.insert(key.into(), Value::Object(o));
-            }
-            Some(other) => self.invalid(key, &other),
+            Some(bad) => self.invalid(&join(base, key), &bad),
         }
     }
 
@@ -273,8 +290,8 @@ impl Normalizer {
                 return None;
             }
         };
-        self.coerce_string(&mut entry, "message", &format!("{path}.message"));
-        self.coerce_string(&mut entry, "formatted", &format!("{path}.formatted"));
+        self.coerce_string(&mut entry, "message", path);
+        self.coerce_string(&mut entry, "formatted", path);
         if let Some(params) = entry.get("params") {
             if !(params.is_array() || params.is_object()) {
                 let bad = entry.remove("params").unwrap_or_default();
@@ -298,9 +315,12 @@ impl Normalizer {
             }
             return;
         };
-        let Some(values) = values_list(raw.clone()) else {
-            self.invalid("exception", &raw);
-            return;
+        let values = match values_list(raw) {
+            Ok(values) => values,
+            Err(raw) => {
+                self.invalid("exception", &raw);
+                return;
+            }
         };
         let mut exceptions: Vec<Value> = Vec::with_capacity(values.len());
         for (i, value) in values.into_iter().enumerate() {
@@ -333,14 +353,15 @@ impl Normalizer {
         limits: &Limits,
     ) -> Map<String, Value> {
         for key in ["type", "value", "module"] {
-            self.coerce_string(&mut exception, key, &format!("{path}.{key}"));
+            self.coerce_string(&mut exception, key, path);
         }
         if let Some(mechanism) = exception.remove("mechanism") {
             match mechanism {
                 Value::Object(mut m) => {
-                    self.coerce_string(&mut m, "type", &format!("{path}.mechanism.type"));
+                    let mechanism_path = format!("{path}.mechanism");
+                    self.coerce_string(&mut m, "type", &mechanism_path);
                     for flag in ["handled", "synthetic"] {
-                        self.bool_field(&mut m, flag, &format!("{path}.mechanism.{flag}"));
+                        self.bool_field(&mut m, flag, &mechanism_path);
                     }
                     exception.insert("mechanism".into(), Value::Object(m));
                 }
@@ -360,9 +381,12 @@ impl Normalizer {
         let Some(raw) = event.remove("threads") else {
             return;
         };
-        let Some(values) = values_list(raw.clone()) else {
-            self.invalid("threads", &raw);
-            return;
+        let values = match values_list(raw) {
+            Ok(values) => values,
+            Err(raw) => {
+                self.invalid("threads", &raw);
+                return;
+            }
         };
         let mut threads = Vec::with_capacity(values.len());
         for (i, value) in values.into_iter().enumerate() {
@@ -370,9 +394,10 @@ impl Normalizer {
                 self.invalid(&format!("threads.values.{i}"), &value);
                 continue;
             };
-            self.coerce_string(&mut thread, "name", &format!("threads.values.{i}.name"));
+            let base = format!("threads.values.{i}");
+            self.coerce_string(&mut thread, "name", &base);
             for flag in ["crashed", "current", "main"] {
-                self.bool_field(&mut thread, flag, &format!("threads.values.{i}.{flag}"));
+                self.bool_field(&mut thread, flag, &base);
             }
             if let Some(raw) = thread.remove("stacktrace") {
                 if let Some(st) =
@@ -434,12 +459,12 @@ impl Normalizer {
             "symbol",
         ];
         for key in STRINGS {
-            self.coerce_string(&mut frame, key, &format!("{path}.{key}"));
+            self.coerce_string(&mut frame, key, path);
         }
         for key in ["lineno", "colno"] {
-            self.integer_field(&mut frame, key, &format!("{path}.{key}"));
+            self.integer_field(&mut frame, key, path);
         }
-        self.bool_field(&mut frame, "in_app", &format!("{path}.in_app"));
+        self.bool_field(&mut frame, "in_app", path);
         for key in ["pre_context", "post_context"] {
             match frame.remove(key) {
                 None | Some(Value::Null) => {}
@@ -462,32 +487,27 @@ impl Normalizer {
     }
 
     /// Integers stay; numeric strings become integers; anything else is dropped and noted.
-    fn integer_field(&mut self, map: &mut Map<String, Value>, key: &str, path: &str) {
-        match map.remove(key) {
-            None | Some(Value::Null) => {}
-            Some(Value::Number(n)) if n.is_i64() || n.is_u64() => {
-                map.insert(key.into(), Value::Number(n));
+    fn integer_field(&mut self, map: &mut Map<String, Value>, key: &str, base: &str) {
+        let Some(value) = map.get_mut(key) else {
+            return;
+        };
+        match value {
+            Value::Number(n) if n.is_i64() || n.is_u64() => {}
+            Value::String(s) if s.trim().parse::<i64>().is_ok() => {
+                *value = json!(s.trim().parse::<i64>().unwrap_or_default());
             }
-            Some(Value::String(s)) if s.trim().parse::<i64>().is_ok() => {
-                map.insert(
-                    key.into(),
-                    json!(s.trim().parse::<i64>().unwrap_or_default()),
-                );
-            }
-            Some(other) => self.invalid(path, &other),
+            _ => self.drop_field(map, key, base),
         }
     }
 
-    fn bool_field(&mut self, map: &mut Map<String, Value>, key: &str, path: &str) {
-        match map.remove(key) {
-            None | Some(Value::Null) => {}
-            Some(Value::Bool(b)) => {
-                map.insert(key.into(), Value::Bool(b));
-            }
-            Some(Value::String(s)) if s == "true" || s == "false" => {
-                map.insert(key.into(), Value::Bool(s == "true"));
-            }
-            Some(other) => self.invalid(path, &other),
+    fn bool_field(&mut self, map: &mut Map<String, Value>, key: &str, base: &str) {
+        let Some(value) = map.get_mut(key) else {
+            return;
+        };
+        match value {
+            Value::Bool(_) => {}
+            Value::String(s) if s == "true" || s == "false" => *value = Value::Bool(s == "true"),
+            _ => self.drop_field(map, key, base),
         }
     }
 
@@ -495,9 +515,12 @@ impl Normalizer {
         let Some(raw) = event.remove("breadcrumbs") else {
             return;
         };
-        let Some(values) = values_list(raw.clone()) else {
-            self.invalid("breadcrumbs", &raw);
-            return;
+        let values = match values_list(raw) {
+            Ok(values) => values,
+            Err(raw) => {
+                self.invalid("breadcrumbs", &raw);
+                return;
+            }
         };
         // The newest breadcrumbs are the ones that explain the error.
         let skip = values.len().saturating_sub(limits.max_breadcrumbs);
@@ -507,16 +530,15 @@ impl Normalizer {
                 self.invalid(&format!("breadcrumbs.values.{i}"), &value);
                 continue;
             };
-            if let Some(ts) = crumb.remove("timestamp") {
-                match parse_timestamp(&ts) {
-                    Some(t) => {
-                        crumb.insert("timestamp".into(), json!(format_time(t)));
-                    }
-                    None => self.invalid(&format!("breadcrumbs.values.{i}.timestamp"), &ts),
+            let base = format!("breadcrumbs.values.{i}");
+            if let Some(ts) = crumb.get_mut("timestamp") {
+                match parse_timestamp(ts) {
+                    Some(t) => *ts = json!(format_time(t)),
+                    None => self.drop_field(&mut crumb, "timestamp", &base),
                 }
             }
             for key in ["type", "category", "message", "level"] {
-                self.coerce_string(&mut crumb, key, &format!("breadcrumbs.values.{i}.{key}"));
+                self.coerce_string(&mut crumb, key, &base);
             }
             self.object_field(&mut crumb, "data");
             crumbs.push(Value::Object(crumb));
