@@ -182,6 +182,11 @@ pub struct PipelineSettings {
     /// Longest a batch waits for more events before it is written, in milliseconds.
     #[arg(long, env = "FAULTLINE_BATCH_WAIT_MS", default_value_t = 5)]
     pub batch_wait_ms: u64,
+
+    /// Writer tasks, each with its own database connection: while one commits, the next
+    /// batch is being written.
+    #[arg(long, env = "FAULTLINE_WRITERS", default_value_t = 2)]
+    pub writers: usize,
 }
 
 impl Default for PipelineSettings {
@@ -190,6 +195,7 @@ impl Default for PipelineSettings {
             queue_capacity: 10_000,
             batch_size: 500,
             batch_wait_ms: 5,
+            writers: 2,
         }
     }
 }

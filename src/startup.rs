@@ -57,7 +57,10 @@ impl Application {
     ) -> anyhow::Result<Self> {
         let port = listener.local_addr()?.port();
         let state = web::Data::new(AppState {
-            pipeline: Pipeline::start(pool.clone(), &settings.pipeline),
+            pipeline: Pipeline::start(
+                store::dedicated_pool(&pool, settings.pipeline.writers as u32),
+                &settings.pipeline,
+            ),
             keys: KeyCache::new(pool.clone()),
             limits: settings.limits.clone(),
             public: settings.public.clone(),

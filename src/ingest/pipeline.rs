@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::PgPool;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Mutex};
 use tokio::time::Instant;
 
 use super::process::PreparedEvent;
@@ -31,16 +31,20 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// Starts the writer task on the current Tokio runtime.
+    /// Starts the writer tasks on the current Tokio runtime. They have their own connections
+    /// (`pool` should be theirs alone), so a burst of requests can never starve them.
     pub fn start(pool: PgPool, settings: &PipelineSettings) -> Self {
         let (queue, jobs) = mpsc::channel(settings.queue_capacity.max(1));
-        let writer = Writer {
-            pool,
-            jobs,
-            batch_size: settings.batch_size.max(1),
-            batch_wait: Duration::from_millis(settings.batch_wait_ms),
-        };
-        tokio::spawn(writer.run());
+        let jobs = Arc::new(Mutex::new(jobs));
+        for _ in 0..settings.writers.max(1) {
+            let writer = Writer {
+                pool: pool.clone(),
+                jobs: jobs.clone(),
+                batch_size: settings.batch_size.max(1),
+                batch_wait: Duration::from_millis(settings.batch_wait_ms),
+            };
+            tokio::spawn(writer.run());
+        }
         Pipeline { queue }
     }
 
@@ -68,17 +72,18 @@ impl Pipeline {
     }
 }
 
+/// One of the writers. They take turns collecting a batch from the shared queue, then write
+/// theirs while the next one collects: one transaction's commit overlaps the next batch.
 struct Writer {
     pool: PgPool,
-    jobs: mpsc::Receiver<Job>,
+    jobs: Arc<Mutex<mpsc::Receiver<Job>>>,
     batch_size: usize,
     batch_wait: Duration,
 }
 
 impl Writer {
-    async fn run(mut self) {
-        while let Some(first) = self.jobs.recv().await {
-            let batch = self.collect_batch(first).await;
+    async fn run(self) {
+        while let Some(batch) = self.collect_batch().await {
             let events: Vec<&PreparedEvent> = batch.iter().map(|job| &job.event).collect();
             let started = Instant::now();
             let result = write_with_retry(&self.pool, &events).await;
@@ -101,16 +106,19 @@ impl Writer {
         }
     }
 
-    async fn collect_batch(&mut self, first: Job) -> Vec<Job> {
-        let mut batch = vec![first];
+    /// The next batch: the first waiting event, then whatever else arrives within
+    /// `batch_wait`, up to `batch_size`. `None` once the queue is closed.
+    async fn collect_batch(&self) -> Option<Vec<Job>> {
+        let mut jobs = self.jobs.lock().await;
+        let mut batch = vec![jobs.recv().await?];
         let deadline = Instant::now() + self.batch_wait;
         while batch.len() < self.batch_size {
-            match tokio::time::timeout_at(deadline, self.jobs.recv()).await {
+            match tokio::time::timeout_at(deadline, jobs.recv()).await {
                 Ok(Some(job)) => batch.push(job),
                 Ok(None) | Err(_) => break,
             }
         }
-        batch
+        Some(batch)
     }
 }
 

@@ -46,6 +46,15 @@ pub async fn connect(settings: &DatabaseSettings) -> anyhow::Result<PgPool> {
         .context("could not connect to PostgreSQL")
 }
 
+/// A separate pool on the same database, for work that must not wait behind requests (the
+/// event writers).
+pub fn dedicated_pool(pool: &PgPool, size: u32) -> PgPool {
+    PgPoolOptions::new()
+        .max_connections(size.max(1))
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_lazy_with((*pool.connect_options()).clone())
+}
+
 pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
     MIGRATOR
         .run(pool)
