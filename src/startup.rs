@@ -29,6 +29,7 @@ pub struct AppState {
     pub pipeline: Pipeline,
     pub public: PublicSettings,
     pub dashboard: DashboardSettings,
+    pub filter_values: dashboard::filter_values::FilterValues,
 }
 
 pub struct Application {
@@ -65,6 +66,7 @@ impl Application {
             limits: settings.limits.clone(),
             public: settings.public.clone(),
             dashboard: settings.dashboard.clone(),
+            filter_values: Default::default(),
             pool,
         });
         let mut server = HttpServer::new(move || {

@@ -22,6 +22,8 @@ use crate::store::projects;
 
 const PAGE_SIZE: i64 = 25;
 const EVENTS_PAGE_SIZE: i64 = 20;
+/// The list's heading counts matching issues up to this many, then says "1000+".
+const COUNT_UP_TO: i64 = 1000;
 
 /// The list's filters, exactly as they appear in the URL so a view can be shared.
 #[derive(Debug, Default, Deserialize)]
@@ -191,7 +193,7 @@ fn options(
 struct ListPage {
     layout: Layout,
     items: Vec<IssueItem>,
-    total: i64,
+    total: String,
     next_url: Option<String>,
     first_url: Option<String>,
     query: String,
@@ -213,7 +215,12 @@ pub async fn list(
 ) -> Result<HttpResponse, WebError> {
     let filter = query.to_filter()?;
     let rows = issues::list(&state.pool, &filter).await?;
-    let total = issues::count(&state.pool, &filter).await?;
+    let counted = issues::count(&state.pool, &filter, COUNT_UP_TO).await?;
+    let total = if counted > COUNT_UP_TO {
+        format!("{COUNT_UP_TO}+")
+    } else {
+        counted.to_string()
+    };
     let daily = query.period == "14d";
     let now = Utc::now();
     let since = now
@@ -326,7 +333,7 @@ async fn value_options(
     any: &str,
 ) -> Result<Vec<SelectOption>, WebError> {
     let mut choices = vec![(String::new(), any.to_owned())];
-    let mut values = issues::known_values(&state.pool, key, 50).await?;
+    let mut values = state.filter_values.get(&state.pool, key).await?;
     if !current.is_empty() && !values.iter().any(|v| v == current) {
         values.push(current.to_owned());
     }

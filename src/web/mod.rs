@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod errors;
 pub mod event_view;
+pub mod filter_values;
 pub mod issues;
 pub mod login;
 pub mod projects;
