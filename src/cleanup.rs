@@ -63,11 +63,15 @@ async fn clean(
         .unwrap_or(cutoff);
     loop {
         let deleted = retention::delete_expired_ids(pool, cutoff_day).await?;
+        let before = report.ids_deleted;
         report.ids_deleted += deleted;
+        // A line per 100,000 ids, and one at the end.
+        if deleted == 0 || report.ids_deleted / 100_000 > before / 100_000 {
+            progress(&format!("deleted {} expired event ids", report.ids_deleted));
+        }
         if deleted == 0 {
             break;
         }
-        progress(&format!("deleted {} expired event ids", report.ids_deleted));
     }
     Ok(report)
 }
