@@ -123,8 +123,6 @@ pub struct IssueFilter {
     pub sort: IssueSort,
     pub after: Option<(CursorValue, i64)>,
     pub limit: i64,
-    /// Only issues seen since then (the API's `statsPeriod`).
-    pub seen_since: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -241,9 +239,6 @@ fn push_conditions(q: &mut QueryBuilder<Postgres>, filter: &IssueFilter) {
     }
     if let Some(level) = &filter.level {
         q.push(" AND i.level = ").push_bind(level.clone());
-    }
-    if let Some(since) = filter.seen_since {
-        q.push(" AND i.last_seen >= ").push_bind(since);
     }
     if let Some(environment) = &filter.environment {
         push_tag_condition(q, "environment", environment);

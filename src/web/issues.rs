@@ -79,7 +79,6 @@ impl ListQuery {
             sort,
             after: parse_cursor(&self.cursor, sort).map_err(|_| bad("cursor"))?,
             limit: PAGE_SIZE,
-            seen_since: None,
         })
     }
 
