@@ -6,6 +6,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod ingest;
+pub mod memory;
 pub mod self_report;
 pub mod startup;
 pub mod store;

@@ -2,6 +2,7 @@
 //! (up to `batch_size`, or whatever arrived within `batch_wait_ms`), writes each batch in one
 //! transaction, and only then answers every waiting handler. One commit covers many events.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,10 +13,13 @@ use tokio::time::Instant;
 use super::process::PreparedEvent;
 use crate::config::PipelineSettings;
 use crate::error::ApiError;
-use crate::store;
+use crate::{memory, store};
 
 /// How often a batch is tried again after a deadlock or serialization failure.
 const MAX_ATTEMPTS: usize = 3;
+
+/// How long the queue must stay empty after some writing before freed memory is handed back.
+const IDLE_BEFORE_RELEASING_MEMORY: Duration = Duration::from_secs(5);
 
 type Reply = Result<(), Arc<sqlx::Error>>;
 
@@ -36,10 +40,12 @@ impl Pipeline {
     pub fn start(pool: PgPool, settings: &PipelineSettings) -> Self {
         let (queue, jobs) = mpsc::channel(settings.queue_capacity.max(1));
         let jobs = Arc::new(Mutex::new(jobs));
+        let wrote_since_idle = Arc::new(AtomicBool::new(false));
         for _ in 0..settings.writers.max(1) {
             let writer = Writer {
                 pool: pool.clone(),
                 jobs: jobs.clone(),
+                wrote_since_idle: wrote_since_idle.clone(),
                 batch_size: settings.batch_size.max(1),
                 batch_wait: Duration::from_millis(settings.batch_wait_ms),
             };
@@ -77,6 +83,9 @@ impl Pipeline {
 struct Writer {
     pool: PgPool,
     jobs: Arc<Mutex<mpsc::Receiver<Job>>>,
+    /// Set after every batch; the writer that then finds the queue idle clears it and releases
+    /// freed memory, once per burst.
+    wrote_since_idle: Arc<AtomicBool>,
     batch_size: usize,
     batch_wait: Duration,
 }
@@ -98,6 +107,7 @@ impl Writer {
                     tracing::error!(batch.size = events.len(), error = %e, "batch could not be written")
                 }
             }
+            self.wrote_since_idle.store(true, Ordering::Relaxed);
             let reply: Reply = result.map(|_| ()).map_err(Arc::new);
             for job in batch {
                 // A handler whose client went away no longer listens; nothing to do then.
@@ -110,7 +120,7 @@ impl Writer {
     /// `batch_wait`, up to `batch_size`. `None` once the queue is closed.
     async fn collect_batch(&self) -> Option<Vec<Job>> {
         let mut jobs = self.jobs.lock().await;
-        let mut batch = vec![jobs.recv().await?];
+        let mut batch = vec![self.next_job(&mut jobs).await?];
         let deadline = Instant::now() + self.batch_wait;
         while batch.len() < self.batch_size {
             match tokio::time::timeout_at(deadline, jobs.recv()).await {
@@ -119,6 +129,21 @@ impl Writer {
             }
         }
         Some(batch)
+    }
+
+    /// Waits for the next job; when the queue stays empty after a burst, gives the memory the
+    /// burst freed back to the operating system while waiting.
+    async fn next_job(&self, jobs: &mut mpsc::Receiver<Job>) -> Option<Job> {
+        loop {
+            match tokio::time::timeout(IDLE_BEFORE_RELEASING_MEMORY, jobs.recv()).await {
+                Ok(job) => return job,
+                Err(_) => {
+                    if self.wrote_since_idle.swap(false, Ordering::Relaxed) {
+                        memory::release_freed_memory();
+                    }
+                }
+            }
+        }
     }
 }
 
