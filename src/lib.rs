@@ -11,4 +11,5 @@ pub mod self_report;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+pub mod upkeep;
 pub mod web;

@@ -46,6 +46,7 @@ impl Application {
         // Today's partition must exist before the first event; the job keeps them coming.
         store::retention::create_partitions(&pool, chrono::Utc::now().date_naive()).await?;
         crate::cleanup::spawn_background(pool.clone(), settings.retention.retention_days);
+        crate::upkeep::spawn_background(pool.clone());
         let listener = TcpListener::bind(settings.bind)
             .with_context(|| format!("could not listen on {}", settings.bind))?;
         Self::from_parts(settings, pool, listener)
