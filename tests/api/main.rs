@@ -16,3 +16,4 @@ mod python_sdk;
 mod real_clients;
 mod retention;
 mod scrubbing;
+mod upkeep;
