@@ -460,3 +460,71 @@ async fn a_server_fault_shows_a_generic_page_and_is_filed_in_the_faultline_proje
     assert_eq!(filed_id, error_id, "the same error id as the page");
     assert!(title.starts_with("InternalError"), "{title}");
 }
+
+/// The heading's issue count is exact up to 1,000 and "1000+" beyond, so a huge project never
+/// pays for an exact count on every page view.
+#[tokio::test]
+async fn issue_list_heading_counts_up_to_a_thousand_then_says_1000_plus() {
+    let app = spawn_app().await;
+    app.store_ok(&error_event("SeedError", "x", "f", 1)).await;
+    // 1,000 more issues of the same project, copied from the stored one in SQL: storing them
+    // one by one through ingest would only make the test slow.
+    sqlx::query(
+        "INSERT INTO issues (project_id, hash, title, culprit, level, first_seen, last_seen, grouping)
+         SELECT project_id, hash || n, title || n, culprit, level, first_seen, last_seen, grouping
+           FROM issues, generate_series(1, 1000) n",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let browser = app.admin_browser().await;
+    let heading = |body: &str| {
+        regex::Regex::new(r#"<span class="count-pill">([^<]+)</span>"#)
+            .unwrap()
+            .captures(body)
+            .expect("a count in the heading")[1]
+            .to_owned()
+    };
+    assert_eq!(heading(&browser.get("/").await.body), "1000+");
+    sqlx::query("UPDATE issues SET status = 'resolved' WHERE title LIKE '%7'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let unresolved: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM issues WHERE status = 'unresolved'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert!(unresolved <= 1000);
+    assert_eq!(
+        heading(&browser.get("/").await.body),
+        unresolved.to_string()
+    );
+    assert_eq!(
+        heading(&browser.get("/?status=resolved").await.body),
+        (1001 - unresolved).to_string()
+    );
+}
+
+/// The environment drop-down offers the values events carried; a value that arrives while the
+/// offered list is cached can still be filtered on through the URL, and is then selected.
+#[tokio::test]
+async fn environment_choices_come_from_events_and_a_new_value_filters_at_once() {
+    let app = spawn_app().await;
+    let mut event = error_event("ProdError", "x", "f", 1);
+    event["environment"] = json!("production");
+    app.store_ok(&event).await;
+    let browser = app.admin_browser().await;
+    let first = browser.get("/").await.body;
+    assert!(first.contains(r#"<option value="production" >production</option>"#));
+
+    let mut event = error_event("CanaryError", "x", "g", 2);
+    event["environment"] = json!("canary-7");
+    app.store_ok(&event).await;
+    let page = browser.get("/?environment=canary-7").await;
+    assert_eq!(page.status, 200);
+    assert_eq!(titles(&page.body), ["CanaryError"]);
+    assert!(page
+        .body
+        .contains(r#"<option value="canary-7" selected>canary-7</option>"#));
+}
