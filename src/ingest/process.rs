@@ -4,7 +4,7 @@
 use std::cell::RefCell;
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 use super::normalize::{apply_limits, normalize, EnvelopeContext};
@@ -46,6 +46,7 @@ impl PreparedEvent {
     }
 }
 
+/// Parses, normalises and prepares one event payload.
 pub fn prepare(
     payload: &[u8],
     project_id: i64,
@@ -53,21 +54,40 @@ pub fn prepare(
     received_at: DateTime<Utc>,
     limits: &Limits,
 ) -> Result<PreparedEvent, ApiError> {
+    let raw = parse_payload(payload, limits)?;
+    prepare_parsed(raw, project_id, context, received_at, limits)
+}
+
+/// The payload as a JSON object, within the size limit.
+pub fn parse_payload(payload: &[u8], limits: &Limits) -> Result<Map<String, Value>, ApiError> {
     if payload.len() > limits.max_event_bytes {
         return Err(ApiError::too_large(format!(
             "event is larger than the limit of {} bytes",
             limits.max_event_bytes
         )));
     }
-    let raw = match serde_json::from_slice::<Value>(payload) {
-        Ok(Value::Object(map)) => map,
-        Ok(_) => return Err(ApiError::bad_request("event payload must be a JSON object")),
-        Err(e) => {
-            return Err(ApiError::bad_request(format!(
-                "event payload is not valid JSON: {e}"
-            )))
-        }
-    };
+    match serde_json::from_slice::<Value>(payload) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(ApiError::bad_request("event payload must be a JSON object")),
+        Err(e) => Err(ApiError::bad_request(format!(
+            "event payload is not valid JSON: {e}"
+        ))),
+    }
+}
+
+/// Whether a parsed `/store/` payload is a transaction (legacy SDKs), which Faultline drops.
+pub fn is_transaction(raw: &Map<String, Value>) -> bool {
+    raw.get("type").and_then(Value::as_str) == Some("transaction")
+}
+
+/// [`prepare`] for a payload already parsed by [`parse_payload`].
+pub fn prepare_parsed(
+    raw: Map<String, Value>,
+    project_id: i64,
+    context: &EnvelopeContext,
+    received_at: DateTime<Utc>,
+    limits: &Limits,
+) -> Result<PreparedEvent, ApiError> {
     let mut event = normalize(raw, context, received_at, limits);
     scrub::scrub_event(&mut event.body);
     apply_limits(&mut event.body, limits);
@@ -101,17 +121,6 @@ pub fn prepare(
         tags: facets::tag_values(&event.body),
         body,
     })
-}
-
-/// Whether a `/store/` payload is a transaction (legacy SDKs), which Faultline drops.
-pub fn is_transaction(payload: &[u8]) -> bool {
-    #[derive(serde::Deserialize)]
-    struct EventType {
-        #[serde(rename = "type")]
-        event_type: Option<String>,
-    }
-    serde_json::from_slice::<EventType>(payload)
-        .is_ok_and(|e| e.event_type.as_deref() == Some("transaction"))
 }
 
 /// Sentry's issue metadata: the raised exception's type and value and where it happened, or

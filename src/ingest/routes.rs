@@ -12,7 +12,7 @@ use super::auth::{self, PublicKey};
 use super::body::{self, ContentEncoding};
 use super::envelope;
 use super::normalize::EnvelopeContext;
-use super::process;
+use super::process::{self, PreparedEvent};
 use crate::error::ApiError;
 use crate::startup::AppState;
 
@@ -94,7 +94,8 @@ async fn store_endpoint(
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad_request("request body is empty"));
     }
-    if process::is_transaction(&body) {
+    let raw = process::parse_payload(&body, &state.limits)?;
+    if process::is_transaction(&raw) {
         // Old SDKs sent transactions to /store/ too; like envelope transactions, they are dropped.
         return Ok(accepted(None));
     }
@@ -102,7 +103,8 @@ async fn store_endpoint(
         client_ip: client_ip(&req),
         ..Default::default()
     };
-    let event_id = store_event(&body, project_id, context, &state).await?;
+    let event = process::prepare_parsed(raw, project_id, &context, Utc::now(), &state.limits)?;
+    let event_id = store_prepared(event, &state).await?;
     Ok(accepted(Some(event_id)))
 }
 
@@ -142,6 +144,11 @@ async fn store_event(
     state: &AppState,
 ) -> Result<String, ApiError> {
     let event = process::prepare(payload, project_id, &context, Utc::now(), &state.limits)?;
+    store_prepared(event, state).await
+}
+
+/// Queues the event and answers with its id once it is committed.
+async fn store_prepared(event: PreparedEvent, state: &AppState) -> Result<String, ApiError> {
     let event_id = event.event_id.simple().to_string();
     state.pipeline.store(event).await?;
     Ok(event_id)
