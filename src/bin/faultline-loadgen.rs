@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Parser;
+use faultline::store::load_check;
 use reqwest::header::{HeaderMap, HeaderValue};
 use sqlx::PgPool;
 
@@ -152,7 +153,7 @@ async fn run_and_check(args: Args) -> anyhow::Result<bool> {
         None => None,
     };
     let before = match &pool {
-        Some(pool) => Some(verify::read_project_counts(pool, dsn.project_id).await?),
+        Some(pool) => Some(load_check::project_counts(pool, dsn.project_id).await?),
         None => None,
     };
     let templates = build_templates(args.issues, args.compression);

@@ -4,6 +4,7 @@ pub mod event_reads;
 pub mod events;
 pub mod issues;
 pub mod keys;
+pub mod load_check;
 pub mod maintenance;
 pub mod projects;
 pub mod retention;

@@ -1,50 +1,13 @@
 //! After the run: is every acknowledged event stored, exactly once, in the expected issues?
-//! The load generator is a separate tool, so this check reads PostgreSQL directly; all of its
-//! SQL is in [`read_project_counts`] and [`read_acknowledged_counts`].
+//! The counts come from `faultline::store::load_check`; this module judges them.
 
+use faultline::store::load_check::{self, ProjectCounts};
 use sqlx::PgPool;
 use uuid::Uuid;
-
-/// Totals of one project, read before and after the run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ProjectCounts {
-    pub events: i64,
-    /// The sum of the issues' `event_count`: each stored event must be counted once.
-    pub counted: i64,
-}
 
 pub struct Verdict {
     pub lines: Vec<String>,
     pub ok: bool,
-}
-
-pub async fn read_project_counts(pool: &PgPool, project_id: i64) -> sqlx::Result<ProjectCounts> {
-    let (events, counted): (i64, i64) = sqlx::query_as(
-        "SELECT (SELECT count(*) FROM events WHERE project_id = $1),
-                (SELECT coalesce(sum(event_count), 0)::int8 FROM issues WHERE project_id = $1)",
-    )
-    .bind(project_id)
-    .fetch_one(pool)
-    .await?;
-    Ok(ProjectCounts { events, counted })
-}
-
-/// How many rows hold the events `ids`, how many distinct ids those are, and in how many
-/// distinct issues (a join, not `= ANY`, so 200,000 ids stay a hash join).
-async fn read_acknowledged_counts(
-    pool: &PgPool,
-    project_id: i64,
-    ids: &[Uuid],
-) -> sqlx::Result<(i64, i64, i64)> {
-    sqlx::query_as(
-        "SELECT count(*), count(DISTINCT e.event_id), count(DISTINCT e.issue_id)
-           FROM events e JOIN unnest($2::uuid[]) AS acked(id) ON e.event_id = acked.id
-          WHERE e.project_id = $1",
-    )
-    .bind(project_id)
-    .bind(ids)
-    .fetch_one(pool)
-    .await
 }
 
 /// Compares what the server acknowledged with what PostgreSQL holds.
@@ -55,8 +18,12 @@ pub async fn verify(
     acknowledged: &[Uuid],
     expected_issues: usize,
 ) -> sqlx::Result<Verdict> {
-    let after = read_project_counts(pool, project_id).await?;
-    let (rows, stored, issues) = read_acknowledged_counts(pool, project_id, acknowledged).await?;
+    let after = load_check::project_counts(pool, project_id).await?;
+    let load_check::StoredCounts {
+        rows,
+        events: stored,
+        issues,
+    } = load_check::stored_counts(pool, project_id, acknowledged).await?;
     let acked = acknowledged.len() as i64;
     let new_rows = after.events - before.events;
     let new_counted = after.counted - before.counted;
