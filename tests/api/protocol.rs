@@ -73,6 +73,30 @@ async fn transaction_sent_to_store_is_accepted_and_dropped() {
     assert_eq!(app.event_count().await, 0);
 }
 
+/// `/store/` parses its body once, then checks it: the size limit and JSON validity apply to
+/// every payload, transactions included.
+#[tokio::test]
+async fn store_endpoint_refuses_oversize_and_invalid_payloads_before_dropping_transactions() {
+    let app = spawn_app().await;
+    let huge = "y".repeat(1_100_000);
+    let oversize = app
+        .store(&json!({"type": "transaction", "transaction": huge}))
+        .await;
+    assert_eq!(oversize.status(), 413);
+    let invalid = app
+        .client
+        .post(app.store_url())
+        .header("X-Sentry-Auth", app.auth_header())
+        .header("Content-Type", "application/json")
+        .body("{\"type\": \"transaction\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(invalid.status(), 400);
+    assert!(invalid.text().await.unwrap().contains("not valid JSON"));
+    assert_eq!(app.event_count().await, 0);
+}
+
 #[tokio::test]
 async fn store_endpoint_generates_an_id_when_the_event_has_none() {
     let app = spawn_app().await;
