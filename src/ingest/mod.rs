@@ -6,6 +6,7 @@ pub mod envelope;
 pub mod facets;
 pub mod grouping;
 pub mod keys;
+pub mod lenient_json;
 pub mod normalize;
 pub mod pipeline;
 pub mod process;

@@ -671,14 +671,29 @@ pub fn truncate_chars(s: &str, max: usize) -> String {
     }
 }
 
-/// Bounds every string's length and the nesting depth of the whole value, in place.
+/// PostgreSQL refuses NUL in `text` and `jsonb`, so it never leaves normalisation. The
+/// replacement shows where it was, as a lone surrogate does.
+const NUL_REPLACEMENT: &str = "\u{FFFD}";
+
+/// `s` without NUL characters. The check is one `memchr`: most strings pass untouched.
+fn without_nul(s: &str) -> Option<String> {
+    s.contains('\0').then(|| s.replace('\0', NUL_REPLACEMENT))
+}
+
+/// Bounds every string's length and the nesting depth of the whole value, and replaces NUL
+/// characters in every string and key, in place.
 fn bound(value: &mut Value, depth_left: usize, max_chars: usize) {
     match value {
-        // A string of at most `max_chars` bytes has at most that many characters.
-        Value::String(s) if s.len() > max_chars => {
-            if let Some((byte, _)) = s.char_indices().nth(max_chars) {
-                s.truncate(byte);
-                s.push('…');
+        Value::String(s) => {
+            if let Some(clean) = without_nul(s) {
+                *s = clean;
+            }
+            // A string of at most `max_chars` bytes has at most that many characters.
+            if s.len() > max_chars {
+                if let Some((byte, _)) = s.char_indices().nth(max_chars) {
+                    s.truncate(byte);
+                    s.push('…');
+                }
             }
         }
         Value::Array(items) if depth_left == 0 => {
@@ -694,14 +709,15 @@ fn bound(value: &mut Value, depth_left: usize, max_chars: usize) {
             .iter_mut()
             .for_each(|v| bound(v, depth_left - 1, max_chars)),
         Value::Object(map) => {
-            let long_keys: Vec<String> = map
+            let odd_keys: Vec<String> = map
                 .keys()
-                .filter(|k| k.len() > MAX_TAG_CHARS)
+                .filter(|k| k.len() > MAX_TAG_CHARS || k.contains('\0'))
                 .cloned()
                 .collect();
-            for key in long_keys {
+            for key in odd_keys {
                 if let Some(v) = map.remove(&key) {
-                    map.insert(truncate_chars(&key, MAX_TAG_CHARS), v);
+                    let clean = without_nul(&key).unwrap_or(key);
+                    map.insert(truncate_chars(&clean, MAX_TAG_CHARS), v);
                 }
             }
             map.values_mut()

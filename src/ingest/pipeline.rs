@@ -2,6 +2,7 @@
 //! (up to `batch_size`, or whatever arrived within `batch_wait_ms`), writes each batch in one
 //! transaction, and only then answers every waiting handler. One commit covers many events.
 
+use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,7 +22,26 @@ const MAX_ATTEMPTS: usize = 3;
 /// How long the queue must stay empty after some writing before freed memory is handed back.
 const IDLE_BEFORE_RELEASING_MEMORY: Duration = Duration::from_secs(5);
 
-type Reply = Result<(), Arc<sqlx::Error>>;
+/// Why an event was not stored.
+#[derive(Debug, Clone)]
+enum WriteFailure {
+    /// PostgreSQL is down or cannot work right now: the client may retry (503).
+    Unavailable(Arc<sqlx::Error>),
+    /// PostgreSQL refused this event's data: a fault of Faultline's (500, filed).
+    Refused(Arc<sqlx::Error>),
+}
+
+impl WriteFailure {
+    fn classify(error: sqlx::Error) -> Self {
+        if store::is_unavailable(&error) {
+            WriteFailure::Unavailable(Arc::new(error))
+        } else {
+            WriteFailure::Refused(Arc::new(error))
+        }
+    }
+}
+
+type Reply = Result<(), WriteFailure>;
 
 struct Job {
     event: PreparedEvent,
@@ -68,8 +88,11 @@ impl Pipeline {
             })?;
         match answer.await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(ApiError::Unavailable(anyhow::anyhow!(
+            Ok(Err(WriteFailure::Unavailable(e))) => Err(ApiError::Unavailable(anyhow::anyhow!(
                 "could not store the event batch: {e}"
+            ))),
+            Ok(Err(WriteFailure::Refused(e))) => Err(ApiError::Internal(anyhow::anyhow!(
+                "the database refused the event: {e}"
             ))),
             Err(_) => Err(ApiError::Internal(anyhow::anyhow!(
                 "the event writer dropped an event"
@@ -95,23 +118,16 @@ impl Writer {
         while let Some(batch) = self.collect_batch().await {
             let events: Vec<&PreparedEvent> = batch.iter().map(|job| &job.event).collect();
             let started = Instant::now();
-            let result = write_with_retry(&self.pool, &events).await;
-            match &result {
-                Ok(new) => tracing::debug!(
-                    batch.size = events.len(),
-                    batch.new = new,
-                    duration_ms = started.elapsed().as_millis() as u64,
-                    "batch written"
-                ),
-                Err(e) => {
-                    tracing::error!(batch.size = events.len(), error = %e, "batch could not be written")
-                }
-            }
+            let replies = write_isolating_refusals(&self.pool, &events).await;
+            tracing::debug!(
+                batch.size = events.len(),
+                duration_ms = started.elapsed().as_millis() as u64,
+                "batch written"
+            );
             self.wrote_since_idle.store(true, Ordering::Relaxed);
-            let reply: Reply = result.map(|_| ()).map_err(Arc::new);
-            for job in batch {
+            for (job, reply) in batch.into_iter().zip(replies) {
                 // A handler whose client went away no longer listens; nothing to do then.
-                let _ = job.reply.send(reply.clone());
+                let _ = job.reply.send(reply);
             }
         }
     }
@@ -145,6 +161,47 @@ impl Writer {
             }
         }
     }
+}
+
+/// Writes `events` and returns one reply per event, in order. When PostgreSQL refuses a batch
+/// for its data (not for an outage), the batch is split in halves, each written in its own
+/// transaction, until the refused events stand alone: one bad event costs about
+/// 2·log₂(batch) extra transactions and fails only itself, never its neighbours.
+async fn write_isolating_refusals(pool: &PgPool, events: &[&PreparedEvent]) -> Vec<Reply> {
+    let mut replies: Vec<Reply> = vec![Ok(()); events.len()];
+    let mut pending: Vec<Range<usize>> = Vec::new();
+    pending.push(0..events.len());
+    while let Some(range) = pending.pop() {
+        let Err(error) = write_with_retry(pool, &events[range.clone()]).await else {
+            continue;
+        };
+        let failure = WriteFailure::classify(error);
+        match &failure {
+            WriteFailure::Refused(_) if range.len() > 1 => {
+                let middle = range.start + range.len() / 2;
+                // Popped first half first: events keep their order across the retries.
+                pending.push(middle..range.end);
+                pending.push(range.start..middle);
+                continue;
+            }
+            WriteFailure::Refused(e) => {
+                let event = events[range.start];
+                tracing::error!(
+                    project.id = event.project_id,
+                    event.id = %event.event_id,
+                    error = %e,
+                    "the database refused an event"
+                );
+            }
+            WriteFailure::Unavailable(e) => {
+                tracing::error!(batch.size = range.len(), error = %e, "batch could not be written");
+            }
+        }
+        for reply in &mut replies[range] {
+            *reply = Err(failure.clone());
+        }
+    }
+    replies
 }
 
 async fn write_with_retry(pool: &PgPool, events: &[&PreparedEvent]) -> sqlx::Result<usize> {

@@ -8,7 +8,7 @@ use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 use super::normalize::{apply_limits, normalize, EnvelopeContext};
-use super::{facets, grouping, scrub};
+use super::{facets, grouping, lenient_json, scrub};
 use crate::config::Limits;
 use crate::error::ApiError;
 
@@ -66,7 +66,7 @@ pub fn parse_payload(payload: &[u8], limits: &Limits) -> Result<Map<String, Valu
             limits.max_event_bytes
         )));
     }
-    match serde_json::from_slice::<Value>(payload) {
+    match lenient_json::from_slice::<Value>(payload) {
         Ok(Value::Object(map)) => Ok(map),
         Ok(_) => Err(ApiError::bad_request("event payload must be a JSON object")),
         Err(e) => Err(ApiError::bad_request(format!(

@@ -64,6 +64,31 @@ pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
         .context("could not apply database migrations")
 }
 
+/// Whether `error` means PostgreSQL cannot do any work right now (unreachable, shutting down,
+/// out of resources, read-only after a fail-over, still conflicting after retries) rather than
+/// refusing this statement's data. The first is an outage a client may wait out; the second
+/// is a fault that retrying the same statement would only repeat.
+pub fn is_unavailable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Database(e) => {
+            let class = e
+                .code()
+                .map(|code| code.chars().take(2).collect::<String>());
+            matches!(
+                class.as_deref(),
+                Some("08" | "25" | "40" | "53" | "55" | "57" | "58")
+            )
+        }
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        _ => false,
+    }
+}
+
 /// Whether the database answers at all (for `/readyz`).
 pub async fn ping(pool: &PgPool) -> bool {
     let query = sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(pool);

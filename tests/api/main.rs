@@ -10,6 +10,7 @@ mod grouping;
 mod health;
 mod helpers;
 mod hostile;
+mod odd_input;
 mod outage;
 mod protocol;
 mod python_sdk;
