@@ -2,12 +2,15 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use rand::RngCore;
 
 use crate::config::{DatabaseSettings, LogFormat, PublicSettings, RetentionSettings, Settings};
+use crate::domain::credentials::{
+    check_password, hash_password, normalize_email, random_token, token_hash,
+};
+use crate::domain::keys::{dsn, new_public_key};
+use crate::domain::project_name::parse_project_name;
 use crate::startup::Application;
 use crate::store::{self, projects, users};
-use crate::web::auth::{hash_password, random_token, token_hash};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -260,15 +263,6 @@ async fn run_token(command: TokenCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn normalize_email(email: &str) -> anyhow::Result<String> {
-    let email = email.trim().to_lowercase();
-    anyhow::ensure!(
-        email.contains('@') && email.len() <= 254,
-        "{email:?} is not an e-mail address"
-    );
-    Ok(email)
-}
-
 /// FAULTLINE_PASSWORD, else one line of standard input (prompted when it is a terminal).
 fn read_password() -> anyhow::Result<String> {
     use std::io::{BufRead, IsTerminal, Write};
@@ -284,10 +278,7 @@ fn read_password() -> anyhow::Result<String> {
             line.trim_end_matches(['\r', '\n']).to_owned()
         }
     };
-    anyhow::ensure!(
-        password.chars().count() >= 8,
-        "a password has at least 8 characters"
-    );
+    check_password(&password)?;
     Ok(password)
 }
 
@@ -298,11 +289,7 @@ async fn run_project(command: ProjectCommand) -> anyhow::Result<()> {
             database,
             public,
         } => {
-            let name = name.trim();
-            anyhow::ensure!(
-                !name.is_empty() && name.len() <= 100,
-                "a project name has 1 to 100 characters"
-            );
+            let name = parse_project_name(&name)?;
             let pool = store::connect(&database).await?;
             store::migrate(&pool).await?;
             let key = new_public_key();
@@ -323,54 +310,4 @@ async fn run_project(command: ProjectCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-/// 32 random hex characters, as Sentry's public keys.
-pub fn new_public_key() -> String {
-    let mut bytes = [0u8; 16];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    hex::encode(bytes)
-}
-
-/// `scheme://KEY@host[:port][/path]/PROJECT_ID` from the base URL users reach Faultline at.
-pub fn dsn(base_url: &str, public_key: &str, project_id: i64) -> anyhow::Result<String> {
-    let base = base_url.trim().trim_end_matches('/');
-    let (scheme, rest) = base.split_once("://").with_context(|| {
-        format!("FAULTLINE_BASE_URL {base:?} must start with http:// or https://")
-    })?;
-    anyhow::ensure!(
-        scheme == "http" || scheme == "https",
-        "FAULTLINE_BASE_URL must use http or https"
-    );
-    anyhow::ensure!(
-        !rest.is_empty() && !rest.contains('@'),
-        "FAULTLINE_BASE_URL has no valid host"
-    );
-    Ok(format!("{scheme}://{public_key}@{rest}/{project_id}"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dsn_keeps_port_and_path_of_the_base_url() {
-        let key = "abcdef0123456789abcdef0123456789";
-        assert_eq!(
-            dsn("http://localhost:8000", key, 3).unwrap(),
-            format!("http://{key}@localhost:8000/3")
-        );
-        assert_eq!(
-            dsn("https://errors.example.com/sentry/", key, 7).unwrap(),
-            format!("https://{key}@errors.example.com/sentry/7")
-        );
-        assert!(dsn("localhost:8000", key, 1).is_err());
-    }
-
-    #[test]
-    fn public_keys_are_32_hex_characters() {
-        let key = new_public_key();
-        assert_eq!(key.len(), 32);
-        assert!(key.chars().all(|c| c.is_ascii_hexdigit()));
-    }
 }

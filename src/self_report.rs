@@ -8,10 +8,10 @@ use actix_web::web;
 use chrono::Utc;
 use serde_json::json;
 
-use crate::cli::new_public_key;
+use crate::domain::keys::new_public_key;
 use crate::ingest::normalize::EnvelopeContext;
 use crate::ingest::process;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::projects;
 
 /// The project Faultline's own faults are filed under.

@@ -9,10 +9,12 @@ use anyhow::Context;
 use serde_json::json;
 use sqlx::PgPool;
 
-use crate::config::{DashboardSettings, Limits, PublicSettings, Settings};
+use crate::config::{DashboardSettings, Settings};
+use crate::domain::credentials;
 use crate::error::ApiError;
 use crate::ingest::keys::KeyCache;
 use crate::ingest::pipeline::Pipeline;
+use crate::state::AppState;
 use crate::{ingest, store, telemetry, web as dashboard};
 
 /// Applied to every answer: pages never run inline script, are never framed, and never let
@@ -20,17 +22,6 @@ use crate::{ingest, store, telemetry, web as dashboard};
 const CONTENT_SECURITY_POLICY: &str =
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
      object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
-
-/// What every handler can reach.
-pub struct AppState {
-    pub pool: PgPool,
-    pub limits: Limits,
-    pub keys: KeyCache,
-    pub pipeline: Pipeline,
-    pub public: PublicSettings,
-    pub dashboard: DashboardSettings,
-    pub filter_values: dashboard::filter_values::FilterValues,
-}
 
 pub struct Application {
     port: u16,
@@ -149,12 +140,9 @@ async fn create_first_admin(pool: &PgPool, settings: &DashboardSettings) -> anyh
     ) else {
         return Ok(());
     };
-    let email = email.trim().to_lowercase();
-    anyhow::ensure!(
-        password.chars().count() >= 8,
-        "FAULTLINE_ADMIN_PASSWORD must have at least 8 characters"
-    );
-    let hash = dashboard::auth::hash_password(&password)?;
+    let email = credentials::normalize_email(&email).context("FAULTLINE_ADMIN_EMAIL")?;
+    credentials::check_password(&password).context("FAULTLINE_ADMIN_PASSWORD")?;
+    let hash = credentials::hash_password(&password)?;
     if store::users::create_first_admin(pool, &email, &hash).await? {
         tracing::info!("created the first admin from FAULTLINE_ADMIN_EMAIL");
     }

@@ -5,10 +5,10 @@ use std::pin::Pin;
 
 use actix_web::{web, FromRequest, HttpRequest};
 
+use crate::domain::credentials::token_hash;
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::users;
-use crate::web::auth::token_hash;
 
 /// The operator behind the request's `Authorization: Bearer …` token.
 #[derive(Debug, Clone)]

@@ -14,7 +14,7 @@ use uuid::Uuid;
 pub use auth::ApiUser;
 
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::event_reads::{self, EventChoice};
 use crate::store::issues::{self, CursorValue, IssueCursor, IssueFilter, IssueSort, IssueStatus};
 use crate::store::projects::{self, Project};

@@ -14,7 +14,7 @@ use super::envelope;
 use super::normalize::EnvelopeContext;
 use super::process::{self, PreparedEvent};
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Categories Faultline accepts and drops. Advertising a day-long limit for them on every
 /// success makes SDKs stop sending them; `error`, `default` and `attachment` are never listed.

@@ -4,68 +4,17 @@
 use std::future::Future;
 use std::pin::Pin;
 
+use super::WebError;
+use crate::domain::credentials::{same_token, token_hash};
+use crate::state::AppState;
+use crate::store::users;
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::{web, FromRequest, HttpRequest};
-use argon2::password_hash::{
-    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
-};
-use argon2::Argon2;
-use rand::RngCore;
-use sha2::{Digest, Sha256};
-
-use super::WebError;
-use crate::startup::AppState;
-use crate::store::users;
 
 pub const SESSION_COOKIE: &str = "faultline_session";
 pub const LOGIN_CSRF_COOKIE: &str = "faultline_login_csrf";
 /// A session's last use is written at most this often, not on every request.
 const TOUCH_EVERY_SECONDS: i64 = 60;
-
-pub fn hash_password(password: &str) -> anyhow::Result<String> {
-    let salt = SaltString::generate(&mut OsRng);
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|hash| hash.to_string())
-        .map_err(|e| anyhow::anyhow!("could not hash the password: {e}"))
-}
-
-pub fn verify_password(hash: &str, password: &str) -> bool {
-    PasswordHash::new(hash)
-        .map(|parsed| {
-            Argon2::default()
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok()
-        })
-        .unwrap_or(false)
-}
-
-/// Verifying against this when the e-mail is unknown makes both answers take as long.
-pub fn dummy_hash() -> &'static str {
-    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    HASH.get_or_init(|| hash_password("not a real password").unwrap_or_default())
-}
-
-/// 32 random bytes as hex: session ids, CSRF tokens, API tokens.
-pub fn random_token() -> String {
-    let mut bytes = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    hex::encode(bytes)
-}
-
-/// What is stored instead of a token, so a copy of the database opens no session.
-pub fn token_hash(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
-}
-
-/// Compares in time independent of where the strings differ.
-pub fn same_token(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
-}
 
 /// A logged-in operator. Extracting it from a request that has no valid session answers with
 /// a redirect to the login page.
@@ -179,15 +128,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn passwords_verify_only_against_their_own_hash() {
-        let hash = hash_password("correct horse").unwrap();
-        assert!(hash.starts_with("$argon2id$"));
-        assert!(verify_password(&hash, "correct horse"));
-        assert!(!verify_password(&hash, "wrong horse"));
-        assert!(!verify_password("garbage", "correct horse"));
-    }
-
-    #[test]
     fn only_same_site_next_targets_are_followed() {
         assert_eq!(safe_next("/issues/3?x=1"), "/issues/3?x=1");
         for hostile in [
@@ -199,15 +139,5 @@ mod tests {
         ] {
             assert_eq!(safe_next(hostile), "/", "{hostile}");
         }
-    }
-
-    #[test]
-    fn tokens_are_random_and_stored_hashed() {
-        let a = random_token();
-        assert_ne!(a, random_token());
-        assert_eq!(token_hash(&a).len(), 64);
-        assert_ne!(token_hash(&a), a);
-        assert!(same_token(&a, &a.clone()));
-        assert!(!same_token(&a, "x"));
     }
 }

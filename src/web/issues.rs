@@ -13,7 +13,7 @@ use super::event_view::{self, EventView};
 use super::view::{bar_chart, exact_time, relative_time, short_count, BarChart, Bucket, Layout};
 use super::WebError;
 use crate::ingest::process::decompress;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::event_reads::{self, EventChoice, EventRow};
 use crate::store::issues::{
     self, CursorValue, FilterKey, IssueCursor, IssueFilter, IssueRow, IssueSort, IssueStatus,

@@ -9,7 +9,8 @@ use serde::Deserialize;
 
 use super::auth::{self, Operator, LOGIN_CSRF_COOKIE, SESSION_COOKIE};
 use super::WebError;
-use crate::startup::AppState;
+use crate::domain::credentials;
+use crate::state::AppState;
 use crate::store::users;
 
 /// Failed attempts allowed per account, and per client address, within the window.
@@ -36,7 +37,7 @@ pub async fn form(
     req: HttpRequest,
     query: web::Query<NextQuery>,
 ) -> Result<HttpResponse, WebError> {
-    let csrf = auth::random_token();
+    let csrf = credentials::random_token();
     render(
         &req,
         &csrf,
@@ -100,12 +101,12 @@ pub async fn submit(
         .cookie(LOGIN_CSRF_COOKIE)
         .map(|c| c.value().to_owned())
         .unwrap_or_default();
-    if expected.is_empty() || !auth::same_token(&expected, &form.csrf_token) {
+    if expected.is_empty() || !credentials::same_token(&expected, &form.csrf_token) {
         return Err(WebError::Forbidden(
             "The login form expired. Reload the page and try again.".into(),
         ));
     }
-    let email = form.email.trim().to_lowercase();
+    let email = credentials::canonical_email(&form.email);
     let subjects = vec![
         format!("email:{email}"),
         format!("ip:{}", client_address(&req)),
@@ -116,11 +117,11 @@ pub async fn submit(
     let user = users::find_by_email(&state.pool, &email).await?;
     let hash = user
         .as_ref()
-        .map_or(auth::dummy_hash(), |u| u.password_hash.as_str());
-    let verified = auth::verify_password(hash, &form.password);
+        .map_or(credentials::dummy_hash(), |u| u.password_hash.as_str());
+    let verified = credentials::verify_password(hash, &form.password);
     let Some(user) = user.filter(|_| verified) else {
         users::record_failure(&state.pool, &subjects).await?;
-        let csrf = auth::random_token();
+        let csrf = credentials::random_token();
         let message = "Incorrect e-mail or password.";
         return render(
             &req,
@@ -132,14 +133,14 @@ pub async fn submit(
         );
     };
     users::clear_failures(&state.pool, &subjects[0]).await?;
-    let token = auth::random_token();
+    let token = credentials::random_token();
     let max_hours = state.dashboard.session_max_hours;
     let expires_at = Utc::now() + chrono::Duration::hours(max_hours);
     users::create_session(
         &state.pool,
-        &auth::token_hash(&token),
+        &credentials::token_hash(&token),
         user.id,
-        &auth::random_token(),
+        &credentials::random_token(),
         expires_at,
     )
     .await?;
@@ -183,7 +184,7 @@ pub async fn logout(
 ) -> Result<HttpResponse, WebError> {
     operator.check_csrf(&form.csrf_token)?;
     if let Some(cookie) = req.cookie(SESSION_COOKIE) {
-        users::delete_session(&state.pool, &auth::token_hash(cookie.value())).await?;
+        users::delete_session(&state.pool, &credentials::token_hash(cookie.value())).await?;
     }
     Ok(HttpResponse::SeeOther()
         .cookie(auth::expired_cookie(SESSION_COOKIE))

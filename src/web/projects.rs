@@ -10,8 +10,9 @@ use super::auth::Operator;
 use super::issues::html;
 use super::view::{exact_time, relative_time, short_count, Layout};
 use super::WebError;
-use crate::cli::{dsn, new_public_key};
-use crate::startup::AppState;
+use crate::domain::keys::{dsn, new_public_key};
+use crate::domain::project_name::{parse_project_name, MAX_PROJECT_NAME_CHARS};
+use crate::state::AppState;
 use crate::store::projects::{self, CreateProjectError};
 
 pub struct ProjectItem {
@@ -81,12 +82,11 @@ pub async fn create(
 ) -> Result<HttpResponse, WebError> {
     operator.check_csrf(&form.csrf_token)?;
     operator.require_admin()?;
-    let name = form.name.trim();
-    if name.is_empty() || name.chars().count() > 100 {
-        return Err(WebError::BadRequest(
-            "A project name has 1 to 100 characters.".into(),
-        ));
-    }
+    let name = parse_project_name(&form.name).map_err(|_| {
+        WebError::BadRequest(format!(
+            "A project name has 1 to {MAX_PROJECT_NAME_CHARS} characters."
+        ))
+    })?;
     match projects::create(&state.pool, name, &new_public_key()).await {
         Ok(id) => Ok(redirect(&format!("/projects/{id}"))),
         Err(CreateProjectError::NameTaken(_)) => Err(WebError::BadRequest(format!(

@@ -196,7 +196,7 @@ async fn idle_and_expired_sessions_and_password_changes_end_access() {
         assert_eq!(browser.get("/").await.status, 303, "{expire}");
     }
     let (browser, _) = app.try_login("ops@example.com", PASSWORD, "/").await;
-    let hash = faultline::web::auth::hash_password("a brand new password").unwrap();
+    let hash = faultline::domain::credentials::hash_password("a brand new password").unwrap();
     faultline::store::users::set_password(&app.pool, "ops@example.com", &hash)
         .await
         .unwrap();

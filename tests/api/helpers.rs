@@ -64,7 +64,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let mut settings = test_settings(&new_database_url());
     adjust(&mut settings);
     let app = start(settings).await;
-    let key = faultline::cli::new_public_key();
+    let key = faultline::domain::keys::new_public_key();
     let project_id = projects::create(&app.pool, "checkout-api", &key)
         .await
         .expect("project created");
@@ -336,7 +336,7 @@ pub const PASSWORD: &str = "correct horse battery";
 
 impl TestApp {
     pub async fn create_user(&self, email: &str, admin: bool) {
-        let hash = faultline::web::auth::hash_password(PASSWORD).expect("hash");
+        let hash = faultline::domain::credentials::hash_password(PASSWORD).expect("hash");
         faultline::store::users::create(&self.pool, email, &hash, admin)
             .await
             .expect("user created");
@@ -388,8 +388,8 @@ impl TestApp {
             .await
             .unwrap()
             .expect("user exists");
-        let token = faultline::web::auth::random_token();
-        let hash = faultline::web::auth::token_hash(&token);
+        let token = faultline::domain::credentials::random_token();
+        let hash = faultline::domain::credentials::token_hash(&token);
         faultline::store::users::create_token(&self.pool, user.id, &hash, "tests")
             .await
             .expect("token created");

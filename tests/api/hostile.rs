@@ -246,7 +246,7 @@ async fn hostile_inputs_get_their_status_and_lose_nothing_already_stored() {
 
 /// A second project on the same server; returns its key.
 async fn spawn_app_other_project(app: &TestApp) -> String {
-    let key = faultline::cli::new_public_key();
+    let key = faultline::domain::keys::new_public_key();
     faultline::store::projects::create(&app.pool, "other", &key)
         .await
         .unwrap();

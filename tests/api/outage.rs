@@ -61,7 +61,7 @@ async fn database_outage_gives_503_with_retry_after_and_ingest_recovers_by_itsel
     let proxy = DatabaseProxy::start("127.0.0.1:5432".parse().unwrap()).await;
     // Create and migrate through the direct URL; the server then talks through the proxy.
     let bootstrap = start(test_settings(&direct_url)).await;
-    let key = faultline::cli::new_public_key();
+    let key = faultline::domain::keys::new_public_key();
     let project_id = faultline::store::projects::create(&bootstrap.pool, "outage", &key)
         .await
         .unwrap();

@@ -1,0 +1,6 @@
+//! Rules of Faultline's own domain that several layers share (the CLI, start-up, the dashboard,
+//! the API, ingest): each has one home here. Pure: no I/O.
+
+pub mod credentials;
+pub mod keys;
+pub mod project_name;

@@ -1,0 +1,20 @@
+//! What every request handler can reach. Its own module, so handlers and start-up both depend
+//! on it instead of on each other.
+
+use sqlx::PgPool;
+
+use crate::config::{DashboardSettings, Limits, PublicSettings};
+use crate::ingest::keys::KeyCache;
+use crate::ingest::pipeline::Pipeline;
+use crate::web::filter_values::FilterValues;
+
+/// What every handler can reach.
+pub struct AppState {
+    pub pool: PgPool,
+    pub limits: Limits,
+    pub keys: KeyCache,
+    pub pipeline: Pipeline,
+    pub public: PublicSettings,
+    pub dashboard: DashboardSettings,
+    pub filter_values: FilterValues,
+}
