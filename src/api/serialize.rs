@@ -3,7 +3,7 @@
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use serde_json::{json, Value};
 
-use crate::ingest::process::decompress;
+use crate::store::event_body::decompress;
 use crate::store::event_reads::EventRow;
 use crate::store::issues::{IssueRow, TagValueRow};
 

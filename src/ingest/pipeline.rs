@@ -11,9 +11,9 @@ use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot, Mutex};
 use tokio::time::Instant;
 
-use super::process::PreparedEvent;
 use crate::config::PipelineSettings;
 use crate::error::ApiError;
+use crate::store::events::NewEvent;
 use crate::{memory, store};
 
 /// How often a batch is tried again after a deadlock or serialization failure.
@@ -44,7 +44,7 @@ impl WriteFailure {
 type Reply = Result<(), WriteFailure>;
 
 struct Job {
-    event: PreparedEvent,
+    event: NewEvent,
     reply: oneshot::Sender<Reply>,
 }
 
@@ -76,7 +76,7 @@ impl Pipeline {
 
     /// Queues the event and waits until it is committed. A full queue is a 429 (the client
     /// may retry later); a database failure is a 503.
-    pub async fn store(&self, event: PreparedEvent) -> Result<(), ApiError> {
+    pub async fn store(&self, event: NewEvent) -> Result<(), ApiError> {
         let (reply, answer) = oneshot::channel();
         self.queue
             .try_send(Job { event, reply })
@@ -116,7 +116,7 @@ struct Writer {
 impl Writer {
     async fn run(self) {
         while let Some(batch) = self.collect_batch().await {
-            let events: Vec<&PreparedEvent> = batch.iter().map(|job| &job.event).collect();
+            let events: Vec<&NewEvent> = batch.iter().map(|job| &job.event).collect();
             let started = Instant::now();
             let replies = write_isolating_refusals(&self.pool, &events).await;
             tracing::debug!(
@@ -167,7 +167,7 @@ impl Writer {
 /// for its data (not for an outage), the batch is split in halves, each written in its own
 /// transaction, until the refused events stand alone: one bad event costs about
 /// 2·log₂(batch) extra transactions and fails only itself, never its neighbours.
-async fn write_isolating_refusals(pool: &PgPool, events: &[&PreparedEvent]) -> Vec<Reply> {
+async fn write_isolating_refusals(pool: &PgPool, events: &[&NewEvent]) -> Vec<Reply> {
     let mut replies: Vec<Reply> = vec![Ok(()); events.len()];
     let mut pending: Vec<Range<usize>> = Vec::new();
     pending.push(0..events.len());
@@ -204,7 +204,7 @@ async fn write_isolating_refusals(pool: &PgPool, events: &[&PreparedEvent]) -> V
     replies
 }
 
-async fn write_with_retry(pool: &PgPool, events: &[&PreparedEvent]) -> sqlx::Result<usize> {
+async fn write_with_retry(pool: &PgPool, events: &[&NewEvent]) -> sqlx::Result<usize> {
     let mut attempt = 1;
     loop {
         match store::events::write_batch(pool, events).await {

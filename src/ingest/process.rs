@@ -1,50 +1,15 @@
 //! From an event payload to a row ready for the writer: parse, normalise, scrub, bound, group,
 //! and compress. Pure: no I/O, so every step is unit-tested in place.
 
-use std::cell::RefCell;
-
-use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
-use uuid::Uuid;
 
 use super::normalize::{apply_limits, normalize, EnvelopeContext};
 use super::{facets, grouping, lenient_json, scrub};
 use crate::config::Limits;
 use crate::error::ApiError;
-
-/// zstd level 1: less CPU on the ingest path than the default 3 (32 against 37 µs for a ~10 KB
-/// event, `faultline-loadgen --breakdown`); PostgreSQL never decompresses it.
-const BODY_COMPRESSION_LEVEL: i32 = 1;
-
-/// Everything the writer stores for one event.
-#[derive(Debug, Clone)]
-pub struct PreparedEvent {
-    pub project_id: i64,
-    pub event_id: Uuid,
-    pub hash: String,
-    pub grouping: Value,
-    pub title: String,
-    pub culprit: String,
-    pub metadata: Value,
-    pub level: String,
-    pub occurred_at: DateTime<Utc>,
-    pub received_at: DateTime<Utc>,
-    pub environment: Option<String>,
-    pub release: Option<String>,
-    pub user_key: Option<String>,
-    pub tags: Vec<(String, String)>,
-    /// The normalised event as JSON, zstd-compressed.
-    pub body: Vec<u8>,
-}
-
-impl PreparedEvent {
-    /// The hour bucket this event counts in.
-    pub fn hour(&self) -> DateTime<Utc> {
-        self.occurred_at
-            .duration_trunc(TimeDelta::hours(1))
-            .unwrap_or(self.occurred_at)
-    }
-}
+use crate::store::event_body;
+use crate::store::events::NewEvent;
 
 /// Parses, normalises and prepares one event payload.
 pub fn prepare(
@@ -53,7 +18,7 @@ pub fn prepare(
     context: &EnvelopeContext,
     received_at: DateTime<Utc>,
     limits: &Limits,
-) -> Result<PreparedEvent, ApiError> {
+) -> Result<NewEvent, ApiError> {
     let raw = parse_payload(payload, limits)?;
     prepare_parsed(raw, project_id, context, received_at, limits)
 }
@@ -87,7 +52,7 @@ pub fn prepare_parsed(
     context: &EnvelopeContext,
     received_at: DateTime<Utc>,
     limits: &Limits,
-) -> Result<PreparedEvent, ApiError> {
+) -> Result<NewEvent, ApiError> {
     let mut event = normalize(raw, context, received_at, limits);
     scrub::scrub_event(&mut event.body);
     apply_limits(&mut event.body, limits);
@@ -103,8 +68,8 @@ pub fn prepare_parsed(
             .and_then(Value::as_str)
             .map(str::to_owned)
     };
-    let body = compress(&event.body)?;
-    Ok(PreparedEvent {
+    let body = event_body::compress(&event.body).map_err(ApiError::Internal)?;
+    Ok(NewEvent {
         project_id,
         event_id: event.event_id,
         hash: grouping.hash,
@@ -162,41 +127,11 @@ fn metadata(event: &Value, title: &str) -> Value {
     metadata
 }
 
-/// The stored form of an event body: its JSON, zstd-compressed. Each thread keeps one
-/// compression context: creating one per event (and zeroing its tables) cost as much as
-/// compressing.
-pub fn compress(body: &Value) -> Result<Vec<u8>, ApiError> {
-    thread_local! {
-        static COMPRESSOR: RefCell<Option<zstd::bulk::Compressor<'static>>> =
-            const { RefCell::new(None) };
-    }
-    let json = serde_json::to_vec(body).map_err(|e| ApiError::Internal(e.into()))?;
-    COMPRESSOR.with(|cell| {
-        let mut slot = cell.borrow_mut();
-        let compressor = match slot.as_mut() {
-            Some(compressor) => compressor,
-            None => slot.insert(
-                zstd::bulk::Compressor::new(BODY_COMPRESSION_LEVEL)
-                    .map_err(|e| ApiError::Internal(e.into()))?,
-            ),
-        };
-        compressor
-            .compress(&json)
-            .map_err(|e| ApiError::Internal(e.into()))
-    })
-}
-
-/// Reverses [`compress`]: used to show a stored event.
-pub fn decompress(body: &[u8]) -> anyhow::Result<Value> {
-    let json = zstd::stream::decode_all(body)?;
-    Ok(serde_json::from_slice(&json)?)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn prepare_json(event: Value) -> Result<PreparedEvent, ApiError> {
+    fn prepare_json(event: Value) -> Result<NewEvent, ApiError> {
         let payload = serde_json::to_vec(&event).unwrap();
         prepare(
             &payload,
@@ -216,7 +151,7 @@ mod tests {
             "request": {"headers": {"Authorization": "Bearer abc"}}
         }))
         .unwrap();
-        let body = decompress(&event.body).unwrap();
+        let body = event_body::decompress(&event.body).unwrap();
         let text = body.to_string();
         assert!(!text.contains("hunter2"), "{text}");
         assert!(!text.contains("Bearer abc"), "{text}");

@@ -12,9 +12,10 @@ use super::auth::{self, PublicKey};
 use super::body::{self, ContentEncoding};
 use super::envelope;
 use super::normalize::EnvelopeContext;
-use super::process::{self, PreparedEvent};
+use super::process;
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::store::events::NewEvent;
 
 /// Categories Faultline accepts and drops. Advertising a day-long limit for them on every
 /// success makes SDKs stop sending them; `error`, `default` and `attachment` are never listed.
@@ -148,7 +149,7 @@ async fn store_event(
 }
 
 /// Queues the event and answers with its id once it is committed.
-async fn store_prepared(event: PreparedEvent, state: &AppState) -> Result<String, ApiError> {
+async fn store_prepared(event: NewEvent, state: &AppState) -> Result<String, ApiError> {
     let event_id = event.event_id.simple().to_string();
     state.pipeline.store(event).await?;
     Ok(event_id)

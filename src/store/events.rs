@@ -4,20 +4,49 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use serde_json::Value;
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
-use crate::ingest::process::PreparedEvent;
+/// Everything the writer stores for one event, prepared by ingest.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub project_id: i64,
+    pub event_id: Uuid,
+    pub hash: String,
+    pub grouping: Value,
+    pub title: String,
+    pub culprit: String,
+    pub metadata: Value,
+    pub level: String,
+    pub occurred_at: DateTime<Utc>,
+    pub received_at: DateTime<Utc>,
+    pub environment: Option<String>,
+    pub release: Option<String>,
+    pub user_key: Option<String>,
+    pub tags: Vec<(String, String)>,
+    /// The normalised event as JSON, zstd-compressed.
+    pub body: Vec<u8>,
+}
+
+impl NewEvent {
+    /// The hour bucket this event counts in.
+    pub fn hour(&self) -> DateTime<Utc> {
+        self.occurred_at
+            .duration_trunc(TimeDelta::hours(1))
+            .unwrap_or(self.occurred_at)
+    }
+}
 
 /// Writes `events` in one transaction. Events whose `(project_id, event_id)` is already stored
 /// (SDK retries) are skipped and counted nowhere. Returns how many events were new.
-pub async fn write_batch(pool: &PgPool, events: &[&PreparedEvent]) -> sqlx::Result<usize> {
+pub async fn write_batch(pool: &PgPool, events: &[&NewEvent]) -> sqlx::Result<usize> {
     let events = unique_events(events);
     let mut tx = pool.begin().await?;
     let issue_ids = upsert_issues(&mut tx, &events).await?;
     let inserted = insert_events(&mut tx, &events, &issue_ids).await?;
-    let new_events: Vec<(&PreparedEvent, i64)> = events
+    let new_events: Vec<(&NewEvent, i64)> = events
         .iter()
         .filter(|e| inserted.contains(&(e.project_id, e.event_id)))
         .map(|e| (*e, issue_ids[&(e.project_id, e.hash.as_str())]))
@@ -32,7 +61,7 @@ pub async fn write_batch(pool: &PgPool, events: &[&PreparedEvent]) -> sqlx::Resu
 }
 
 /// The first of each `(project_id, event_id)`: a retry inside one batch counts once.
-fn unique_events<'a>(events: &[&'a PreparedEvent]) -> Vec<&'a PreparedEvent> {
+fn unique_events<'a>(events: &[&'a NewEvent]) -> Vec<&'a NewEvent> {
     let mut seen = HashSet::new();
     events
         .iter()
@@ -47,9 +76,9 @@ type IssueKey<'a> = (i64, &'a str);
 /// event of each issue sets its title, culprit, level and metadata.
 async fn upsert_issues<'a>(
     tx: &mut Transaction<'_, Postgres>,
-    events: &[&'a PreparedEvent],
+    events: &[&'a NewEvent],
 ) -> sqlx::Result<HashMap<IssueKey<'a>, i64>> {
-    let mut newest: BTreeMap<IssueKey<'a>, &PreparedEvent> = BTreeMap::new();
+    let mut newest: BTreeMap<IssueKey<'a>, &NewEvent> = BTreeMap::new();
     for event in events {
         let entry = newest
             .entry((event.project_id, event.hash.as_str()))
@@ -107,7 +136,7 @@ struct IssueColumns {
 }
 
 impl IssueColumns {
-    fn push(&mut self, event: &PreparedEvent) {
+    fn push(&mut self, event: &NewEvent) {
         self.project_ids.push(event.project_id);
         self.hashes.push(event.hash.clone());
         self.titles.push(event.title.clone());
@@ -122,7 +151,7 @@ impl IssueColumns {
 /// Inserts the events, skipping ones already stored; returns the keys of those inserted.
 async fn insert_events(
     tx: &mut Transaction<'_, Postgres>,
-    events: &[&PreparedEvent],
+    events: &[&NewEvent],
     issue_ids: &HashMap<IssueKey<'_>, i64>,
 ) -> sqlx::Result<HashSet<(i64, Uuid)>> {
     let n = events.len();
@@ -190,7 +219,7 @@ async fn insert_events(
 
 async fn add_hourly_counts(
     tx: &mut Transaction<'_, Postgres>,
-    events: &[(&PreparedEvent, i64)],
+    events: &[(&NewEvent, i64)],
 ) -> sqlx::Result<()> {
     let mut counts: BTreeMap<(i64, DateTime<Utc>), i64> = BTreeMap::new();
     for (event, issue_id) in events {
@@ -220,7 +249,7 @@ struct TagCount {
 /// Adds the events' tag values; returns, per issue, how many `user` values were new to it.
 async fn add_tag_values(
     tx: &mut Transaction<'_, Postgres>,
-    events: &[(&PreparedEvent, i64)],
+    events: &[(&NewEvent, i64)],
 ) -> sqlx::Result<HashMap<i64, i64>> {
     let mut counts: BTreeMap<(i64, &str, &str), TagCount> = BTreeMap::new();
     for (event, issue_id) in events {
@@ -292,7 +321,7 @@ async fn add_tag_values(
 /// open again, marked as a regression.
 async fn update_issue_counts(
     tx: &mut Transaction<'_, Postgres>,
-    events: &[(&PreparedEvent, i64)],
+    events: &[(&NewEvent, i64)],
     new_users: &HashMap<i64, i64>,
 ) -> sqlx::Result<()> {
     let mut per_issue: BTreeMap<i64, TagCount> = BTreeMap::new();

@@ -12,8 +12,8 @@ use super::errors::urlencode;
 use super::event_view::{self, EventView};
 use super::view::{bar_chart, exact_time, relative_time, short_count, BarChart, Bucket, Layout};
 use super::WebError;
-use crate::ingest::process::decompress;
 use crate::state::AppState;
+use crate::store::event_body::decompress;
 use crate::store::event_reads::{self, EventChoice, EventRow};
 use crate::store::issues::{
     self, CursorValue, FilterKey, IssueCursor, IssueFilter, IssueRow, IssueSort, IssueStatus,

@@ -183,7 +183,7 @@ impl TestApp {
             .fetch_one(&self.pool)
             .await
             .expect("event is stored");
-        faultline::ingest::process::decompress(&body).expect("body decodes")
+        faultline::store::event_body::decompress(&body).expect("body decodes")
     }
 
     /// Sends raw bytes as one HTTP/1.1 request and returns `(status, head, body)`.

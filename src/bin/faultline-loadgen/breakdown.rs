@@ -9,6 +9,7 @@ use chrono::Utc;
 use faultline::config::Limits;
 use faultline::ingest::normalize::{self, EnvelopeContext};
 use faultline::ingest::{body, envelope, facets, grouping, process, scrub};
+use faultline::store::event_body;
 use serde_json::Value;
 
 use crate::template::{Encoding, SlotValues, Template};
@@ -79,7 +80,7 @@ fn time_one(request: &[u8], encoding: Encoding, limits: &Limits, totals: &mut [D
     let tags = facets::tag_values(&event.body);
     let user = facets::user_key(&event.body);
     totals[7] += clock.lap();
-    let stored = process::compress(&event.body);
+    let stored = event_body::compress(&event.body);
     totals[8] += clock.lap();
     let prepared = process::prepare(payload, 1, &EnvelopeContext::default(), Utc::now(), limits);
     totals[9] += clock.lap();
