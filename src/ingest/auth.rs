@@ -1,19 +1,19 @@
 //! Where an SDK puts its DSN key (PROTOCOL.md §2): the `X-Sentry-Auth` header, an
 //! `Authorization: Sentry …` header, the `sentry_key` query parameter, or the envelope's `dsn`.
 
-use crate::error::ApiError;
+use super::error::IngestError;
 
 /// A DSN public key as sent by a client: 32 hex characters, checked at the edge.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PublicKey(String);
 
 impl PublicKey {
-    pub fn parse(raw: &str) -> Result<Self, ApiError> {
+    pub fn parse(raw: &str) -> Result<Self, IngestError> {
         let key = raw.trim();
         if key.len() == 32 && key.bytes().all(|b| b.is_ascii_hexdigit()) {
             Ok(PublicKey(key.to_ascii_lowercase()))
         } else {
-            Err(ApiError::Unauthorized(
+            Err(IngestError::Unauthorized(
                 "the DSN key is malformed: expected 32 hexadecimal characters".into(),
             ))
         }
@@ -30,7 +30,7 @@ pub fn key_from_request(
     x_sentry_auth: Option<&str>,
     authorization: Option<&str>,
     query: &str,
-) -> Result<Option<PublicKey>, ApiError> {
+) -> Result<Option<PublicKey>, IngestError> {
     let candidates = [
         x_sentry_auth.and_then(key_from_auth_header),
         authorization.and_then(key_from_auth_header),
@@ -40,7 +40,7 @@ pub fn key_from_request(
     for raw in candidates.into_iter().flatten() {
         let key = PublicKey::parse(&raw)?;
         match &found {
-            Some(previous) if *previous != key => return Err(ApiError::bad_request(
+            Some(previous) if *previous != key => return Err(IngestError::malformed(
                 "the request carries two different DSN keys (headers and query string disagree)",
             )),
             _ => found = Some(key),
@@ -70,8 +70,8 @@ fn key_from_query(query: &str) -> Option<String> {
 }
 
 /// The key and project id inside a DSN such as `https://KEY@host/path/42`.
-pub fn key_from_dsn(dsn: &str) -> Result<(PublicKey, String), ApiError> {
-    let invalid = || ApiError::bad_request("the envelope header \"dsn\" is not a valid DSN");
+pub fn key_from_dsn(dsn: &str) -> Result<(PublicKey, String), IngestError> {
+    let invalid = || IngestError::malformed("the envelope header \"dsn\" is not a valid DSN");
     let (_, rest) = dsn.split_once("://").ok_or_else(invalid)?;
     let (userinfo, location) = rest.split_once('@').ok_or_else(invalid)?;
     let public = userinfo.split(':').next().unwrap_or_default();
@@ -129,7 +129,7 @@ mod tests {
         let query = "sentry_key=00000000000000000000000000000000";
         assert!(matches!(
             key_from_request(Some(&header), None, query),
-            Err(ApiError::BadRequest(_))
+            Err(IngestError::Malformed(_))
         ));
     }
 
@@ -137,7 +137,7 @@ mod tests {
     fn malformed_key_is_unauthorized() {
         assert!(matches!(
             key_from_request(None, None, "sentry_key=zz"),
-            Err(ApiError::Unauthorized(_))
+            Err(IngestError::Unauthorized(_))
         ));
     }
 

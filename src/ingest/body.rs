@@ -7,7 +7,7 @@ use actix_web::web;
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 
-use crate::error::ApiError;
+use super::error::IngestError;
 
 /// The encodings SDKs send (PROTOCOL.md §5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,7 +21,7 @@ pub enum ContentEncoding {
 
 impl ContentEncoding {
     /// Parses a `Content-Encoding` header value; `None` header means identity.
-    pub fn parse(header: Option<&str>) -> Result<Self, ApiError> {
+    pub fn parse(header: Option<&str>) -> Result<Self, IngestError> {
         let Some(value) = header else {
             return Ok(ContentEncoding::Identity);
         };
@@ -31,7 +31,7 @@ impl ContentEncoding {
             "deflate" => Ok(ContentEncoding::Deflate),
             "br" => Ok(ContentEncoding::Brotli),
             "zstd" => Ok(ContentEncoding::Zstd),
-            other => Err(ApiError::UnsupportedMediaType(format!(
+            other => Err(IngestError::UnsupportedEncoding(format!(
                 "unsupported Content-Encoding {:?}: use gzip, deflate, br or zstd",
                 truncate_for_message(other)
             ))),
@@ -40,13 +40,13 @@ impl ContentEncoding {
 }
 
 /// Collects the request body, refusing it with 413 as soon as it passes `limit` bytes.
-pub async fn read_limited(mut payload: web::Payload, limit: usize) -> Result<Bytes, ApiError> {
+pub async fn read_limited(mut payload: web::Payload, limit: usize) -> Result<Bytes, IngestError> {
     let mut body = BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk
-            .map_err(|e| ApiError::bad_request(format!("could not read the request body: {e}")))?;
+            .map_err(|e| IngestError::malformed(format!("could not read the request body: {e}")))?;
         if body.len() + chunk.len() > limit {
-            return Err(ApiError::too_large(format!(
+            return Err(IngestError::too_large(format!(
                 "request body is larger than the limit of {limit} bytes"
             )));
         }
@@ -56,7 +56,7 @@ pub async fn read_limited(mut payload: web::Payload, limit: usize) -> Result<Byt
 }
 
 /// Decompresses `body`, never producing more than `limit` bytes: a larger result is a 413.
-pub fn decode(body: Bytes, encoding: ContentEncoding, limit: usize) -> Result<Bytes, ApiError> {
+pub fn decode(body: Bytes, encoding: ContentEncoding, limit: usize) -> Result<Bytes, IngestError> {
     let name = match encoding {
         ContentEncoding::Identity => return Ok(body),
         ContentEncoding::Gzip => "gzip",
@@ -81,15 +81,15 @@ pub fn decode(body: Bytes, encoding: ContentEncoding, limit: usize) -> Result<By
         .read_to_end(&mut inflated)
         .map_err(|_| corrupt(name))?;
     if read > limit {
-        return Err(ApiError::too_large(format!(
+        return Err(IngestError::too_large(format!(
             "decompressed body is larger than the limit of {limit} bytes"
         )));
     }
     Ok(Bytes::from(inflated))
 }
 
-fn corrupt(encoding: &str) -> ApiError {
-    ApiError::bad_request(format!(
+fn corrupt(encoding: &str) -> IngestError {
+    IngestError::malformed(format!(
         "request body is not valid {encoding} data (Content-Encoding: {encoding})"
     ))
 }
@@ -153,13 +153,13 @@ mod tests {
     fn gzip_bomb_is_refused_with_413_without_inflating_it_all() {
         let body = gzip(&vec![0u8; 10 * 1024 * 1024]);
         let err = decode(body, ContentEncoding::Gzip, 1024 * 1024).unwrap_err();
-        assert!(matches!(err, ApiError::PayloadTooLarge(_)), "{err:?}");
+        assert!(matches!(err, IngestError::TooLarge(_)), "{err:?}");
     }
 
     #[test]
     fn garbage_claiming_gzip_is_a_400() {
         let err = decode(Bytes::from_static(b"not gzip"), ContentEncoding::Gzip, 100).unwrap_err();
-        assert!(matches!(err, ApiError::BadRequest(_)), "{err:?}");
+        assert!(matches!(err, IngestError::Malformed(_)), "{err:?}");
     }
 
     #[test]
@@ -188,6 +188,6 @@ mod tests {
     #[test]
     fn unknown_encoding_is_refused_with_415() {
         let err = ContentEncoding::parse(Some("compress")).unwrap_err();
-        assert!(matches!(err, ApiError::UnsupportedMediaType(_)));
+        assert!(matches!(err, IngestError::UnsupportedEncoding(_)));
     }
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use sqlx::PgPool;
 
 use super::auth::PublicKey;
-use crate::error::ApiError;
+use super::error::IngestError;
 use crate::store::keys::{lookup, KeyLookup};
 
 const FRESH_FOR: Duration = Duration::from_secs(5);
@@ -32,7 +32,7 @@ impl KeyCache {
     }
 
     /// Ok when `key` may send events to `project_id`; otherwise the 401/403/404 that says why.
-    pub async fn authorize(&self, project_id: i64, key: &PublicKey) -> Result<(), ApiError> {
+    pub async fn authorize(&self, project_id: i64, key: &PublicKey) -> Result<(), IngestError> {
         let cache_key = (project_id, key.as_str().to_owned());
         let cached = self.cached(&cache_key);
         let found = match cached {
@@ -45,7 +45,7 @@ impl KeyCache {
                 Err(e) => match cached {
                     Some((found, at)) if at.elapsed() < STALE_UP_TO => found,
                     _ => {
-                        return Err(ApiError::Unavailable(
+                        return Err(IngestError::Unavailable(
                             anyhow::Error::new(e).context("DSN key lookup failed"),
                         ))
                     }
@@ -77,20 +77,20 @@ impl KeyCache {
     }
 }
 
-fn verdict(project_id: i64, found: KeyLookup) -> Result<(), ApiError> {
+fn verdict(project_id: i64, found: KeyLookup) -> Result<(), IngestError> {
     if !found.project_exists {
-        return Err(ApiError::NotFound(format!(
+        return Err(IngestError::UnknownProject(format!(
             "project {project_id} does not exist"
         )));
     }
     match found.key_project_id {
-        None => Err(ApiError::Unauthorized("unknown DSN key".into())),
-        Some(owner) if owner != project_id => Err(ApiError::Forbidden(format!(
+        None => Err(IngestError::Unauthorized("unknown DSN key".into())),
+        Some(owner) if owner != project_id => Err(IngestError::Forbidden(format!(
             "this DSN key does not belong to project {project_id}"
         ))),
-        Some(_) if found.revoked => {
-            Err(ApiError::Forbidden("this DSN key has been revoked".into()))
-        }
+        Some(_) if found.revoked => Err(IngestError::Forbidden(
+            "this DSN key has been revoked".into(),
+        )),
         Some(_) => Ok(()),
     }
 }

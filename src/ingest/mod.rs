@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod body;
 pub mod envelope;
+pub mod error;
 pub mod facets;
 pub mod grouping;
 pub mod keys;

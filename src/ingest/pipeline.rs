@@ -11,8 +11,8 @@ use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot, Mutex};
 use tokio::time::Instant;
 
+use super::error::IngestError;
 use crate::config::PipelineSettings;
-use crate::error::ApiError;
 use crate::store::events::NewEvent;
 use crate::{memory, store};
 
@@ -76,25 +76,25 @@ impl Pipeline {
 
     /// Queues the event and waits until it is committed. A full queue is a 429 (the client
     /// may retry later); a database failure is a 503.
-    pub async fn store(&self, event: NewEvent) -> Result<(), ApiError> {
+    pub async fn store(&self, event: NewEvent) -> Result<(), IngestError> {
         let (reply, answer) = oneshot::channel();
         self.queue
             .try_send(Job { event, reply })
             .map_err(|e| match e {
-                mpsc::error::TrySendError::Full(_) => ApiError::TooManyRequests,
+                mpsc::error::TrySendError::Full(_) => IngestError::QueueFull,
                 mpsc::error::TrySendError::Closed(_) => {
-                    ApiError::Internal(anyhow::anyhow!("the event writer has stopped"))
+                    IngestError::Internal(anyhow::anyhow!("the event writer has stopped"))
                 }
             })?;
         match answer.await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(WriteFailure::Unavailable(e))) => Err(ApiError::Unavailable(anyhow::anyhow!(
-                "could not store the event batch: {e}"
-            ))),
-            Ok(Err(WriteFailure::Refused(e))) => Err(ApiError::Internal(anyhow::anyhow!(
+            Ok(Err(WriteFailure::Unavailable(e))) => Err(IngestError::Unavailable(
+                anyhow::anyhow!("could not store the event batch: {e}"),
+            )),
+            Ok(Err(WriteFailure::Refused(e))) => Err(IngestError::Internal(anyhow::anyhow!(
                 "the database refused the event: {e}"
             ))),
-            Err(_) => Err(ApiError::Internal(anyhow::anyhow!(
+            Err(_) => Err(IngestError::Internal(anyhow::anyhow!(
                 "the event writer dropped an event"
             ))),
         }

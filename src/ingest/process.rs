@@ -4,10 +4,10 @@
 use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 
+use super::error::IngestError;
 use super::normalize::{apply_limits, normalize, EnvelopeContext};
 use super::{facets, grouping, lenient_json, scrub};
 use crate::config::Limits;
-use crate::error::ApiError;
 use crate::store::event_body;
 use crate::store::events::NewEvent;
 
@@ -18,23 +18,25 @@ pub fn prepare(
     context: &EnvelopeContext,
     received_at: DateTime<Utc>,
     limits: &Limits,
-) -> Result<NewEvent, ApiError> {
+) -> Result<NewEvent, IngestError> {
     let raw = parse_payload(payload, limits)?;
     prepare_parsed(raw, project_id, context, received_at, limits)
 }
 
 /// The payload as a JSON object, within the size limit.
-pub fn parse_payload(payload: &[u8], limits: &Limits) -> Result<Map<String, Value>, ApiError> {
+pub fn parse_payload(payload: &[u8], limits: &Limits) -> Result<Map<String, Value>, IngestError> {
     if payload.len() > limits.max_event_bytes {
-        return Err(ApiError::too_large(format!(
+        return Err(IngestError::too_large(format!(
             "event is larger than the limit of {} bytes",
             limits.max_event_bytes
         )));
     }
     match lenient_json::from_slice::<Value>(payload) {
         Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(ApiError::bad_request("event payload must be a JSON object")),
-        Err(e) => Err(ApiError::bad_request(format!(
+        Ok(_) => Err(IngestError::malformed(
+            "event payload must be a JSON object",
+        )),
+        Err(e) => Err(IngestError::malformed(format!(
             "event payload is not valid JSON: {e}"
         ))),
     }
@@ -52,7 +54,7 @@ pub fn prepare_parsed(
     context: &EnvelopeContext,
     received_at: DateTime<Utc>,
     limits: &Limits,
-) -> Result<NewEvent, ApiError> {
+) -> Result<NewEvent, IngestError> {
     let mut event = normalize(raw, context, received_at, limits);
     scrub::scrub_event(&mut event.body);
     apply_limits(&mut event.body, limits);
@@ -68,7 +70,7 @@ pub fn prepare_parsed(
             .and_then(Value::as_str)
             .map(str::to_owned)
     };
-    let body = event_body::compress(&event.body).map_err(ApiError::Internal)?;
+    let body = event_body::compress(&event.body).map_err(IngestError::Internal)?;
     Ok(NewEvent {
         project_id,
         event_id: event.event_id,
@@ -131,7 +133,7 @@ fn metadata(event: &Value, title: &str) -> Value {
 mod tests {
     use super::*;
 
-    fn prepare_json(event: Value) -> Result<NewEvent, ApiError> {
+    fn prepare_json(event: Value) -> Result<NewEvent, IngestError> {
         let payload = serde_json::to_vec(&event).unwrap();
         prepare(
             &payload,
@@ -170,7 +172,7 @@ mod tests {
                 &Limits::default(),
             )
             .unwrap_err();
-            assert!(matches!(err, ApiError::BadRequest(_)), "{err:?}");
+            assert!(matches!(err, IngestError::Malformed(_)), "{err:?}");
         }
     }
 
@@ -189,7 +191,7 @@ mod tests {
             &Limits::default(),
         )
         .unwrap_err();
-        assert!(matches!(err, ApiError::BadRequest(_)), "{err:?}");
+        assert!(matches!(err, IngestError::Malformed(_)), "{err:?}");
     }
 
     #[test]
@@ -206,6 +208,6 @@ mod tests {
             &limits,
         )
         .unwrap_err();
-        assert!(matches!(err, ApiError::PayloadTooLarge(_)));
+        assert!(matches!(err, IngestError::TooLarge(_)));
     }
 }

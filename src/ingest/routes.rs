@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use super::auth::{self, PublicKey};
 use super::body::{self, ContentEncoding};
 use super::envelope;
+use super::error::IngestError;
 use super::normalize::EnvelopeContext;
 use super::process;
 use crate::error::ApiError;
@@ -65,16 +66,15 @@ async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> 
     )))
 }
 
+// The two endpoints are where an `IngestError` becomes an HTTP answer (`ApiError`), once.
+
 async fn envelope_endpoint(
     req: HttpRequest,
     path: web::Path<String>,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let project_id = parse_project_id(&path)?;
-    let header_key = authorize_from_request(&req, project_id, &state).await?;
-    let body = read_body(&req, payload, &state).await?;
-    ingest_envelope(&req, project_id, header_key.is_some(), &body, &state).await
+    Ok(take_envelope(req, path, payload, state).await?)
 }
 
 async fn store_endpoint(
@@ -83,6 +83,27 @@ async fn store_endpoint(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    Ok(take_store_body(req, path, payload, state).await?)
+}
+
+async fn take_envelope(
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, IngestError> {
+    let project_id = parse_project_id(&path)?;
+    let header_key = authorize_from_request(&req, project_id, &state).await?;
+    let body = read_body(&req, payload, &state).await?;
+    ingest_envelope(&req, project_id, header_key.is_some(), &body, &state).await
+}
+
+async fn take_store_body(
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, IngestError> {
     let project_id = parse_project_id(&path)?;
     let header_key = authorize_from_request(&req, project_id, &state).await?;
     let body = read_body(&req, payload, &state).await?;
@@ -93,7 +114,7 @@ async fn store_endpoint(
         return Err(missing_key());
     }
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::bad_request("request body is empty"));
+        return Err(IngestError::malformed("request body is empty"));
     }
     let raw = process::parse_payload(&body, &state.limits)?;
     if process::is_transaction(&raw) {
@@ -115,8 +136,8 @@ async fn ingest_envelope(
     authorized: bool,
     body: &[u8],
     state: &AppState,
-) -> Result<HttpResponse, ApiError> {
-    let envelope = envelope::parse(body).map_err(|e| ApiError::bad_request(e.to_string()))?;
+) -> Result<HttpResponse, IngestError> {
+    let envelope = envelope::parse(body).map_err(|e| IngestError::malformed(e.to_string()))?;
     if !authorized {
         // Tunnels forward the browser's envelope untouched: its `dsn` header is the only key.
         let dsn = envelope.header_str("dsn").ok_or_else(missing_key)?;
@@ -143,13 +164,13 @@ async fn store_event(
     project_id: i64,
     context: EnvelopeContext,
     state: &AppState,
-) -> Result<String, ApiError> {
+) -> Result<String, IngestError> {
     let event = process::prepare(payload, project_id, &context, Utc::now(), &state.limits)?;
     store_prepared(event, state).await
 }
 
 /// Queues the event and answers with its id once it is committed.
-async fn store_prepared(event: NewEvent, state: &AppState) -> Result<String, ApiError> {
+async fn store_prepared(event: NewEvent, state: &AppState) -> Result<String, IngestError> {
     let event_id = event.event_id.simple().to_string();
     state.pipeline.store(event).await?;
     Ok(event_id)
@@ -165,9 +186,9 @@ fn accepted(event_id: Option<String>) -> HttpResponse {
         .json(body)
 }
 
-fn parse_project_id(raw: &str) -> Result<i64, ApiError> {
+fn parse_project_id(raw: &str) -> Result<i64, IngestError> {
     raw.parse::<i64>().ok().filter(|id| *id > 0).ok_or_else(|| {
-        ApiError::NotFound(format!(
+        IngestError::UnknownProject(format!(
             "project {:?} does not exist",
             raw.chars().take(40).collect::<String>()
         ))
@@ -179,7 +200,7 @@ async fn authorize_from_request(
     req: &HttpRequest,
     project_id: i64,
     state: &AppState,
-) -> Result<Option<PublicKey>, ApiError> {
+) -> Result<Option<PublicKey>, IngestError> {
     let headers = req.headers();
     let key = auth::key_from_request(
         header_text(headers, "x-sentry-auth"),
@@ -196,14 +217,14 @@ async fn read_body(
     req: &HttpRequest,
     payload: web::Payload,
     state: &AppState,
-) -> Result<Bytes, ApiError> {
+) -> Result<Bytes, IngestError> {
     let encoding = ContentEncoding::parse(header_text(req.headers(), "content-encoding"))?;
     let raw = body::read_limited(payload, state.limits.max_body_bytes).await?;
     body::decode(raw, encoding, state.limits.max_decompressed_bytes)
 }
 
-fn missing_key() -> ApiError {
-    ApiError::Unauthorized(
+fn missing_key() -> IngestError {
+    IngestError::Unauthorized(
         "missing DSN key: send it in X-Sentry-Auth, Authorization: Sentry, ?sentry_key= or the envelope's dsn".into(),
     )
 }

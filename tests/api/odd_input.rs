@@ -5,7 +5,7 @@
 
 use chrono::Utc;
 use faultline::config::{Limits, PipelineSettings};
-use faultline::error::ApiError;
+use faultline::ingest::error::IngestError;
 use faultline::ingest::normalize::EnvelopeContext;
 use faultline::ingest::pipeline::Pipeline;
 use faultline::ingest::process;
@@ -160,7 +160,7 @@ async fn an_event_the_database_refuses_fails_alone_and_the_rest_of_its_batch_is_
     for (event, result) in prepared.iter().zip(&results) {
         if event.event_id == refused {
             assert!(
-                matches!(result, Err(ApiError::Internal(_))),
+                matches!(result, Err(IngestError::Internal(_))),
                 "a refused event is a server fault (500), not an outage: {result:?}"
             );
         } else {
