@@ -103,7 +103,6 @@ async fn list_issues(
     }
     filter.limit = query.limit.unwrap_or(MAX_PAGE).clamp(1, MAX_PAGE);
     filter.after = parse_cursor(&query.cursor, filter.sort)?;
-    let rows = issues::list(&state.pool, &filter).await.map_err(internal)?;
     let period = match query.stats_period.as_str() {
         "" | "24h" => Some("24h"),
         "14d" => Some("14d"),
@@ -113,6 +112,7 @@ async fn list_issues(
             ))
         }
     };
+    let rows = issues::list(&state.pool, &filter).await.map_err(internal)?;
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
     let since = Utc::now()
         - if period == Some("14d") {
@@ -235,24 +235,15 @@ async fn bulk_update_issues(
     let project = project_from_path(&state, &path.0, &path.1).await?;
     let status = requested_status(&body)?;
     let (ids, status_filter) = bulk_selection(req.query_string())?;
-    let ids = if ids.is_empty() {
+    let selection = if ids.is_empty() {
         // No ids: every issue of the project (with the given status, when one is named).
-        let filter = IssueFilter {
-            project_id: Some(project.id),
+        issues::Selection::All {
             status: status_filter,
-            limit: 10_000,
-            ..IssueFilter::default()
-        };
-        issues::list(&state.pool, &filter)
-            .await
-            .map_err(internal)?
-            .into_iter()
-            .map(|r| r.id)
-            .collect()
+        }
     } else {
-        issues_in_project(&state, &ids, project.id).await?
+        issues::Selection::Ids(&ids)
     };
-    issues::set_status(&state.pool, &ids, status)
+    issues::set_status_in_project(&state.pool, project.id, selection, status)
         .await
         .map_err(internal)?;
     Ok(HttpResponse::Ok()
@@ -278,22 +269,6 @@ fn bulk_selection(query: &str) -> Result<(Vec<i64>, Option<IssueStatus>), ApiErr
         }
     }
     Ok((ids, status))
-}
-
-async fn issues_in_project(
-    state: &AppState,
-    ids: &[i64],
-    project_id: i64,
-) -> Result<Vec<i64>, ApiError> {
-    let mut kept = Vec::with_capacity(ids.len());
-    for id in ids {
-        if let Some(issue) = issues::get(&state.pool, *id).await.map_err(internal)? {
-            if issue.project_id == project_id {
-                kept.push(issue.id);
-            }
-        }
-    }
-    Ok(kept)
 }
 
 fn requested_status(body: &StatusUpdate) -> Result<IssueStatus, ApiError> {

@@ -93,13 +93,19 @@ pub fn prepare_parsed(
 /// Sentry's issue metadata: the raised exception's type and value and where it happened, or
 /// the title for message events.
 fn metadata(event: &Value, title: &str) -> Value {
-    let Some(raised) = event
+    let mut metadata = exception_metadata(event).unwrap_or_else(|| json!({ "title": title }));
+    // The API's issue `platform` reads it from here.
+    if let Some(platform) = event.get("platform") {
+        metadata["platform"] = platform.clone();
+    }
+    metadata
+}
+
+fn exception_metadata(event: &Value) -> Option<Value> {
+    let raised = event
         .pointer("/exception/values")
         .and_then(Value::as_array)
-        .and_then(|v| v.last())
-    else {
-        return json!({ "title": title });
-    };
+        .and_then(|v| v.last())?;
     let mut metadata = json!({
         "type": raised.get("type").and_then(Value::as_str).unwrap_or("Error"),
         "value": raised.get("value").and_then(Value::as_str).unwrap_or(""),
@@ -126,7 +132,7 @@ fn metadata(event: &Value, title: &str) -> Value {
         .and_then(Value::as_bool)
         == Some(false);
     metadata["unhandled"] = json!(unhandled);
-    metadata
+    Some(metadata)
 }
 
 #[cfg(test)]

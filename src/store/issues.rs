@@ -294,6 +294,41 @@ pub async fn set_status(
     Ok(result.rows_affected())
 }
 
+/// Which issues of a project a bulk change applies to.
+pub enum Selection<'a> {
+    /// These ids (ids of other projects are left alone).
+    Ids(&'a [i64]),
+    /// Every issue, or every issue with this status.
+    All { status: Option<IssueStatus> },
+}
+
+/// Sets the status of the selected issues of one project, however many, in one statement.
+pub async fn set_status_in_project(
+    pool: &PgPool,
+    project_id: i64,
+    selection: Selection<'_>,
+    status: IssueStatus,
+) -> sqlx::Result<u64> {
+    let (ids, only_status) = match selection {
+        Selection::Ids(ids) => (Some(ids), None),
+        Selection::All { status } => (None, status),
+    };
+    let result = sqlx::query(
+        "UPDATE issues SET status = $4,
+                regressed_at = CASE WHEN $4 = 'unresolved'::issue_status THEN regressed_at ELSE NULL END
+          WHERE project_id = $1
+            AND ($2::int8[] IS NULL OR id = ANY($2))
+            AND ($3::issue_status IS NULL OR status = $3)",
+    )
+    .bind(project_id)
+    .bind(ids)
+    .bind(only_status)
+    .bind(status)
+    .execute(pool)
+    .await?;
+    Ok(result.rows_affected())
+}
+
 /// Occurrences per hour since `since`, for the given issues: `(issue_id, hour, count)`.
 pub async fn hourly_counts(
     pool: &PgPool,

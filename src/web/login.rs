@@ -117,8 +117,14 @@ pub async fn submit(
     let user = users::find_by_email(&state.pool, &email).await?;
     let hash = user
         .as_ref()
-        .map_or(credentials::dummy_hash(), |u| u.password_hash.as_str());
-    let verified = credentials::verify_password(hash, &form.password);
+        .map_or(credentials::dummy_hash(), |u| u.password_hash.as_str())
+        .to_owned();
+    // Argon2 takes tens of milliseconds of CPU on purpose: on a blocking thread, so a login
+    // never stalls the other requests of this worker.
+    let password = form.password.clone();
+    let verified = web::block(move || credentials::verify_password(&hash, &password))
+        .await
+        .map_err(|e| WebError::Internal(anyhow::anyhow!("password check failed: {e}")))?;
     let Some(user) = user.filter(|_| verified) else {
         users::record_failure(&state.pool, &subjects).await?;
         let csrf = credentials::random_token();

@@ -5,6 +5,7 @@ mod api_tokens;
 mod cli;
 mod concurrency;
 mod dashboard;
+mod faults;
 mod fixtures;
 mod grouping;
 mod health;
