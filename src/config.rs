@@ -5,8 +5,27 @@ use std::net::SocketAddr;
 
 use clap::{Args, ValueEnum};
 
+/// Each default written once, for both the command line and `Default` (tests, tools).
+mod defaults {
+    pub const RETENTION_DAYS: i64 = 90;
+    pub const SESSION_IDLE_MINUTES: i64 = 12 * 60;
+    pub const SESSION_MAX_HOURS: i64 = 7 * 24;
+    pub const MAX_BODY_BYTES: usize = 20 * 1024 * 1024;
+    pub const MAX_DECOMPRESSED_BYTES: usize = 50 * 1024 * 1024;
+    pub const MAX_EVENT_BYTES: usize = 1024 * 1024;
+    pub const MAX_STRING_CHARS: usize = 8192;
+    pub const MAX_BREADCRUMBS: usize = 100;
+    pub const MAX_FRAMES: usize = 250;
+    pub const MAX_JSON_DEPTH: usize = 16;
+    pub const QUEUE_CAPACITY: usize = 10_000;
+    pub const BATCH_SIZE: usize = 500;
+    pub const BATCH_WAIT_MS: u64 = 5;
+    pub const WRITERS: usize = 2;
+    pub const ORG: &str = "faultline";
+}
+
 /// Where the database is; shared by every command.
-#[derive(Debug, Clone, Args)]
+#[derive(Clone, Args)]
 pub struct DatabaseSettings {
     /// PostgreSQL connection URL. The database is created if it does not exist.
     #[arg(
@@ -20,6 +39,30 @@ pub struct DatabaseSettings {
     /// Maximum number of pooled connections to PostgreSQL.
     #[arg(long, env = "FAULTLINE_DB_POOL_SIZE", default_value_t = 10)]
     pub db_pool_size: u32,
+}
+
+// Secrets never reach `Debug` output (a settings dump in a log or a panic message).
+impl std::fmt::Debug for DatabaseSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseSettings")
+            .field("database_url", &without_password(&self.database_url))
+            .field("db_pool_size", &self.db_pool_size)
+            .finish()
+    }
+}
+
+/// `scheme://user:secret@host/db` → `scheme://user:[redacted]@host/db`.
+fn without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "[redacted]".into();
+    };
+    let Some((credentials, host)) = rest.rsplit_once('@') else {
+        return url.to_owned();
+    };
+    match credentials.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:[redacted]@{host}"),
+        None => url.to_owned(),
+    }
 }
 
 /// The public address of this server, used to build DSNs and links.
@@ -74,25 +117,27 @@ pub struct Settings {
 #[derive(Debug, Clone, Args)]
 pub struct RetentionSettings {
     /// Events received longer ago than this many days are removed (issues keep their totals).
-    #[arg(long, env = "FAULTLINE_RETENTION_DAYS", default_value_t = 90, value_parser = clap::value_parser!(i64).range(1..))]
+    #[arg(long, env = "FAULTLINE_RETENTION_DAYS", default_value_t = defaults::RETENTION_DAYS, value_parser = clap::value_parser!(i64).range(1..))]
     pub retention_days: i64,
 }
 
 impl Default for RetentionSettings {
     fn default() -> Self {
-        RetentionSettings { retention_days: 90 }
+        RetentionSettings {
+            retention_days: defaults::RETENTION_DAYS,
+        }
     }
 }
 
 /// Operators' access to the dashboard and the API.
-#[derive(Debug, Clone, Args)]
+#[derive(Clone, Args)]
 pub struct DashboardSettings {
     /// A session unused for this many minutes ends.
-    #[arg(long, env = "FAULTLINE_SESSION_IDLE_MINUTES", default_value_t = 12 * 60)]
+    #[arg(long, env = "FAULTLINE_SESSION_IDLE_MINUTES", default_value_t = defaults::SESSION_IDLE_MINUTES)]
     pub session_idle_minutes: i64,
 
     /// A session ends this many hours after login, however active.
-    #[arg(long, env = "FAULTLINE_SESSION_MAX_HOURS", default_value_t = 7 * 24)]
+    #[arg(long, env = "FAULTLINE_SESSION_MAX_HOURS", default_value_t = defaults::SESSION_MAX_HOURS)]
     pub session_max_hours: i64,
 
     /// With FAULTLINE_ADMIN_PASSWORD: the first admin, created at start-up when no user exists.
@@ -104,18 +149,33 @@ pub struct DashboardSettings {
     pub admin_password: Option<String>,
 
     /// The organisation slug of the Sentry-shaped API (`/api/0/projects/{org}/…`).
-    #[arg(long, env = "FAULTLINE_ORG", default_value = "faultline")]
+    #[arg(long, env = "FAULTLINE_ORG", default_value = defaults::ORG)]
     pub org: String,
+}
+
+impl std::fmt::Debug for DashboardSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DashboardSettings")
+            .field("session_idle_minutes", &self.session_idle_minutes)
+            .field("session_max_hours", &self.session_max_hours)
+            .field("admin_email", &self.admin_email)
+            .field(
+                "admin_password",
+                &self.admin_password.as_ref().map(|_| "[redacted]"),
+            )
+            .field("org", &self.org)
+            .finish()
+    }
 }
 
 impl Default for DashboardSettings {
     fn default() -> Self {
         DashboardSettings {
-            session_idle_minutes: 12 * 60,
-            session_max_hours: 7 * 24,
+            session_idle_minutes: defaults::SESSION_IDLE_MINUTES,
+            session_max_hours: defaults::SESSION_MAX_HOURS,
             admin_email: None,
             admin_password: None,
-            org: "faultline".into(),
+            org: defaults::ORG.into(),
         }
     }
 }
@@ -125,45 +185,45 @@ impl Default for DashboardSettings {
 #[derive(Debug, Clone, Args)]
 pub struct Limits {
     /// Largest request body accepted as sent (compressed), in bytes.
-    #[arg(long, env = "FAULTLINE_MAX_BODY_BYTES", default_value_t = 20 * 1024 * 1024)]
+    #[arg(long, env = "FAULTLINE_MAX_BODY_BYTES", default_value_t = defaults::MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
 
     /// Largest request body after decompression, in bytes (guards against gzip bombs).
-    #[arg(long, env = "FAULTLINE_MAX_DECOMPRESSED_BYTES", default_value_t = 50 * 1024 * 1024)]
+    #[arg(long, env = "FAULTLINE_MAX_DECOMPRESSED_BYTES", default_value_t = defaults::MAX_DECOMPRESSED_BYTES)]
     pub max_decompressed_bytes: usize,
 
     /// Largest single event (an envelope `event` item or a store body), in bytes.
-    #[arg(long, env = "FAULTLINE_MAX_EVENT_BYTES", default_value_t = 1024 * 1024)]
+    #[arg(long, env = "FAULTLINE_MAX_EVENT_BYTES", default_value_t = defaults::MAX_EVENT_BYTES)]
     pub max_event_bytes: usize,
 
     /// Longest string kept in an event, in characters; longer ones are cut and end in "…".
-    #[arg(long, env = "FAULTLINE_MAX_STRING_CHARS", default_value_t = 8192)]
+    #[arg(long, env = "FAULTLINE_MAX_STRING_CHARS", default_value_t = defaults::MAX_STRING_CHARS)]
     pub max_string_chars: usize,
 
     /// Most breadcrumbs kept per event (the newest are kept).
-    #[arg(long, env = "FAULTLINE_MAX_BREADCRUMBS", default_value_t = 100)]
+    #[arg(long, env = "FAULTLINE_MAX_BREADCRUMBS", default_value_t = defaults::MAX_BREADCRUMBS)]
     pub max_breadcrumbs: usize,
 
     /// Most frames kept per stack trace (trimmed from the middle, as Sentry does).
-    #[arg(long, env = "FAULTLINE_MAX_FRAMES", default_value_t = 250)]
+    #[arg(long, env = "FAULTLINE_MAX_FRAMES", default_value_t = defaults::MAX_FRAMES)]
     pub max_frames: usize,
 
     /// Deepest nesting kept inside free-form data (extra, contexts, frame vars…); deeper values
     /// are replaced by a marker. JSON nested deeper than 128 levels is refused with 400.
-    #[arg(long, env = "FAULTLINE_MAX_JSON_DEPTH", default_value_t = 16)]
+    #[arg(long, env = "FAULTLINE_MAX_JSON_DEPTH", default_value_t = defaults::MAX_JSON_DEPTH)]
     pub max_json_depth: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_body_bytes: 20 * 1024 * 1024,
-            max_decompressed_bytes: 50 * 1024 * 1024,
-            max_event_bytes: 1024 * 1024,
-            max_string_chars: 8192,
-            max_breadcrumbs: 100,
-            max_frames: 250,
-            max_json_depth: 16,
+            max_body_bytes: defaults::MAX_BODY_BYTES,
+            max_decompressed_bytes: defaults::MAX_DECOMPRESSED_BYTES,
+            max_event_bytes: defaults::MAX_EVENT_BYTES,
+            max_string_chars: defaults::MAX_STRING_CHARS,
+            max_breadcrumbs: defaults::MAX_BREADCRUMBS,
+            max_frames: defaults::MAX_FRAMES,
+            max_json_depth: defaults::MAX_JSON_DEPTH,
         }
     }
 }
@@ -172,30 +232,53 @@ impl Default for Limits {
 #[derive(Debug, Clone, Args)]
 pub struct PipelineSettings {
     /// Events waiting for the writer before new ones are refused with 429.
-    #[arg(long, env = "FAULTLINE_QUEUE_CAPACITY", default_value_t = 10_000)]
+    #[arg(long, env = "FAULTLINE_QUEUE_CAPACITY", default_value_t = defaults::QUEUE_CAPACITY)]
     pub queue_capacity: usize,
 
     /// Most events written in one transaction.
-    #[arg(long, env = "FAULTLINE_BATCH_SIZE", default_value_t = 500)]
+    #[arg(long, env = "FAULTLINE_BATCH_SIZE", default_value_t = defaults::BATCH_SIZE)]
     pub batch_size: usize,
 
     /// Longest a batch waits for more events before it is written, in milliseconds.
-    #[arg(long, env = "FAULTLINE_BATCH_WAIT_MS", default_value_t = 5)]
+    #[arg(long, env = "FAULTLINE_BATCH_WAIT_MS", default_value_t = defaults::BATCH_WAIT_MS)]
     pub batch_wait_ms: u64,
 
     /// Writer tasks, each with its own database connection: while one commits, the next
     /// batch is being written.
-    #[arg(long, env = "FAULTLINE_WRITERS", default_value_t = 2)]
+    #[arg(long, env = "FAULTLINE_WRITERS", default_value_t = defaults::WRITERS)]
     pub writers: usize,
 }
 
 impl Default for PipelineSettings {
     fn default() -> Self {
         PipelineSettings {
-            queue_capacity: 10_000,
-            batch_size: 500,
-            batch_wait_ms: 5,
-            writers: 2,
+            queue_capacity: defaults::QUEUE_CAPACITY,
+            batch_size: defaults::BATCH_SIZE,
+            batch_wait_ms: defaults::BATCH_WAIT_MS,
+            writers: defaults::WRITERS,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_hides_the_database_and_admin_passwords() {
+        let database = DatabaseSettings {
+            database_url: "postgres://faultline:s3cret@db:5432/faultline".into(),
+            db_pool_size: 10,
+        };
+        let dashboard = DashboardSettings {
+            admin_password: Some("hunter22".into()),
+            ..DashboardSettings::default()
+        };
+        let text = format!("{database:?} {dashboard:?}");
+        assert!(
+            !text.contains("s3cret") && !text.contains("hunter22"),
+            "{text}"
+        );
+        assert!(text.contains("postgres://faultline:[redacted]@db:5432/faultline"));
     }
 }

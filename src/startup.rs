@@ -57,7 +57,11 @@ impl Application {
             keys: KeyCache::new(pool.clone()),
             limits: settings.limits.clone(),
             public: settings.public.clone(),
-            dashboard: settings.dashboard.clone(),
+            // The admin password was needed once, at start-up; handlers never see it.
+            dashboard: DashboardSettings {
+                admin_password: None,
+                ..settings.dashboard.clone()
+            },
             filter_values: Default::default(),
             pool,
         });
