@@ -55,6 +55,11 @@ pub enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Manage alert channels: where new issues and regressions are announced.
+    Alert {
+        #[command(subcommand)]
+        command: crate::alerts::commands::AlertCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -168,6 +173,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Token { command } => run_token(command).await?,
+        Command::Alert { command } => crate::alerts::commands::run(command).await?,
     }
     Ok(())
 }

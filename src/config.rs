@@ -22,6 +22,8 @@ mod defaults {
     pub const BATCH_WAIT_MS: u64 = 5;
     pub const WRITERS: usize = 2;
     pub const ORG: &str = "faultline";
+    pub const ALERT_RETRY_SECONDS: i64 = 30;
+    pub const ALERT_MAX_ATTEMPTS: i32 = 10;
 }
 
 /// Where the database is; shared by every command.
@@ -111,6 +113,31 @@ pub struct Settings {
 
     #[command(flatten)]
     pub retention: RetentionSettings,
+
+    #[command(flatten)]
+    pub alerts: AlertSettings,
+}
+
+/// How alert deliveries are retried.
+#[derive(Debug, Clone, Args)]
+pub struct AlertSettings {
+    /// Seconds before the first retry of a failed alert; each later retry waits twice as long
+    /// (at most an hour), and never less than the receiver's Retry-After.
+    #[arg(long, env = "FAULTLINE_ALERT_RETRY_SECONDS", default_value_t = defaults::ALERT_RETRY_SECONDS)]
+    pub alert_retry_seconds: i64,
+
+    /// Attempts before a delivery is abandoned (and shown as failed on its channel).
+    #[arg(long, env = "FAULTLINE_ALERT_MAX_ATTEMPTS", default_value_t = defaults::ALERT_MAX_ATTEMPTS)]
+    pub alert_max_attempts: i32,
+}
+
+impl Default for AlertSettings {
+    fn default() -> Self {
+        AlertSettings {
+            alert_retry_seconds: defaults::ALERT_RETRY_SECONDS,
+            alert_max_attempts: defaults::ALERT_MAX_ATTEMPTS,
+        }
+    }
 }
 
 /// How long events are kept.

@@ -1,5 +1,6 @@
 //! Faultline: a self-hosted error-monitoring server for the official Sentry SDKs.
 
+pub mod alerts;
 pub mod api;
 pub mod cleanup;
 pub mod cli;

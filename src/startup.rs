@@ -38,6 +38,11 @@ impl Application {
         store::retention::create_partitions(&pool, chrono::Utc::now().date_naive()).await?;
         crate::cleanup::spawn_background(pool.clone(), settings.retention.retention_days);
         crate::upkeep::spawn_background(pool.clone());
+        crate::alerts::spawn_sender(
+            pool.clone(),
+            settings.public.base_url.clone(),
+            settings.alerts.clone(),
+        );
         let listener = TcpListener::bind(settings.bind)
             .with_context(|| format!("could not listen on {}", settings.bind))?;
         Self::from_parts(settings, pool, listener)

@@ -9,6 +9,8 @@ use serde_json::Value;
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
+use super::alerts;
+
 /// Everything the writer stores for one event, prepared by ingest.
 #[derive(Debug, Clone)]
 pub struct NewEvent {
@@ -44,7 +46,7 @@ impl NewEvent {
 pub async fn write_batch(pool: &PgPool, events: &[&NewEvent]) -> sqlx::Result<usize> {
     let events = unique_events(events);
     let mut tx = pool.begin().await?;
-    let issue_ids = upsert_issues(&mut tx, &events).await?;
+    let (issue_ids, created) = upsert_issues(&mut tx, &events).await?;
     let inserted = insert_events(&mut tx, &events, &issue_ids).await?;
     let new_events: Vec<(&NewEvent, i64)> = events
         .iter()
@@ -54,7 +56,11 @@ pub async fn write_batch(pool: &PgPool, events: &[&NewEvent]) -> sqlx::Result<us
     if !new_events.is_empty() {
         add_hourly_counts(&mut tx, &new_events).await?;
         let new_users = add_tag_values(&mut tx, &new_events).await?;
-        update_issue_counts(&mut tx, &new_events, &new_users).await?;
+        let regressed = update_issue_counts(&mut tx, &new_events, &new_users).await?;
+        let triggers = alert_triggers(&new_events, &created, &regressed);
+        if !triggers.is_empty() {
+            alerts::record_triggers(&mut tx, &triggers).await?;
+        }
     }
     tx.commit().await?;
     Ok(new_events.len())
@@ -73,11 +79,12 @@ fn unique_events<'a>(events: &[&'a NewEvent]) -> Vec<&'a NewEvent> {
 type IssueKey<'a> = (i64, &'a str);
 
 /// Creates missing issues and locks existing ones, in `(project_id, hash)` order; the newest
-/// event of each issue sets its title, culprit, level and metadata.
+/// event of each issue sets its title, culprit, level and metadata. Returns every issue's id
+/// and the ids of those this batch created.
 async fn upsert_issues<'a>(
     tx: &mut Transaction<'_, Postgres>,
     events: &[&'a NewEvent],
-) -> sqlx::Result<HashMap<IssueKey<'a>, i64>> {
+) -> sqlx::Result<(HashMap<IssueKey<'a>, i64>, HashSet<i64>)> {
     let mut newest: BTreeMap<IssueKey<'a>, &NewEvent> = BTreeMap::new();
     for event in events {
         let entry = newest
@@ -91,7 +98,8 @@ async fn upsert_issues<'a>(
     for event in newest.values() {
         columns.push(event);
     }
-    let rows: Vec<(i64, i64, String)> = sqlx::query_as(
+    // `xmax = 0` marks a row this statement inserted rather than updated: a new issue.
+    let rows: Vec<(i64, i64, String, bool)> = sqlx::query_as(
         "INSERT INTO issues (project_id, hash, title, culprit, level, first_seen, last_seen, grouping, metadata)
          SELECT p, h, t, c, l, s, s, g::jsonb, m::jsonb
            FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],
@@ -100,7 +108,7 @@ async fn upsert_issues<'a>(
          ON CONFLICT (project_id, hash) DO UPDATE
             SET title = EXCLUDED.title, culprit = EXCLUDED.culprit,
                 level = EXCLUDED.level, metadata = EXCLUDED.metadata
-         RETURNING id, project_id, hash",
+         RETURNING id, project_id, hash, xmax = 0",
     )
     .bind(&columns.project_ids)
     .bind(&columns.hashes)
@@ -112,15 +120,20 @@ async fn upsert_issues<'a>(
     .bind(&columns.metadata)
     .fetch_all(&mut **tx)
     .await?;
+    let created = rows
+        .iter()
+        .filter(|(_, _, _, created)| *created)
+        .map(|(id, ..)| *id)
+        .collect();
     let by_key: HashMap<(i64, String), i64> = rows
         .into_iter()
-        .map(|(id, project, hash)| ((project, hash), id))
+        .map(|(id, project, hash, _)| ((project, hash), id))
         .collect();
     let ids = newest
         .keys()
         .filter_map(|key| by_key.get(&(key.0, key.1.to_owned())).map(|id| (*key, *id)))
         .collect();
-    Ok(ids)
+    Ok((ids, created))
 }
 
 #[derive(Default)]
@@ -318,12 +331,12 @@ async fn add_tag_values(
 }
 
 /// Adds the new events to their issues' totals. A resolved issue that receives an event is
-/// open again, marked as a regression.
+/// open again, marked as a regression; returns the ids of those.
 async fn update_issue_counts(
     tx: &mut Transaction<'_, Postgres>,
     events: &[(&NewEvent, i64)],
     new_users: &HashMap<i64, i64>,
-) -> sqlx::Result<()> {
+) -> sqlx::Result<HashSet<i64>> {
     let mut per_issue: BTreeMap<i64, TagCount> = BTreeMap::new();
     for (event, issue_id) in events {
         let t = event.occurred_at;
@@ -350,7 +363,7 @@ async fn update_issue_counts(
         firsts.push(tally.first_seen);
         lasts.push(tally.last_seen);
     }
-    sqlx::query(
+    let rows: Vec<(i64, bool)> = sqlx::query_as(
         "UPDATE issues
             SET event_count = issues.event_count + u.n,
                 user_count = issues.user_count + u.new_users,
@@ -360,14 +373,49 @@ async fn update_issue_counts(
                 status = CASE WHEN issues.status = 'resolved' THEN 'unresolved'::issue_status ELSE issues.status END
            FROM UNNEST($1::int8[], $2::int8[], $3::int8[], $4::timestamptz[], $5::timestamptz[])
                 AS u(id, n, new_users, first_seen, last_seen)
-          WHERE issues.id = u.id",
+          WHERE issues.id = u.id
+         RETURNING issues.id, issues.regressed_at IS NOT DISTINCT FROM now()",
     )
     .bind(&ids)
     .bind(&counts)
     .bind(&users)
     .bind(&firsts)
     .bind(&lasts)
-    .execute(&mut **tx)
+    .fetch_all(&mut **tx)
     .await?;
-    Ok(())
+    // `now()` is the transaction's start: only this statement can have set it.
+    Ok(rows
+        .into_iter()
+        .filter(|(_, regressed)| *regressed)
+        .map(|(id, _)| id)
+        .collect())
+}
+
+/// One trigger per issue this batch created or reopened, carried by its newest new event.
+fn alert_triggers<'a>(
+    events: &[(&'a NewEvent, i64)],
+    created: &HashSet<i64>,
+    regressed: &HashSet<i64>,
+) -> Vec<alerts::NewTrigger<'a>> {
+    let mut newest: BTreeMap<i64, &NewEvent> = BTreeMap::new();
+    for (event, issue_id) in events {
+        if created.contains(issue_id) || regressed.contains(issue_id) {
+            let entry = newest.entry(*issue_id).or_insert(event);
+            if event.occurred_at > entry.occurred_at {
+                *entry = event;
+            }
+        }
+    }
+    newest
+        .into_iter()
+        .map(|(issue_id, event)| alerts::NewTrigger {
+            issue_id,
+            trigger: if created.contains(&issue_id) {
+                alerts::Trigger::NewIssue
+            } else {
+                alerts::Trigger::Regression
+            },
+            event,
+        })
+        .collect()
 }

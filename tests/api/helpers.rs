@@ -5,7 +5,7 @@ use std::io::Write;
 use std::net::SocketAddr;
 
 use faultline::config::{
-    DashboardSettings, DatabaseSettings, Limits, PipelineSettings, PublicSettings,
+    AlertSettings, DashboardSettings, DatabaseSettings, Limits, PipelineSettings, PublicSettings,
     RetentionSettings, Settings,
 };
 use faultline::startup::Application;
@@ -48,6 +48,10 @@ pub fn test_settings(database_url: &str) -> Settings {
         pipeline: PipelineSettings::default(),
         dashboard: DashboardSettings::default(),
         retention: RetentionSettings::default(),
+        alerts: AlertSettings {
+            alert_retry_seconds: 1,
+            ..AlertSettings::default()
+        },
     }
 }
 
@@ -115,23 +119,32 @@ async fn migrated_template() -> String {
     if !exists {
         let building = format!("faultline_test_building_{}", uuid::Uuid::new_v4().simple());
         let url = format!("{}/{building}", server_url());
-        faultline::store::connect(&faultline::config::DatabaseSettings {
-            database_url: url.clone(),
+        let pool = faultline::store::connect(&faultline::config::DatabaseSettings {
+            database_url: url,
             db_pool_size: 1,
         })
         .await
         .expect("template database created");
-        let pool = PgPool::connect(&url).await.expect("template connects");
         faultline::store::migrate(&pool)
             .await
             .expect("template migrated");
+        // Renaming needs every connection to it closed.
         pool.close().await;
-        // A concurrent run may have finished first; its template is as good as ours.
-        let _ = sqlx::query(&format!(
+        let renamed = sqlx::query(&format!(
             "ALTER DATABASE \"{building}\" RENAME TO \"{name}\""
         ))
         .execute(&mut admin)
         .await;
+        if let Err(e) = renamed {
+            // A concurrent run may have finished first; its template is as good as ours.
+            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{building}\""))
+                .execute(&mut admin)
+                .await;
+            assert!(
+                e.to_string().contains("already exists"),
+                "could not put the template in place: {e}"
+            );
+        }
     }
     name
 }

@@ -1,6 +1,7 @@
 //! End-to-end tests: a real server over real HTTP against a real PostgreSQL.
 
 mod access;
+mod alerts;
 mod api_tokens;
 mod cli;
 mod concurrency;

@@ -1,0 +1,54 @@
+-- Alerts. The writer records each trigger (an issue created or reopened) in `alert_outbox`
+-- in the same transaction as the events that caused it, so an acknowledged event that opens
+-- an issue always produces its notification. A sender task turns each outbox row into one
+-- delivery per matching channel and delivers it, retrying with backoff.
+
+CREATE TABLE alert_channels (
+    id              BIGSERIAL PRIMARY KEY,
+    project_id      BIGINT NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
+    kind            TEXT NOT NULL CHECK (kind IN ('webhook', 'slack', 'discord', 'teams')),
+    -- Where to post. Webhook URLs carry their own secrets (Slack, Discord, Teams).
+    target          TEXT NOT NULL,
+    -- Signs generic webhooks (X-Faultline-Signature) when set.
+    secret          TEXT,
+    triggers        TEXT[] NOT NULL DEFAULT '{new_issue,regression}',
+    -- Empty: every environment.
+    environments    TEXT[] NOT NULL DEFAULT '{}',
+    min_level       TEXT NOT NULL DEFAULT 'debug',
+    created_at      TIMESTAMPTZ NOT NULL DEFAULT now(),
+    last_success_at TIMESTAMPTZ,
+    last_failure_at TIMESTAMPTZ,
+    last_failure    TEXT
+);
+CREATE INDEX alert_channels_project ON alert_channels (project_id);
+
+CREATE TABLE alert_outbox (
+    id          BIGSERIAL PRIMARY KEY,
+    issue_id    BIGINT NOT NULL REFERENCES issues (id) ON DELETE CASCADE,
+    trigger     TEXT NOT NULL,
+    -- The event that caused it (its page is linked), and what channel filters look at.
+    event_id    UUID NOT NULL,
+    environment TEXT,
+    release     TEXT,
+    level       TEXT NOT NULL,
+    created_at  TIMESTAMPTZ NOT NULL DEFAULT now(),
+    -- Set once its deliveries exist.
+    expanded_at TIMESTAMPTZ
+);
+CREATE INDEX alert_outbox_pending ON alert_outbox (id) WHERE expanded_at IS NULL;
+
+CREATE TABLE alert_deliveries (
+    id              BIGSERIAL PRIMARY KEY,
+    outbox_id       BIGINT NOT NULL REFERENCES alert_outbox (id) ON DELETE CASCADE,
+    channel_id      BIGINT NOT NULL REFERENCES alert_channels (id) ON DELETE CASCADE,
+    attempts        INT NOT NULL DEFAULT 0,
+    -- Also the lease: a sender that claims a delivery moves this forward, so a delivery
+    -- claimed by an instance that died is due again once the lease runs out.
+    next_attempt_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    delivered_at    TIMESTAMPTZ,
+    abandoned_at    TIMESTAMPTZ,
+    last_error      TEXT,
+    UNIQUE (outbox_id, channel_id)
+);
+CREATE INDEX alert_deliveries_due ON alert_deliveries (next_attempt_at)
+    WHERE delivered_at IS NULL AND abandoned_at IS NULL;

@@ -1,0 +1,290 @@
+//! What a notification says, in each channel's format. Pure: the sender reads a delivery from
+//! the store, these functions build the bytes, the sender posts them. Event text is hostile:
+//! every format escapes or bounds it so it cannot ping a channel, inject links or overflow.
+
+use serde_json::{json, Value};
+
+use crate::store::alerts::DueDelivery;
+
+/// The generic webhook payload's version: bumped only for changes receivers must know about.
+pub const WEBHOOK_PAYLOAD_VERSION: u32 = 1;
+
+/// A notification's facts, with the links already absolute.
+pub struct Notification<'a> {
+    pub delivery: &'a DueDelivery,
+    pub issue_url: String,
+    pub event_url: String,
+}
+
+impl<'a> Notification<'a> {
+    pub fn new(delivery: &'a DueDelivery, base_url: &str) -> Self {
+        let base = base_url.trim_end_matches('/');
+        let issue_url = format!("{base}/issues/{}", delivery.issue_id);
+        let event_url = format!("{issue_url}/events/{}", delivery.event_id.simple());
+        Notification {
+            delivery,
+            issue_url,
+            event_url,
+        }
+    }
+
+    /// "New issue", "Regression".
+    fn headline(&self) -> &'static str {
+        match self.delivery.trigger.as_str() {
+            "regression" => "Regression",
+            _ => "New issue",
+        }
+    }
+
+    /// One line for a chat preview or an e-mail subject.
+    pub fn summary(&self) -> String {
+        let d = self.delivery;
+        format!(
+            "[{}] {}: {}",
+            d.project_name,
+            self.headline(),
+            truncate(&d.title, 200)
+        )
+    }
+
+    /// `(label, value)` pairs every format shows, empty values left out.
+    fn facts(&self) -> Vec<(&'static str, String)> {
+        let d = self.delivery;
+        let mut facts = vec![
+            ("Project", d.project_name.clone()),
+            ("Level", d.level.clone()),
+            ("Environment", d.environment.clone().unwrap_or_default()),
+            ("Release", d.release.clone().unwrap_or_default()),
+            ("Request", d.failed_request.clone().unwrap_or_default()),
+            ("Events", d.event_count.to_string()),
+            (
+                "First seen",
+                d.first_seen.format("%Y-%m-%d %H:%M UTC").to_string(),
+            ),
+            (
+                "Last seen",
+                d.last_seen.format("%Y-%m-%d %H:%M UTC").to_string(),
+            ),
+        ];
+        facts.retain(|(_, value)| !value.is_empty());
+        facts
+    }
+
+    /// The documented, versioned JSON of generic webhooks (docs/ALERTS.md).
+    pub fn webhook(&self) -> Value {
+        let d = self.delivery;
+        json!({
+            "version": WEBHOOK_PAYLOAD_VERSION,
+            "delivery_id": d.delivery_id,
+            "trigger": d.trigger,
+            "project": {"id": d.project_id, "name": d.project_name},
+            "issue": {
+                "id": d.issue_id,
+                "title": d.title,
+                "culprit": d.culprit,
+                "level": d.level,
+                "status": d.status,
+                "event_count": d.event_count,
+                "first_seen": d.first_seen,
+                "last_seen": d.last_seen,
+                "request": d.failed_request,
+                "url": self.issue_url,
+            },
+            "event": {
+                "id": d.event_id.simple().to_string(),
+                "environment": d.environment,
+                "release": d.release,
+                "level": d.level,
+                "url": self.event_url,
+            },
+            "text": self.summary(),
+        })
+    }
+
+    /// Slack Block Kit, plus a top-level `text` (Mattermost and other Slack-compatible
+    /// receivers read only that).
+    pub fn slack(&self) -> Value {
+        let d = self.delivery;
+        let fields: Vec<Value> = self
+            .facts()
+            .into_iter()
+            .map(|(label, value)| {
+                json!({"type": "mrkdwn", "text": format!("*{label}*\n{}", slack_escape(&truncate(&value, 500)))})
+            })
+            .take(10)
+            .collect();
+        let mut heading = format!(
+            "*<{}|{}>*",
+            self.issue_url,
+            slack_escape(&truncate(&d.title, 500))
+        );
+        if !d.culprit.is_empty() {
+            heading.push_str(&format!("\n`{}`", slack_escape(&truncate(&d.culprit, 300))));
+        }
+        json!({
+            "text": slack_escape(&self.summary()),
+            "blocks": [
+                {"type": "header", "text": {"type": "plain_text", "text": truncate(&format!("{}: {}", self.headline(), d.title), 150)}},
+                {"type": "section", "text": {"type": "mrkdwn", "text": heading}, "fields": fields},
+                {"type": "actions", "elements": [{
+                    "type": "button", "style": "primary",
+                    "text": {"type": "plain_text", "text": "Open in Faultline"},
+                    "url": self.issue_url,
+                }]},
+            ],
+        })
+    }
+
+    /// A Discord embed; mentions in event text never ping anyone.
+    pub fn discord(&self) -> Value {
+        let d = self.delivery;
+        let fields: Vec<Value> = self
+            .facts()
+            .into_iter()
+            .map(|(label, value)| json!({"name": label, "value": truncate(&value, 1000), "inline": true}))
+            .collect();
+        let color = if d.trigger == "regression" {
+            0xE67E22
+        } else {
+            0xE74C3C
+        };
+        json!({
+            "username": "Faultline",
+            "content": truncate(&self.summary(), 1900),
+            "allowed_mentions": {"parse": []},
+            "embeds": [{
+                "title": truncate(&format!("{}: {}", self.headline(), d.title), 250),
+                "url": self.issue_url,
+                "description": truncate(&d.culprit, 1000),
+                "color": color,
+                "fields": fields,
+                "timestamp": d.last_seen,
+                "footer": {"text": "Faultline"},
+            }],
+        })
+    }
+
+    /// An Adaptive Card for a Microsoft Teams Workflows webhook.
+    pub fn teams(&self) -> Value {
+        let d = self.delivery;
+        let facts: Vec<Value> = self
+            .facts()
+            .into_iter()
+            .map(|(label, value)| json!({"title": label, "value": truncate(&value, 500)}))
+            .collect();
+        json!({
+            "type": "message",
+            "attachments": [{
+                "contentType": "application/vnd.microsoft.card.adaptive",
+                "contentUrl": null,
+                "content": {
+                    "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+                    "type": "AdaptiveCard",
+                    "version": "1.4",
+                    "body": [
+                        {"type": "TextBlock", "text": truncate(&format!("{}: {}", self.headline(), d.title), 300),
+                         "weight": "Bolder", "size": "Medium", "wrap": true},
+                        {"type": "TextBlock", "text": truncate(&d.culprit, 300), "wrap": true, "isSubtle": true},
+                        {"type": "FactSet", "facts": facts},
+                    ],
+                    "actions": [{"type": "Action.OpenUrl", "title": "Open in Faultline", "url": self.issue_url}],
+                },
+            }],
+        })
+    }
+}
+
+/// Slack reads `&`, `<` and `>` as markup (`<!channel>`, `<url|text>`).
+fn slack_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// At most `max` characters, ending in "…" when cut.
+fn truncate(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max.saturating_sub(1)) {
+        Some((byte, _)) if text.chars().count() > max => format!("{}…", &text[..byte]),
+        _ => text.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+
+    fn delivery(title: &str) -> DueDelivery {
+        DueDelivery {
+            delivery_id: 7,
+            attempts: 1,
+            channel_id: 1,
+            kind: "slack".into(),
+            target: "http://hook".into(),
+            secret: None,
+            trigger: "new_issue".into(),
+            event_id: uuid::Uuid::nil(),
+            environment: Some("production".into()),
+            release: None,
+            level: "error".into(),
+            project_id: 1,
+            project_name: "shop".into(),
+            issue_id: 42,
+            title: title.into(),
+            culprit: "app.orders in create".into(),
+            status: "unresolved".into(),
+            event_count: 1,
+            first_seen: Utc::now(),
+            last_seen: Utc::now(),
+            failed_request: Some("POST /orders/{id} → 500".into()),
+        }
+    }
+
+    #[test]
+    fn slack_text_cannot_ping_a_channel_or_inject_a_link() {
+        let d = delivery("<!channel> <https://evil.example|click> & more");
+        let payload = Notification::new(&d, "https://fl.example/")
+            .slack()
+            .to_string();
+        assert!(!payload.contains("<!channel>"), "{payload}");
+        assert!(!payload.contains("<https://evil"), "{payload}");
+        assert!(payload.contains("&lt;!channel&gt;"));
+        assert!(payload.contains("https://fl.example/issues/42"));
+        assert!(payload.contains("POST /orders/{id} → 500"));
+    }
+
+    #[test]
+    fn discord_never_pings_and_stays_within_embed_limits() {
+        let d = delivery(&"@everyone ".repeat(100));
+        let payload = Notification::new(&d, "https://fl.example").discord();
+        assert_eq!(payload["allowed_mentions"]["parse"], json!([]));
+        assert!(
+            payload["embeds"][0]["title"]
+                .as_str()
+                .unwrap()
+                .chars()
+                .count()
+                <= 256
+        );
+    }
+
+    #[test]
+    fn webhook_payload_names_trigger_issue_event_and_links() {
+        let d = delivery("ZeroDivisionError: division by zero");
+        let payload = Notification::new(&d, "https://fl.example").webhook();
+        assert_eq!(payload["version"], 1);
+        assert_eq!(payload["trigger"], "new_issue");
+        assert_eq!(payload["issue"]["url"], "https://fl.example/issues/42");
+        assert_eq!(
+            payload["event"]["url"],
+            "https://fl.example/issues/42/events/00000000000000000000000000000000"
+        );
+        assert_eq!(payload["issue"]["request"], "POST /orders/{id} → 500");
+    }
+
+    #[test]
+    fn truncation_counts_characters_and_marks_the_cut() {
+        assert_eq!(truncate("héllo", 5), "héllo");
+        assert_eq!(truncate("héllo wörld", 5), "héll…");
+    }
+}

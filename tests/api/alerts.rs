@@ -1,0 +1,227 @@
+//! Alerts end to end: a real receiver over HTTP hears of new issues and regressions, signed,
+//! once each, retried when it fails, filtered by environment.
+
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use faultline::store::alerts::{create_channel, ChannelKind, NewChannel, Trigger};
+use serde_json::{json, Value};
+
+use crate::helpers::{error_event, spawn_app, TestApp};
+
+const SECRET: &str = "whsec_test_secret";
+
+#[derive(Clone, Default)]
+struct Receiver {
+    /// `(signature header, delivery header, body)` of every post.
+    posts: Arc<Mutex<Vec<(String, String, Value)>>>,
+    /// Statuses to answer, first to last; 200 once they run out.
+    answers: Arc<Mutex<Vec<u16>>>,
+}
+
+impl Receiver {
+    /// Starts on a free port; returns its URL.
+    fn start(&self) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let receiver = self.clone();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(web::Data::new(receiver.clone()))
+                .route("/hook", web::post().to(take))
+        })
+        .workers(1)
+        .listen(listener)
+        .unwrap()
+        .run();
+        tokio::spawn(server);
+        format!("http://127.0.0.1:{port}/hook")
+    }
+
+    fn posts(&self) -> Vec<(String, String, Value)> {
+        self.posts.lock().unwrap().clone()
+    }
+
+    /// Waits until `count` posts arrived (the sender polls every second).
+    async fn wait_for(&self, count: usize) -> Vec<(String, String, Value)> {
+        for _ in 0..100 {
+            if self.posts().len() >= count {
+                return self.posts();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("expected {count} posts, got {:?}", self.posts());
+    }
+}
+
+async fn take(req: HttpRequest, body: web::Bytes, receiver: web::Data<Receiver>) -> HttpResponse {
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let signature = header("x-faultline-signature");
+    // Verify as a receiver would: recompute the HMAC over "t.body".
+    let t: i64 = signature
+        .split(',')
+        .find_map(|p| p.strip_prefix("t="))
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_default();
+    assert_eq!(signature, faultline::alerts::sign(SECRET, t, &body));
+    assert!((chrono::Utc::now().timestamp() - t).abs() < 60);
+    let value: Value = serde_json::from_slice(&body).unwrap();
+    receiver
+        .posts
+        .lock()
+        .unwrap()
+        .push((signature, header("x-faultline-delivery"), value));
+    let status = {
+        let mut answers = receiver.answers.lock().unwrap();
+        if answers.is_empty() {
+            200
+        } else {
+            answers.remove(0)
+        }
+    };
+    HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap()).finish()
+}
+
+async fn add_webhook(app: &TestApp, url: &str, environments: &[&str]) {
+    create_channel(
+        &app.pool,
+        &NewChannel {
+            project_id: app.project_id,
+            kind: ChannelKind::Webhook,
+            target: url.to_owned(),
+            secret: Some(SECRET.into()),
+            triggers: Trigger::ALL.to_vec(),
+            environments: environments.iter().map(|e| e.to_string()).collect(),
+            min_level: "debug".into(),
+        },
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_issue_and_its_regression_each_alert_once_signed_with_where_to_click() {
+    let app = spawn_app().await;
+    let receiver = Receiver::default();
+    add_webhook(&app, &receiver.start(), &[]).await;
+
+    let mut event = error_event("ZeroDivisionError", "division by zero", "divide", 3);
+    event["environment"] = json!("production");
+    event["request"] = json!({"method": "POST", "url": "https://shop.example/orders/17"});
+    let event_id = app.store_ok(&event).await;
+    // Recorded with the event, before any sender ran: a crash now would not lose it.
+    let recorded: i64 = sqlx::query_scalar("SELECT count(*) FROM alert_outbox")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(recorded, 1);
+
+    let posts = receiver.wait_for(1).await;
+    let (_, delivery, payload) = &posts[0];
+    assert!(!delivery.is_empty());
+    assert_eq!(payload["version"], 1);
+    assert_eq!(payload["trigger"], "new_issue");
+    assert_eq!(payload["project"]["name"], "checkout-api");
+    assert_eq!(
+        payload["issue"]["title"],
+        "ZeroDivisionError: division by zero"
+    );
+    assert_eq!(payload["issue"]["level"], "error");
+    assert_eq!(payload["event"]["environment"], "production");
+    assert_eq!(payload["event"]["id"], event_id);
+    let issue_id = payload["issue"]["id"].as_i64().unwrap();
+    assert_eq!(
+        payload["issue"]["url"],
+        format!("http://localhost:8000/issues/{issue_id}")
+    );
+
+    // More events of an open issue are not news.
+    app.store_ok(&error_event(
+        "ZeroDivisionError",
+        "division by zero",
+        "divide",
+        4,
+    ))
+    .await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(receiver.posts().len(), 1, "{:?}", receiver.posts());
+
+    // Resolved, then seen again: a regression.
+    sqlx::query("UPDATE issues SET status = 'resolved' WHERE id = $1")
+        .bind(issue_id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    app.store_ok(&error_event(
+        "ZeroDivisionError",
+        "division by zero",
+        "divide",
+        5,
+    ))
+    .await;
+    let posts = receiver.wait_for(2).await;
+    assert_eq!(posts[1].2["trigger"], "regression");
+    assert_eq!(posts[1].2["issue"]["id"], issue_id);
+    assert_eq!(posts[1].2["issue"]["event_count"], 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_delivery_is_retried_until_the_receiver_takes_it() {
+    let app = spawn_app().await;
+    let receiver = Receiver::default();
+    *receiver.answers.lock().unwrap() = vec![503, 500];
+    add_webhook(&app, &receiver.start(), &[]).await;
+    app.store_ok(&error_event("KeyError", "sku", "lookup", 1))
+        .await;
+
+    let posts = receiver.wait_for(3).await;
+    assert!(
+        posts.iter().all(|p| p.1 == posts[0].1),
+        "one delivery id across retries, so receivers can de-duplicate"
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(receiver.posts().len(), 3, "delivered once, then no more");
+    let (attempts, delivered): (i32, bool) =
+        sqlx::query_as("SELECT attempts, delivered_at IS NOT NULL FROM alert_deliveries")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!((attempts, delivered), (3, true));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_hears_only_its_environments_and_a_refusal_is_not_retried() {
+    let app = spawn_app().await;
+    let receiver = Receiver::default();
+    *receiver.answers.lock().unwrap() = vec![404];
+    add_webhook(&app, &receiver.start(), &["production"]).await;
+
+    let mut staging = error_event("StagingError", "x", "f", 1);
+    staging["environment"] = json!("staging");
+    app.store_ok(&staging).await;
+    let mut production = error_event("ProductionError", "x", "g", 1);
+    production["environment"] = json!("production");
+    app.store_ok(&production).await;
+
+    let posts = receiver.wait_for(1).await;
+    assert_eq!(posts[0].2["issue"]["title"], "ProductionError: x");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(
+        receiver.posts().len(),
+        1,
+        "404 means the webhook is gone: no retry"
+    );
+    let failure: Option<String> = sqlx::query_scalar("SELECT last_failure FROM alert_channels")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert!(failure.unwrap().contains("404"));
+}
