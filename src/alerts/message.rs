@@ -124,7 +124,7 @@ impl<'a> Notification<'a> {
         json!({
             "text": slack_escape(&self.summary()),
             "blocks": [
-                {"type": "header", "text": {"type": "plain_text", "text": truncate(&format!("{}: {}", self.headline(), d.title), 150)}},
+                {"type": "header", "text": {"type": "plain_text", "text": truncate(&slack_escape(&format!("{}: {}", self.headline(), d.title)), 150)}},
                 {"type": "section", "text": {"type": "mrkdwn", "text": heading}, "fields": fields},
                 {"type": "actions", "elements": [{
                     "type": "button", "style": "primary",
