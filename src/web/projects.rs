@@ -7,8 +7,7 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::auth::Operator;
-use super::issues::html;
-use super::view::{exact_time, relative_time, short_count, Layout};
+use super::view::{exact_time, html, relative_time, short_count, Layout};
 use super::WebError;
 use crate::domain::keys::{dsn, new_public_key};
 use crate::domain::project_name::{parse_project_name, MAX_PROJECT_NAME_CHARS};

@@ -1,9 +1,11 @@
 //! Small pieces every page shows: the layout's header, times, counts and bar charts. Pure
 //! functions of their inputs, so they are tested without a server.
 
+use actix_web::HttpResponse;
 use chrono::{DateTime, Duration, DurationRound, Utc};
 
 use super::auth::Operator;
+use super::WebError;
 
 /// What the layout needs: who is logged in, and the token its logout form carries.
 pub struct Layout {
@@ -141,6 +143,14 @@ pub fn bar_chart(
         max,
         total: counts.iter().sum(),
     }
+}
+
+/// A rendered template as an HTML answer.
+pub fn html(rendered: askama::Result<String>) -> Result<HttpResponse, WebError> {
+    let body = rendered.map_err(|e| WebError::Internal(e.into()))?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(body))
 }
 
 #[cfg(test)]
