@@ -13,10 +13,12 @@ use uuid::Uuid;
 
 pub use auth::ApiUser;
 
+use crate::domain::cursor::InvalidCursor;
+use crate::domain::search;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::store::event_reads::{self, EventChoice};
-use crate::store::issues::{self, CursorValue, IssueCursor, IssueFilter, IssueSort, IssueStatus};
+use crate::store::issues::{self, IssueCursor, IssueFilter, IssueSort, IssueStatus};
 use crate::store::projects::{self, Project};
 
 const MAX_PAGE: i64 = 100;
@@ -91,8 +93,15 @@ async fn list_issues(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let project = project_from_path(&state, &path.0, &path.1).await?;
-    let mut filter = search_filter(query.query.as_deref().unwrap_or("is:unresolved"))?;
-    filter.project_id = Some(project.id);
+    let mut filter = IssueFilter {
+        status: None,
+        project_id: Some(project.id),
+        ..IssueFilter::default()
+    };
+    let search = search::parse(query.query.as_deref().unwrap_or("is:unresolved"));
+    filter
+        .apply_search(search)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
     filter.sort = match query.sort.as_str() {
         "" => IssueSort::LastSeen,
         other => IssueSort::parse(other)
@@ -102,7 +111,7 @@ async fn list_issues(
         filter.environment = Some(query.environment.clone());
     }
     filter.limit = query.limit.unwrap_or(MAX_PAGE).clamp(1, MAX_PAGE);
-    filter.after = parse_cursor(&query.cursor, filter.sort)?;
+    filter.after = IssueCursor::decode(&query.cursor, filter.sort).map_err(invalid_cursor)?;
     let period = match query.stats_period.as_str() {
         "" | "24h" => Some("24h"),
         "14d" => Some("14d"),
@@ -128,65 +137,11 @@ async fn list_issues(
         .iter()
         .map(|r| serialize::issue(r, base, period.map(|p| (p, &hourly[..]))))
         .collect();
-    let next = (rows.len() as i64 == filter.limit).then(|| {
-        let last = &rows[rows.len() - 1];
-        encode_cursor(last, filter.sort)
-    });
+    let next = (rows.len() as i64 == filter.limit)
+        .then(|| IssueCursor::encode(&rows[rows.len() - 1], filter.sort));
     Ok(HttpResponse::Ok()
         .insert_header((header::LINK, link_header(&req, &state, next.as_deref())))
         .json(body))
-}
-
-/// Sentry's search syntax, the parts Faultline supports: `is:STATUS`, `level:`, `environment:`,
-/// `release:`, any other `key:value` as a tag, and free text.
-fn search_filter(query: &str) -> Result<IssueFilter, ApiError> {
-    let mut filter = IssueFilter {
-        status: None,
-        ..IssueFilter::default()
-    };
-    let mut words = Vec::new();
-    for word in query.split_whitespace() {
-        let Some((key, value)) = word.split_once(':') else {
-            words.push(word);
-            continue;
-        };
-        let value = value.trim_matches('"').to_owned();
-        match key {
-            "is" if value == "unhandled" => filter.unhandled_only = true,
-            "is" => {
-                filter.status = Some(IssueStatus::parse(&value).ok_or_else(|| {
-                    ApiError::bad_request(format!("unknown status in is:{value}"))
-                })?)
-            }
-            "level" => filter.level = Some(value),
-            "environment" => filter.environment = Some(value),
-            "release" => filter.release = Some(value),
-            _ => filter.tag = Some((key.to_owned(), value)),
-        }
-    }
-    let text = words.join(" ");
-    filter.text = (!text.is_empty()).then_some(text);
-    Ok(filter)
-}
-
-/// Opaque to clients: `<value>:<issue id>:0`, shaped like Sentry's `value:offset:is_prev`.
-fn encode_cursor(row: &issues::IssueRow, sort: IssueSort) -> String {
-    let cursor = IssueCursor::after(row, sort);
-    format!("{}:{}:0", cursor.value, cursor.id)
-}
-
-fn parse_cursor(cursor: &str, sort: IssueSort) -> Result<Option<(CursorValue, i64)>, ApiError> {
-    let mut parts = cursor.split(':').map(|p| p.parse::<i64>().ok());
-    match (parts.next().flatten(), parts.next().flatten()) {
-        _ if cursor.is_empty() => Ok(None),
-        // Sentry's "no more results" cursors (`0:0:1`, `0:0:0`) start over.
-        (Some(_), Some(0)) => Ok(None),
-        (Some(value), Some(id)) => IssueCursor { value, id }
-            .bound(sort)
-            .map(Some)
-            .ok_or_else(|| ApiError::bad_request("invalid cursor")),
-        _ => Err(ApiError::bad_request("invalid cursor")),
-    }
 }
 
 fn link_header(req: &HttpRequest, state: &AppState, next: Option<&str>) -> String {
@@ -366,7 +321,7 @@ async fn list_issue_events(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let issue = find_issue(&state, &path).await?;
-    let after = parse_event_cursor(&query.cursor)?;
+    let after = event_reads::parse_event_cursor(&query.cursor).map_err(invalid_cursor)?;
     let rows = event_reads::list_for_issue(&state.pool, issue.id, after, MAX_PAGE)
         .await
         .map_err(internal)?;
@@ -374,37 +329,11 @@ async fn list_issue_events(
     for row in &rows {
         body.push(serialize::event(row, &issue, false).map_err(ApiError::Internal)?);
     }
-    let next = (rows.len() as i64 == MAX_PAGE).then(|| {
-        let last = &rows[rows.len() - 1];
-        format!(
-            "{}:{}:0",
-            last.received_at.timestamp_micros(),
-            last.event_id.simple()
-        )
-    });
+    let next =
+        (rows.len() as i64 == MAX_PAGE).then(|| event_reads::event_cursor(&rows[rows.len() - 1]));
     Ok(HttpResponse::Ok()
         .insert_header((header::LINK, link_header(&req, &state, next.as_deref())))
         .json(body))
-}
-
-fn parse_event_cursor(cursor: &str) -> Result<Option<(chrono::DateTime<Utc>, Uuid)>, ApiError> {
-    if cursor.is_empty() || cursor.starts_with("0:") {
-        return Ok(None);
-    }
-    let invalid = || ApiError::bad_request("invalid cursor");
-    let mut parts = cursor.split(':');
-    let micros: i64 = parts
-        .next()
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(invalid)?;
-    let id = parts
-        .next()
-        .and_then(|v| Uuid::try_parse(v).ok())
-        .ok_or_else(invalid)?;
-    Ok(Some((
-        chrono::DateTime::from_timestamp_micros(micros).ok_or_else(invalid)?,
-        id,
-    )))
 }
 
 async fn issue_event(
@@ -473,6 +402,10 @@ async fn find_issue(state: &AppState, raw_id: &str) -> Result<issues::IssueRow, 
         .ok_or_else(not_found)
 }
 
+fn invalid_cursor(_: InvalidCursor) -> ApiError {
+    ApiError::bad_request("invalid cursor")
+}
+
 fn internal(error: sqlx::Error) -> ApiError {
     ApiError::Internal(error.into())
 }
@@ -480,24 +413,6 @@ fn internal(error: sqlx::Error) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sentry_search_syntax_becomes_a_filter() {
-        let filter =
-            search_filter("is:resolved level:error environment:prod browser:Firefox timeout")
-                .unwrap();
-        assert_eq!(filter.status, Some(IssueStatus::Resolved));
-        assert_eq!(filter.level.as_deref(), Some("error"));
-        assert_eq!(filter.environment.as_deref(), Some("prod"));
-        assert_eq!(filter.tag, Some(("browser".into(), "Firefox".into())));
-        assert_eq!(filter.text.as_deref(), Some("timeout"));
-        assert_eq!(
-            search_filter("").unwrap().status,
-            None,
-            "an empty query lists every status"
-        );
-        assert!(search_filter("is:sideways").is_err());
-    }
 
     #[test]
     fn bulk_selection_reads_repeated_ids() {

@@ -2,5 +2,7 @@
 //! the API, ingest): each has one home here. Pure: no I/O.
 
 pub mod credentials;
+pub mod cursor;
 pub mod keys;
 pub mod project_name;
+pub mod search;

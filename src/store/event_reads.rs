@@ -4,6 +4,8 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::domain::cursor::{self, InvalidCursor};
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct EventRow {
     pub project_id: i64,
@@ -77,6 +79,21 @@ pub async fn neighbours(
 }
 
 /// One page of an issue's events, newest first, after `(received_at, event_id)`.
+/// The cursor of the page of an issue's events after `row`, in the one cursor format.
+pub fn event_cursor(row: &EventRow) -> String {
+    cursor::encode(row.received_at.timestamp_micros(), row.event_id.simple())
+}
+
+/// The bound a cursor from [`event_cursor`] sets for [`list_for_issue`].
+pub fn parse_event_cursor(text: &str) -> Result<Option<(DateTime<Utc>, Uuid)>, InvalidCursor> {
+    let Some((micros, id)) = cursor::decode(text)? else {
+        return Ok(None);
+    };
+    let received = DateTime::from_timestamp_micros(micros).ok_or(InvalidCursor)?;
+    let id = Uuid::try_parse(id).map_err(|_| InvalidCursor)?;
+    Ok(Some((received, id)))
+}
+
 pub async fn list_for_issue(
     pool: &PgPool,
     issue_id: i64,

@@ -146,6 +146,11 @@ async fn issue_list_filters_sorts_and_shows_filtered_counts() {
         ),
         ("/?unhandled=1", &["GammaError"]),
         ("/?status=resolved", &[]),
+        // The search box reads the same syntax as the API (and Sentry).
+        ("/?query=is%3Aunhandled", &["GammaError"]),
+        ("/?query=level%3Afatal", &["DeltaError"]),
+        ("/?query=environment%3Astaging", &["BetaError"]),
+        ("/?query=is%3Aresolved", &[]),
     ];
     for (url, expected) in cases {
         let page = browser.get(url).await;
@@ -166,6 +171,9 @@ async fn issue_list_filters_sorts_and_shows_filtered_counts() {
     );
     let bad = browser.get("/?sort=sideways").await;
     assert_eq!(bad.status, 400);
+    let bad = browser.get("/?query=is%3Asideways").await;
+    assert_eq!(bad.status, 400);
+    assert!(bad.body.contains("unknown status in is:sideways"), "{}", bad.body);
 }
 
 #[tokio::test]

@@ -6,10 +6,9 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
 
 use super::{issue_item, IssueItem};
+use crate::domain::search;
 use crate::state::AppState;
-use crate::store::issues::{
-    self, CursorValue, FilterKey, IssueCursor, IssueFilter, IssueRow, IssueSort, IssueStatus,
-};
+use crate::store::issues::{self, FilterKey, IssueCursor, IssueFilter, IssueSort, IssueStatus};
 use crate::store::projects;
 use crate::web::auth::Operator;
 use crate::web::errors::urlencode;
@@ -61,20 +60,24 @@ impl ListQuery {
             "" => None,
             other => Some(other.parse().map_err(|_| bad("project"))?),
         };
-        let (text, tag) = split_query(&self.query);
-        Ok(IssueFilter {
+        let mut filter = IssueFilter {
             project_id,
             status,
             level: non_empty(&self.level),
             environment: non_empty(&self.environment),
             release: non_empty(&self.release),
-            text,
-            tag,
+            text: None,
+            tag: None,
             unhandled_only: !self.unhandled.is_empty(),
             sort,
-            after: parse_cursor(&self.cursor, sort).map_err(|_| bad("cursor"))?,
+            after: IssueCursor::decode(&self.cursor, sort).map_err(|_| bad("cursor"))?,
             limit: PAGE_SIZE,
-        })
+        };
+        // What the search box says wins over the drop-downs.
+        filter
+            .apply_search(search::parse(&self.query))
+            .map_err(|e| WebError::BadRequest(format!("The search has an {e}.")))?;
+        Ok(filter)
     }
 
     /// This view's URL with another cursor.
@@ -102,45 +105,6 @@ impl ListQuery {
 fn non_empty(text: &str) -> Option<String> {
     let text = text.trim();
     (!text.is_empty()).then(|| text.to_owned())
-}
-
-/// `key:value` words of the search box filter by tag; the other words search titles.
-fn split_query(query: &str) -> (Option<String>, Option<(String, String)>) {
-    let mut words = Vec::new();
-    let mut tag = None;
-    for word in query.split_whitespace() {
-        match word.split_once(':') {
-            Some((key, value))
-                if tag.is_none()
-                    && !key.is_empty()
-                    && !value.is_empty()
-                    && !value.starts_with("//") =>
-            {
-                tag = Some((key.to_owned(), value.to_owned()));
-            }
-            _ => words.push(word),
-        }
-    }
-    let text = words.join(" ");
-    ((!text.is_empty()).then_some(text), tag)
-}
-
-/// The list's cursor in URLs: `<value>_<id>` (see [`IssueCursor`]).
-fn parse_cursor(cursor: &str, sort: IssueSort) -> Result<Option<(CursorValue, i64)>, ()> {
-    if cursor.is_empty() {
-        return Ok(None);
-    }
-    let (value, id) = cursor.split_once('_').ok_or(())?;
-    let cursor = IssueCursor {
-        value: value.parse().map_err(|_| ())?,
-        id: id.parse().map_err(|_| ())?,
-    };
-    cursor.bound(sort).map(Some).ok_or(())
-}
-
-fn cursor_of(row: &IssueRow, sort: IssueSort) -> String {
-    let cursor = IssueCursor::after(row, sort);
-    format!("{}_{}", cursor.value, cursor.id)
 }
 
 pub struct SelectOption {
@@ -223,7 +187,7 @@ pub async fn list(
         })
         .collect();
     let next_url = (rows.len() as i64 == PAGE_SIZE)
-        .then(|| query.url_with_cursor(&cursor_of(&rows[rows.len() - 1], filter.sort)));
+        .then(|| query.url_with_cursor(&IssueCursor::encode(&rows[rows.len() - 1], filter.sort)));
     let first_url = (!query.cursor.is_empty()).then(|| {
         query
             .url_with_cursor("")
@@ -314,39 +278,4 @@ async fn value_options(
     }
     choices.extend(values.into_iter().map(|v| (v.clone(), v)));
     Ok(options(current, choices))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn search_words_with_a_colon_filter_by_tag() {
-        assert_eq!(
-            split_query("timeout browser:Firefox db"),
-            (
-                Some("timeout db".into()),
-                Some(("browser".into(), "Firefox".into()))
-            )
-        );
-        assert_eq!(
-            split_query("https://x.example"),
-            (Some("https://x.example".into()), None)
-        );
-        assert_eq!(split_query(""), (None, None));
-    }
-
-    #[test]
-    fn cursors_round_trip_for_every_sort() {
-        let t = DateTime::from_timestamp_micros(1_767_268_800_123_456).unwrap();
-        assert_eq!(
-            parse_cursor("1767268800123456_42", IssueSort::LastSeen),
-            Ok(Some((CursorValue::Time(t), 42)))
-        );
-        assert_eq!(
-            parse_cursor("17_3", IssueSort::Events),
-            Ok(Some((CursorValue::Count(17), 3)))
-        );
-        assert!(parse_cursor("nonsense", IssueSort::Events).is_err());
-    }
 }

@@ -13,6 +13,7 @@ use crate::store::event_body::decompress;
 use crate::store::event_reads::{self, EventChoice, EventRow};
 use crate::store::issues;
 use crate::web::auth::Operator;
+use crate::web::errors::urlencode;
 use crate::web::event_view::{self, EventView};
 use crate::web::view::{
     bar_chart, exact_time, html, relative_time, short_count, BarChart, Bucket, Layout,
@@ -215,14 +216,14 @@ async fn event_list(
     current: Option<&EventRow>,
     now: DateTime<Utc>,
 ) -> Result<(Vec<EventListItem>, Option<String>), WebError> {
-    let after = parse_event_cursor(cursor);
+    // A cursor that is not ours shows the first page.
+    let after = event_reads::parse_event_cursor(cursor).unwrap_or(None);
     let rows = event_reads::list_for_issue(&state.pool, issue_id, after, EVENTS_PAGE_SIZE).await?;
     let next = (rows.len() as i64 == EVENTS_PAGE_SIZE).then(|| {
         let last = &rows[rows.len() - 1];
         format!(
-            "/issues/{issue_id}?events_cursor={}_{}#events",
-            last.received_at.timestamp_micros(),
-            last.event_id.simple()
+            "/issues/{issue_id}?events_cursor={}#events",
+            urlencode(&event_reads::event_cursor(last))
         )
     });
     let items = rows
@@ -238,14 +239,6 @@ async fn event_list(
         })
         .collect();
     Ok((items, next))
-}
-
-fn parse_event_cursor(cursor: &str) -> Option<(DateTime<Utc>, Uuid)> {
-    let (micros, id) = cursor.split_once('_')?;
-    Some((
-        DateTime::from_timestamp_micros(micros.parse().ok()?)?,
-        Uuid::try_parse(id).ok()?,
-    ))
 }
 
 fn tag_groups(rows: Vec<issues::TagValueRow>) -> Vec<TagGroup> {
