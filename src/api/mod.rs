@@ -14,6 +14,7 @@ use uuid::Uuid;
 pub use auth::ApiUser;
 
 use crate::domain::cursor::InvalidCursor;
+use crate::domain::period::StatsPeriod;
 use crate::domain::search;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -112,30 +113,17 @@ async fn list_issues(
     }
     filter.limit = query.limit.unwrap_or(MAX_PAGE).clamp(1, MAX_PAGE);
     filter.after = IssueCursor::decode(&query.cursor, filter.sort).map_err(invalid_cursor)?;
-    let period = match query.stats_period.as_str() {
-        "" | "24h" => Some("24h"),
-        "14d" => Some("14d"),
-        _ => {
-            return Err(ApiError::bad_request(
-                "statsPeriod must be 24h, 14d or empty",
-            ))
-        }
-    };
+    let period = StatsPeriod::parse(&query.stats_period)
+        .ok_or_else(|| ApiError::bad_request("statsPeriod must be 24h, 14d or empty"))?;
     let rows = issues::list(&state.pool, &filter).await.map_err(internal)?;
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-    let since = Utc::now()
-        - if period == Some("14d") {
-            Duration::days(14)
-        } else {
-            Duration::hours(24)
-        };
-    let hourly = issues::hourly_counts(&state.pool, &ids, since)
+    let hourly = issues::hourly_counts(&state.pool, &ids, period.since(Utc::now()))
         .await
         .map_err(internal)?;
     let base = state.public.base_url.trim_end_matches('/');
     let body: Vec<_> = rows
         .iter()
-        .map(|r| serialize::issue(r, base, period.map(|p| (p, &hourly[..]))))
+        .map(|r| serialize::issue(r, base, Some((period, &hourly[..]))))
         .collect();
     let next = (rows.len() as i64 == filter.limit)
         .then(|| IssueCursor::encode(&rows[rows.len() - 1], filter.sort));

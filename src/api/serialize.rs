@@ -1,8 +1,9 @@
 //! Faultline's rows in the shapes and with the field names of Sentry's web API.
 
-use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
+use crate::domain::period::{bucket_counts, StatsPeriod};
 use crate::store::event_body::decompress;
 use crate::store::event_reads::EventRow;
 use crate::store::issues::{IssueRow, TagValueRow};
@@ -31,32 +32,27 @@ fn issue_type(issue: &IssueRow) -> &'static str {
 }
 
 /// `[[bucket start (unix seconds), count], …]` per hour (24h) or per day (14d).
-fn stats(period: &str, issue_id: i64, hourly: &[(i64, DateTime<Utc>, i64)]) -> Value {
-    let (step, buckets) = if period == "14d" {
-        (TimeDelta::days(1), 14)
-    } else {
-        (TimeDelta::hours(1), 24)
-    };
-    let now = Utc::now()
-        .duration_trunc(step)
-        .unwrap_or_else(|_| Utc::now());
-    let first = now - step * (buckets - 1);
-    let mut counts = vec![0i64; buckets as usize];
-    for (_, hour, count) in hourly.iter().filter(|h| h.0 == issue_id && h.1 >= first) {
-        let index = ((*hour - first).num_seconds() / step.num_seconds()) as usize;
-        if let Some(slot) = counts.get_mut(index) {
-            *slot += count;
-        }
-    }
+fn stats(period: StatsPeriod, issue_id: i64, hourly: &[(i64, DateTime<Utc>, i64)]) -> Value {
+    let own: Vec<(DateTime<Utc>, i64)> = hourly
+        .iter()
+        .filter(|h| h.0 == issue_id)
+        .map(|h| (h.1, h.2))
+        .collect();
+    let step = period.bucket().length();
+    let (first, counts) = bucket_counts(&own, period.bucket(), period.buckets(), Utc::now());
     let points: Vec<Value> = counts
         .iter()
         .enumerate()
         .map(|(i, n)| json!([(first + step * i as i32).timestamp(), n]))
         .collect();
-    json!({ period: points })
+    json!({ period.as_str(): points })
 }
 
-pub fn issue(issue: &IssueRow, base_url: &str, stats_for: Option<(&str, HourlyCounts)>) -> Value {
+pub fn issue(
+    issue: &IssueRow,
+    base_url: &str,
+    stats_for: Option<(StatsPeriod, HourlyCounts)>,
+) -> Value {
     let mut body = json!({
         "id": issue.id.to_string(),
         "shortId": short_id(issue),
@@ -98,7 +94,7 @@ pub fn issue_detail(
     tags: &[TagValueRow],
     (first_release, last_release): (Option<String>, Option<String>),
 ) -> Value {
-    let mut body = issue(row, base_url, Some(("24h", hourly)));
+    let mut body = issue(row, base_url, Some((StatsPeriod::Day, hourly)));
     let release = |v: Option<String>| {
         v.map_or(
             Value::Null,

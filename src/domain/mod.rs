@@ -4,5 +4,6 @@
 pub mod credentials;
 pub mod cursor;
 pub mod keys;
+pub mod period;
 pub mod project_name;
 pub mod search;

@@ -2,10 +2,12 @@
 //! functions of their inputs, so they are tested without a server.
 
 use actix_web::HttpResponse;
-use chrono::{DateTime, Duration, DurationRound, Utc};
+use chrono::{DateTime, Utc};
 
 use super::auth::Operator;
 use super::WebError;
+use crate::domain::period::bucket_counts;
+pub use crate::domain::period::Bucket;
 
 /// What the layout needs: who is logged in, and the token its logout form carries.
 pub struct Layout {
@@ -73,21 +75,6 @@ pub struct BarChart {
 }
 
 /// The size of a chart's bucket.
-#[derive(Clone, Copy)]
-pub enum Bucket {
-    Hour,
-    Day,
-}
-
-impl Bucket {
-    fn length(self) -> Duration {
-        match self {
-            Bucket::Hour => Duration::hours(1),
-            Bucket::Day => Duration::days(1),
-        }
-    }
-}
-
 /// Bars for the `buckets` most recent buckets ending at `now`, from hourly counts.
 pub fn bar_chart(
     hourly: &[(DateTime<Utc>, i64)],
@@ -97,19 +84,8 @@ pub fn bar_chart(
     width: f64,
     height: f64,
 ) -> BarChart {
+    let (first, counts) = bucket_counts(hourly, bucket, buckets, now);
     let length = bucket.length();
-    let last = now.duration_trunc(length).unwrap_or(now);
-    let first = last - length * (buckets as i32 - 1);
-    let mut counts = vec![0i64; buckets];
-    for (hour, count) in hourly {
-        if *hour < first {
-            continue;
-        }
-        let index = ((*hour - first).num_seconds() / length.num_seconds()) as usize;
-        if let Some(slot) = counts.get_mut(index) {
-            *slot += count;
-        }
-    }
     let max = counts.iter().copied().max().unwrap_or(0);
     let slot = width / buckets as f64;
     let bars = counts
@@ -156,6 +132,7 @@ pub fn html(rendered: askama::Result<String>) -> Result<HttpResponse, WebError> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::{Duration, DurationRound};
 
     #[test]
     fn relative_times_read_naturally() {

@@ -2,17 +2,18 @@
 
 use actix_web::{web, HttpResponse};
 use askama::Template;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::{issue_item, IssueItem};
+use crate::domain::period::StatsPeriod;
 use crate::domain::search;
 use crate::state::AppState;
 use crate::store::issues::{self, FilterKey, IssueCursor, IssueFilter, IssueSort, IssueStatus};
 use crate::store::projects;
 use crate::web::auth::Operator;
 use crate::web::errors::urlencode;
-use crate::web::view::{bar_chart, html, Bucket, Layout};
+use crate::web::view::{bar_chart, html, Layout};
 use crate::web::WebError;
 
 const PAGE_SIZE: i64 = 25;
@@ -160,16 +161,10 @@ pub async fn list(
     } else {
         counted.to_string()
     };
-    let daily = query.period == "14d";
+    let period = StatsPeriod::parse(&query.period).unwrap_or_default();
     let now = Utc::now();
-    let since = now
-        - if daily {
-            Duration::days(14)
-        } else {
-            Duration::hours(24)
-        };
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-    let hourly = issues::hourly_counts(&state.pool, &ids, since).await?;
+    let hourly = issues::hourly_counts(&state.pool, &ids, period.since(now)).await?;
     let items = rows
         .iter()
         .map(|row| {
@@ -178,11 +173,7 @@ pub async fn list(
                 .filter(|h| h.0 == row.id)
                 .map(|h| (h.1, h.2))
                 .collect();
-            let spark = if daily {
-                bar_chart(&counts, Bucket::Day, 14, now, 120.0, 28.0)
-            } else {
-                bar_chart(&counts, Bucket::Hour, 24, now, 120.0, 28.0)
-            };
+            let spark = bar_chart(&counts, period.bucket(), period.buckets(), now, 120.0, 28.0);
             issue_item(row, spark, now)
         })
         .collect();
@@ -248,7 +239,10 @@ pub async fn list(
             &query.period,
             [("", "24 hours"), ("14d", "14 days")].map(pair),
         ),
-        period_label: if daily { "14 days" } else { "24 hours" },
+        period_label: match period {
+            StatsPeriod::Day => "24 hours",
+            StatsPeriod::TwoWeeks => "14 days",
+        },
     };
     html(page.render())
 }
