@@ -330,13 +330,8 @@ async fn issue_event(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let issue = find_issue(&state, &path.0).await?;
-    let choice = match path.1.as_str() {
-        "latest" | "recommended" => EventChoice::Latest,
-        "oldest" => EventChoice::Oldest,
-        other => EventChoice::Exact(
-            Uuid::try_parse(other).map_err(|_| ApiError::NotFound("no such event".into()))?,
-        ),
-    };
+    let choice =
+        EventChoice::parse(&path.1).ok_or_else(|| ApiError::NotFound("no such event".into()))?;
     let row = event_reads::find(&state.pool, issue.project_id, issue.id, choice)
         .await
         .map_err(internal)?

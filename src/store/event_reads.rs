@@ -31,6 +31,17 @@ pub enum EventChoice {
     Exact(Uuid),
 }
 
+impl EventChoice {
+    /// `latest` (Sentry also says `recommended`), `oldest`, or an event id; `None` otherwise.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "latest" | "recommended" => Some(EventChoice::Latest),
+            "oldest" => Some(EventChoice::Oldest),
+            id => Uuid::try_parse(id).ok().map(EventChoice::Exact),
+        }
+    }
+}
+
 pub async fn find(
     pool: &PgPool,
     project_id: i64,

@@ -106,11 +106,7 @@ pub async fn show_event(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, WebError> {
     let issue_id = parse_id(&path.0)?;
-    let choice = match path.1.as_str() {
-        "latest" => EventChoice::Latest,
-        "oldest" => EventChoice::Oldest,
-        other => EventChoice::Exact(Uuid::try_parse(other).map_err(|_| WebError::NotFound)?),
-    };
+    let choice = EventChoice::parse(&path.1).ok_or(WebError::NotFound)?;
     render_issue(&operator, issue_id, choice, &query, &state).await
 }
 
