@@ -39,6 +39,18 @@ pub enum ApiError {
     Internal(#[from] anyhow::Error),
 }
 
+/// A database error is an outage (503, retry later) when PostgreSQL cannot work at all, and a
+/// fault of Faultline's (500) otherwise.
+impl From<sqlx::Error> for ApiError {
+    fn from(error: sqlx::Error) -> Self {
+        if crate::store::is_unavailable(&error) {
+            ApiError::Unavailable(error.into())
+        } else {
+            ApiError::Internal(error.into())
+        }
+    }
+}
+
 impl ApiError {
     pub fn bad_request(message: impl Into<String>) -> Self {
         ApiError::BadRequest(message.into())

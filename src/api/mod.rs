@@ -64,7 +64,7 @@ async fn list_projects(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     check_org(&state, &path)?;
-    let projects = projects::list(&state.pool).await.map_err(internal)?;
+    let projects = projects::list(&state.pool).await?;
     let body: Vec<_> = projects
         .iter()
         .map(|p| serialize::project_ref(p.id, &p.name))
@@ -115,11 +115,9 @@ async fn list_issues(
     filter.after = IssueCursor::decode(&query.cursor, filter.sort).map_err(invalid_cursor)?;
     let period = StatsPeriod::parse(&query.stats_period)
         .ok_or_else(|| ApiError::bad_request("statsPeriod must be 24h, 14d or empty"))?;
-    let rows = issues::list(&state.pool, &filter).await.map_err(internal)?;
+    let rows = issues::list(&state.pool, &filter).await?;
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-    let hourly = issues::hourly_counts(&state.pool, &ids, period.since(Utc::now()))
-        .await
-        .map_err(internal)?;
+    let hourly = issues::hourly_counts(&state.pool, &ids, period.since(Utc::now())).await?;
     let base = state.public.base_url.trim_end_matches('/');
     let body: Vec<_> = rows
         .iter()
@@ -186,9 +184,7 @@ async fn bulk_update_issues(
     } else {
         issues::Selection::Ids(&ids)
     };
-    issues::set_status_in_project(&state.pool, project.id, selection, status)
-        .await
-        .map_err(internal)?;
+    issues::set_status_in_project(&state.pool, project.id, selection, status).await?;
     Ok(HttpResponse::Ok()
         .json(json!({"status": status.as_str(), "statusDetails": {}, "isPublic": false})))
 }
@@ -246,15 +242,9 @@ async fn get_org_issue(
 async fn issue_detail(state: &AppState, raw_id: &str) -> Result<HttpResponse, ApiError> {
     let issue = find_issue(state, raw_id).await?;
     let since = Utc::now() - Duration::hours(24);
-    let hourly = issues::hourly_counts(&state.pool, &[issue.id], since)
-        .await
-        .map_err(internal)?;
-    let tags = issues::top_tag_values(&state.pool, issue.id, 10)
-        .await
-        .map_err(internal)?;
-    let releases = issues::first_and_last_release(&state.pool, issue.id)
-        .await
-        .map_err(internal)?;
+    let hourly = issues::hourly_counts(&state.pool, &[issue.id], since).await?;
+    let tags = issues::top_tag_values(&state.pool, issue.id, 10).await?;
+    let releases = issues::first_and_last_release(&state.pool, issue.id).await?;
     let base = state.public.base_url.trim_end_matches('/');
     Ok(HttpResponse::Ok().json(serialize::issue_detail(
         &issue, base, &hourly, &tags, releases,
@@ -287,9 +277,7 @@ async fn update(
 ) -> Result<HttpResponse, ApiError> {
     let issue = find_issue(state, raw_id).await?;
     let status = requested_status(body)?;
-    issues::set_status(&state.pool, &[issue.id], status)
-        .await
-        .map_err(internal)?;
+    issues::set_status(&state.pool, &[issue.id], status).await?;
     let updated = find_issue(state, raw_id).await?;
     let base = state.public.base_url.trim_end_matches('/');
     Ok(HttpResponse::Ok().json(serialize::issue(&updated, base, None)))
@@ -310,9 +298,7 @@ async fn list_issue_events(
 ) -> Result<HttpResponse, ApiError> {
     let issue = find_issue(&state, &path).await?;
     let after = event_reads::parse_event_cursor(&query.cursor).map_err(invalid_cursor)?;
-    let rows = event_reads::list_for_issue(&state.pool, issue.id, after, MAX_PAGE)
-        .await
-        .map_err(internal)?;
+    let rows = event_reads::list_for_issue(&state.pool, issue.id, after, MAX_PAGE).await?;
     let mut body = Vec::with_capacity(rows.len());
     for row in &rows {
         body.push(serialize::event(row, &issue, false).map_err(ApiError::Internal)?);
@@ -333,8 +319,7 @@ async fn issue_event(
     let choice =
         EventChoice::parse(&path.1).ok_or_else(|| ApiError::NotFound("no such event".into()))?;
     let row = event_reads::find(&state.pool, issue.project_id, issue.id, choice)
-        .await
-        .map_err(internal)?
+        .await?
         .ok_or_else(|| ApiError::NotFound("no such event".into()))?;
     Ok(HttpResponse::Ok().json(serialize::event(&row, &issue, true).map_err(ApiError::Internal)?))
 }
@@ -348,8 +333,7 @@ async fn project_event(
     let event_id =
         Uuid::try_parse(&path.2).map_err(|_| ApiError::NotFound("no such event".into()))?;
     let row = event_reads::find_in_project(&state.pool, project.id, event_id)
-        .await
-        .map_err(internal)?
+        .await?
         .ok_or_else(|| ApiError::NotFound("no such event".into()))?;
     let issue = find_issue(&state, &row.issue_id.to_string()).await?;
     Ok(HttpResponse::Ok().json(serialize::event(&row, &issue, true).map_err(ApiError::Internal)?))
@@ -371,26 +355,17 @@ async fn project_from_path(state: &AppState, org: &str, slug: &str) -> Result<Pr
         Ok(id) => projects::find(&state.pool, id).await,
         Err(_) => projects::find_by_name(&state.pool, slug).await,
     };
-    found
-        .map_err(internal)?
-        .ok_or_else(|| ApiError::NotFound(format!("project {slug:?} does not exist")))
+    found?.ok_or_else(|| ApiError::NotFound(format!("project {slug:?} does not exist")))
 }
 
 async fn find_issue(state: &AppState, raw_id: &str) -> Result<issues::IssueRow, ApiError> {
     let not_found = || ApiError::NotFound("no such issue".into());
     let id: i64 = raw_id.parse().map_err(|_| not_found())?;
-    issues::get(&state.pool, id)
-        .await
-        .map_err(internal)?
-        .ok_or_else(not_found)
+    issues::get(&state.pool, id).await?.ok_or_else(not_found)
 }
 
 fn invalid_cursor(_: InvalidCursor) -> ApiError {
     ApiError::bad_request("invalid cursor")
-}
-
-fn internal(error: sqlx::Error) -> ApiError {
-    ApiError::Internal(error.into())
 }
 
 #[cfg(test)]

@@ -60,6 +60,47 @@ impl FromRequest for Operator {
     }
 }
 
+/// A state-changing form from a logged-in operator, its CSRF token already checked: a POST
+/// handler that takes this cannot forget the check.
+pub struct CsrfForm<T> {
+    pub operator: Operator,
+    pub form: T,
+}
+
+/// A form with nothing but its token (revoke, rotate, log out).
+#[derive(serde::Deserialize)]
+pub struct NoFields {}
+
+/// The form's own fields plus the token every form carries.
+#[derive(serde::Deserialize)]
+struct WithToken<T> {
+    #[serde(default)]
+    csrf_token: String,
+    #[serde(flatten)]
+    fields: T,
+}
+
+impl<T: serde::de::DeserializeOwned + 'static> FromRequest for CsrfForm<T> {
+    type Error = WebError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
+        let operator = Operator::from_request(req, payload);
+        let form = web::Form::<WithToken<T>>::from_request(req, payload);
+        Box::pin(async move {
+            let operator = operator.await?;
+            let web::Form(submitted) = form
+                .await
+                .map_err(|_| WebError::BadRequest("The form could not be read.".into()))?;
+            operator.check_csrf(&submitted.csrf_token)?;
+            Ok(CsrfForm {
+                operator,
+                form: submitted.fields,
+            })
+        })
+    }
+}
+
 async fn operator_from_session(req: &HttpRequest) -> Result<Operator, WebError> {
     let login_required = || WebError::LoginRequired(next_target(req));
     let state = req

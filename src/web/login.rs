@@ -7,7 +7,7 @@ use askama::Template;
 use chrono::Utc;
 use serde::Deserialize;
 
-use super::auth::{self, Operator, LOGIN_CSRF_COOKIE, SESSION_COOKIE};
+use super::auth::{self, CsrfForm, NoFields, LOGIN_CSRF_COOKIE, SESSION_COOKIE};
 use super::WebError;
 use crate::domain::credentials;
 use crate::state::AppState;
@@ -176,19 +176,11 @@ fn client_address(req: &HttpRequest) -> String {
         .unwrap_or_default()
 }
 
-#[derive(Deserialize)]
-pub struct CsrfForm {
-    #[serde(default)]
-    pub csrf_token: String,
-}
-
 pub async fn logout(
     req: HttpRequest,
-    operator: Operator,
-    form: web::Form<CsrfForm>,
+    _checked: CsrfForm<NoFields>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, WebError> {
-    operator.check_csrf(&form.csrf_token)?;
     if let Some(cookie) = req.cookie(SESSION_COOKIE) {
         users::delete_session(&state.pool, &credentials::token_hash(cookie.value())).await?;
     }

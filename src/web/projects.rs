@@ -6,7 +6,7 @@ use actix_web::{web, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
-use super::auth::Operator;
+use super::auth::{CsrfForm, NoFields, Operator};
 use super::view::{exact_time, html, relative_time, short_count, Layout};
 use super::WebError;
 use crate::domain::keys::{dsn, new_public_key};
@@ -69,17 +69,13 @@ async fn render_list(
 #[derive(Deserialize)]
 pub struct CreateForm {
     #[serde(default)]
-    csrf_token: String,
-    #[serde(default)]
     name: String,
 }
 
 pub async fn create(
-    operator: Operator,
-    form: web::Form<CreateForm>,
+    CsrfForm { operator, form }: CsrfForm<CreateForm>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, WebError> {
-    operator.check_csrf(&form.csrf_token)?;
     operator.require_admin()?;
     let name = parse_project_name(&form.name).map_err(|_| {
         WebError::BadRequest(format!(
@@ -197,18 +193,14 @@ fn snippets(dsn: &str, base_url: &str, project_id: i64) -> Vec<Snippet> {
 #[derive(Deserialize)]
 pub struct KeyForm {
     #[serde(default)]
-    csrf_token: String,
-    #[serde(default)]
     label: String,
 }
 
 pub async fn add_key(
-    operator: Operator,
     path: web::Path<String>,
-    form: web::Form<KeyForm>,
+    CsrfForm { operator, form }: CsrfForm<KeyForm>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, WebError> {
-    operator.check_csrf(&form.csrf_token)?;
     operator.require_admin()?;
     let project_id: i64 = path.parse().map_err(|_| WebError::NotFound)?;
     projects::find(&state.pool, project_id)
@@ -224,12 +216,11 @@ pub async fn add_key(
 }
 
 pub async fn revoke_key(
-    operator: Operator,
     path: web::Path<(String, String)>,
-    form: web::Form<KeyForm>,
+    CsrfForm { operator, .. }: CsrfForm<NoFields>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, WebError> {
-    let (project_id, key_id) = key_path(&operator, &path, &form)?;
+    let (project_id, key_id) = key_path(&operator, &path)?;
     if !projects::revoke_key(&state.pool, project_id, key_id).await? {
         return Err(WebError::NotFound);
     }
@@ -238,12 +229,11 @@ pub async fn revoke_key(
 }
 
 pub async fn rotate_key(
-    operator: Operator,
     path: web::Path<(String, String)>,
-    form: web::Form<KeyForm>,
+    CsrfForm { operator, .. }: CsrfForm<NoFields>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, WebError> {
-    let (project_id, key_id) = key_path(&operator, &path, &form)?;
+    let (project_id, key_id) = key_path(&operator, &path)?;
     if !projects::rotate_key(&state.pool, project_id, key_id, &new_public_key()).await? {
         return Err(WebError::NotFound);
     }
@@ -251,12 +241,7 @@ pub async fn rotate_key(
     Ok(redirect(&format!("/projects/{project_id}")))
 }
 
-fn key_path(
-    operator: &Operator,
-    path: &(String, String),
-    form: &KeyForm,
-) -> Result<(i64, i64), WebError> {
-    operator.check_csrf(&form.csrf_token)?;
+fn key_path(operator: &Operator, path: &(String, String)) -> Result<(i64, i64), WebError> {
     operator.require_admin()?;
     let project_id = path.0.parse().map_err(|_| WebError::NotFound)?;
     let key_id = path.1.parse().map_err(|_| WebError::NotFound)?;

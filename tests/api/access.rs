@@ -234,6 +234,16 @@ async fn state_changing_forms_need_the_session_csrf_token() {
         "wrong token"
     );
     assert_eq!(browser.post_raw("/logout", &[]).await.status, 403);
+    // Every POST page, present and future: a route whose handler forgot the check fails here.
+    let placeholder = regex::Regex::new(r"\{[a-z_]+\}").unwrap();
+    for (method, route) in faultline::web::PAGE_ROUTES {
+        if *method != "post" {
+            continue;
+        }
+        let path = placeholder.replace_all(route, "1");
+        let answer = browser.post_raw(&path, &[("name", "x"), ("label", "x")]).await;
+        assert_eq!(answer.status, 403, "POST {route} without a token");
+    }
     let status: String = sqlx::query_scalar("SELECT status::text FROM issues")
         .fetch_one(&app.pool)
         .await

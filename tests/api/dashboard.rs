@@ -173,7 +173,11 @@ async fn issue_list_filters_sorts_and_shows_filtered_counts() {
     assert_eq!(bad.status, 400);
     let bad = browser.get("/?query=is%3Asideways").await;
     assert_eq!(bad.status, 400);
-    assert!(bad.body.contains("unknown status in is:sideways"), "{}", bad.body);
+    assert!(
+        bad.body.contains("unknown status in is:sideways"),
+        "{}",
+        bad.body
+    );
 }
 
 #[tokio::test]

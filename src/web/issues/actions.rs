@@ -10,24 +10,20 @@ use crate::state::AppState;
 use crate::store::event_body::decompress;
 use crate::store::event_reads::{self, EventChoice};
 use crate::store::issues::{self, IssueStatus};
-use crate::web::auth::Operator;
+use crate::web::auth::{CsrfForm, Operator};
 use crate::web::WebError;
 
 #[derive(Deserialize)]
 pub struct StatusForm {
     #[serde(default)]
-    csrf_token: String,
-    #[serde(default)]
     status: String,
 }
 
 pub async fn set_status(
-    operator: Operator,
     path: web::Path<String>,
-    form: web::Form<StatusForm>,
+    CsrfForm { operator, form }: CsrfForm<StatusForm>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, WebError> {
-    operator.check_csrf(&form.csrf_token)?;
     let issue_id = parse_id(&path)?;
     let status = IssueStatus::parse(&form.status)
         .ok_or_else(|| WebError::BadRequest("Unknown status.".into()))?;
