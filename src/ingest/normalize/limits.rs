@@ -1,0 +1,84 @@
+//! Bounds: every string's length, every key's, the nesting depth, and no NUL anywhere.
+
+use serde_json::{json, Value};
+
+use crate::config::Limits;
+
+/// Levels of free-form nesting above the event's own structure
+/// (event → exception → values → [i] → stacktrace → frames → [j] → vars).
+const STRUCTURAL_DEPTH: usize = 8;
+/// Sentry's limit for tag keys and values.
+pub(super) const MAX_TAG_CHARS: usize = 200;
+
+/// Cuts long strings and deep nesting. Runs after scrubbing, so a secret is never cut in half
+/// where the scrubber could no longer recognise it.
+pub fn apply_limits(body: &mut Value, limits: &Limits) {
+    bound(
+        body,
+        STRUCTURAL_DEPTH + limits.max_json_depth,
+        limits.max_string_chars,
+    );
+}
+
+pub fn truncate_chars(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        None => s.to_owned(),
+        Some((byte, _)) => format!("{}…", &s[..byte]),
+    }
+}
+
+/// PostgreSQL refuses NUL in `text` and `jsonb`, so it never leaves normalisation. The
+/// replacement shows where it was, as a lone surrogate does.
+const NUL_REPLACEMENT: &str = "\u{FFFD}";
+
+/// `s` without NUL characters. The check is one `memchr`: most strings pass untouched.
+fn without_nul(s: &str) -> Option<String> {
+    s.contains('\0').then(|| s.replace('\0', NUL_REPLACEMENT))
+}
+
+/// Bounds every string's length and the nesting depth of the whole value, and replaces NUL
+/// characters in every string and key, in place.
+fn bound(value: &mut Value, depth_left: usize, max_chars: usize) {
+    match value {
+        Value::String(s) => {
+            if let Some(clean) = without_nul(s) {
+                *s = clean;
+            }
+            // A string of at most `max_chars` bytes has at most that many characters.
+            if s.len() > max_chars {
+                if let Some((byte, _)) = s.char_indices().nth(max_chars) {
+                    s.truncate(byte);
+                    s.push('…');
+                }
+            }
+        }
+        Value::Array(items) if depth_left == 0 => {
+            *value = json!(format!(
+                "[{} items not shown: nested too deeply]",
+                items.len()
+            ));
+        }
+        Value::Object(map) if depth_left == 0 => {
+            *value = json!(format!("[{} keys not shown: nested too deeply]", map.len()));
+        }
+        Value::Array(items) => items
+            .iter_mut()
+            .for_each(|v| bound(v, depth_left - 1, max_chars)),
+        Value::Object(map) => {
+            let odd_keys: Vec<String> = map
+                .keys()
+                .filter(|k| k.len() > MAX_TAG_CHARS || k.contains('\0'))
+                .cloned()
+                .collect();
+            for key in odd_keys {
+                if let Some(v) = map.remove(&key) {
+                    let clean = without_nul(&key).unwrap_or(key);
+                    map.insert(truncate_chars(&clean, MAX_TAG_CHARS), v);
+                }
+            }
+            map.values_mut()
+                .for_each(|v| bound(v, depth_left - 1, max_chars));
+        }
+        _ => {}
+    }
+}

@@ -1,0 +1,206 @@
+//! Exceptions, threads and their stack traces: frames oldest first, bounded from the middle.
+
+use serde_json::{json, Map, Value};
+
+use super::fields::{values_list, Normalizer};
+use crate::config::Limits;
+
+impl Normalizer {
+    pub(super) fn exceptions(&mut self, event: &mut Map<String, Value>, limits: &Limits) {
+        let legacy_stacktrace = event.remove("stacktrace");
+        let Some(raw) = event.remove("exception") else {
+            if let Some(stacktrace) = legacy_stacktrace {
+                // A bare top-level stack trace (legacy SDKs) belongs to a thread.
+                let thread = json!({ "crashed": true, "stacktrace": stacktrace });
+                event.insert("threads".into(), json!({ "values": [thread] }));
+            }
+            return;
+        };
+        let values = match values_list(raw) {
+            Ok(values) => values,
+            Err(raw) => {
+                self.invalid("exception", &raw);
+                return;
+            }
+        };
+        let mut exceptions: Vec<Value> = Vec::with_capacity(values.len());
+        for (i, value) in values.into_iter().enumerate() {
+            match value {
+                Value::Object(exception) => {
+                    let path = format!("exception.values.{i}");
+                    exceptions.push(Value::Object(self.exception(exception, &path, limits)));
+                }
+                other => self.invalid(&format!("exception.values.{i}"), &other),
+            }
+        }
+        if let (Some(stacktrace), Some(Value::Object(last))) =
+            (legacy_stacktrace, exceptions.last_mut())
+        {
+            if !last.contains_key("stacktrace") {
+                if let Some(st) = self.stacktrace(stacktrace, "stacktrace", limits) {
+                    last.insert("stacktrace".into(), st);
+                }
+            }
+        }
+        if !exceptions.is_empty() {
+            event.insert("exception".into(), json!({ "values": exceptions }));
+        }
+    }
+
+    pub(super) fn exception(
+        &mut self,
+        mut exception: Map<String, Value>,
+        path: &str,
+        limits: &Limits,
+    ) -> Map<String, Value> {
+        for key in ["type", "value", "module"] {
+            self.coerce_string(&mut exception, key, path);
+        }
+        if let Some(mechanism) = exception.remove("mechanism") {
+            match mechanism {
+                Value::Object(mut m) => {
+                    let mechanism_path = format!("{path}.mechanism");
+                    self.coerce_string(&mut m, "type", &mechanism_path);
+                    for flag in ["handled", "synthetic"] {
+                        self.bool_field(&mut m, flag, &mechanism_path);
+                    }
+                    exception.insert("mechanism".into(), Value::Object(m));
+                }
+                Value::Null => {}
+                other => self.invalid(&format!("{path}.mechanism"), &other),
+            }
+        }
+        if let Some(raw) = exception.remove("stacktrace") {
+            if let Some(st) = self.stacktrace(raw, &format!("{path}.stacktrace"), limits) {
+                exception.insert("stacktrace".into(), st);
+            }
+        }
+        exception
+    }
+
+    pub(super) fn threads(&mut self, event: &mut Map<String, Value>, limits: &Limits) {
+        let Some(raw) = event.remove("threads") else {
+            return;
+        };
+        let values = match values_list(raw) {
+            Ok(values) => values,
+            Err(raw) => {
+                self.invalid("threads", &raw);
+                return;
+            }
+        };
+        let mut threads = Vec::with_capacity(values.len());
+        for (i, value) in values.into_iter().enumerate() {
+            let Value::Object(mut thread) = value else {
+                self.invalid(&format!("threads.values.{i}"), &value);
+                continue;
+            };
+            let base = format!("threads.values.{i}");
+            self.coerce_string(&mut thread, "name", &base);
+            for flag in ["crashed", "current", "main"] {
+                self.bool_field(&mut thread, flag, &base);
+            }
+            if let Some(raw) = thread.remove("stacktrace") {
+                if let Some(st) =
+                    self.stacktrace(raw, &format!("threads.values.{i}.stacktrace"), limits)
+                {
+                    thread.insert("stacktrace".into(), st);
+                }
+            }
+            threads.push(Value::Object(thread));
+        }
+        event.insert("threads".into(), json!({ "values": threads }));
+    }
+
+    pub(super) fn stacktrace(&mut self, raw: Value, path: &str, limits: &Limits) -> Option<Value> {
+        let (frames, mut rest) = match raw {
+            Value::Object(mut m) => (m.remove("frames"), m),
+            Value::Array(frames) => (Some(Value::Array(frames)), Map::new()),
+            Value::Null => return None,
+            other => {
+                self.invalid(path, &other);
+                return None;
+            }
+        };
+        let frames = match frames {
+            Some(Value::Array(frames)) => frames,
+            None | Some(Value::Null) => Vec::new(),
+            Some(other) => {
+                self.invalid(&format!("{path}.frames"), &other);
+                Vec::new()
+            }
+        };
+        let mut normalized = Vec::with_capacity(frames.len().min(limits.max_frames));
+        for (j, frame) in trim_middle(frames, limits.max_frames)
+            .into_iter()
+            .enumerate()
+        {
+            match frame {
+                Value::Object(frame) => normalized.push(Value::Object(
+                    self.frame(frame, &format!("{path}.frames.{j}")),
+                )),
+                other => self.invalid(&format!("{path}.frames.{j}"), &other),
+            }
+        }
+        rest.insert("frames".into(), Value::Array(normalized));
+        Some(Value::Object(rest))
+    }
+
+    pub(super) fn frame(
+        &mut self,
+        mut frame: Map<String, Value>,
+        path: &str,
+    ) -> Map<String, Value> {
+        const STRINGS: [&str; 10] = [
+            "filename",
+            "abs_path",
+            "function",
+            "raw_function",
+            "module",
+            "package",
+            "platform",
+            "context_line",
+            "instruction_addr",
+            "symbol",
+        ];
+        for key in STRINGS {
+            self.coerce_string(&mut frame, key, path);
+        }
+        for key in ["lineno", "colno"] {
+            self.integer_field(&mut frame, key, path);
+        }
+        self.bool_field(&mut frame, "in_app", path);
+        for key in ["pre_context", "post_context"] {
+            match frame.remove(key) {
+                None | Some(Value::Null) => {}
+                Some(Value::Array(lines)) => {
+                    let lines: Vec<Value> = lines
+                        .into_iter()
+                        .map(|line| match line {
+                            Value::String(s) => Value::String(s),
+                            Value::Null => Value::String(String::new()),
+                            other => Value::String(other.to_string()),
+                        })
+                        .collect();
+                    frame.insert(key.into(), Value::Array(lines));
+                }
+                Some(other) => self.invalid(&format!("{path}.{key}"), &other),
+            }
+        }
+        self.object_field(&mut frame, "vars");
+        frame
+    }
+}
+
+/// Keeps the outermost frames (where the program started and where it crashed), as Sentry
+/// trims long stacks from the middle.
+fn trim_middle(mut frames: Vec<Value>, max: usize) -> Vec<Value> {
+    if frames.len() <= max {
+        return frames;
+    }
+    let head = max / 2;
+    let tail = max - head;
+    let cut = frames.len() - tail;
+    frames.drain(head..cut);
+    frames
+}
