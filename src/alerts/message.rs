@@ -4,6 +4,7 @@
 
 use serde_json::{json, Value};
 
+use crate::domain::text::ellipsize;
 use crate::store::alerts::DueDelivery;
 
 /// The generic webhook payload's version: bumped only for changes receivers must know about.
@@ -43,7 +44,7 @@ impl<'a> Notification<'a> {
             "[{}] {}: {}",
             d.project_name,
             self.headline(),
-            truncate(&d.title, 200)
+            ellipsize(&d.title, 200)
         )
     }
 
@@ -109,22 +110,25 @@ impl<'a> Notification<'a> {
             .facts()
             .into_iter()
             .map(|(label, value)| {
-                json!({"type": "mrkdwn", "text": format!("*{label}*\n{}", slack_escape(&truncate(&value, 500)))})
+                json!({"type": "mrkdwn", "text": format!("*{label}*\n{}", slack_escape(&ellipsize(&value, 500)))})
             })
             .take(10)
             .collect();
         let mut heading = format!(
             "*<{}|{}>*",
             self.issue_url,
-            slack_escape(&truncate(&d.title, 500))
+            slack_escape(&ellipsize(&d.title, 500))
         );
         if !d.culprit.is_empty() {
-            heading.push_str(&format!("\n`{}`", slack_escape(&truncate(&d.culprit, 300))));
+            heading.push_str(&format!(
+                "\n`{}`",
+                slack_escape(&ellipsize(&d.culprit, 300))
+            ));
         }
         json!({
             "text": slack_escape(&self.summary()),
             "blocks": [
-                {"type": "header", "text": {"type": "plain_text", "text": truncate(&slack_escape(&format!("{}: {}", self.headline(), d.title)), 150)}},
+                {"type": "header", "text": {"type": "plain_text", "text": ellipsize(&slack_escape(&format!("{}: {}", self.headline(), d.title)), 150)}},
                 {"type": "section", "text": {"type": "mrkdwn", "text": heading}, "fields": fields},
                 {"type": "actions", "elements": [{
                     "type": "button", "style": "primary",
@@ -141,7 +145,7 @@ impl<'a> Notification<'a> {
         let fields: Vec<Value> = self
             .facts()
             .into_iter()
-            .map(|(label, value)| json!({"name": label, "value": truncate(&value, 1000), "inline": true}))
+            .map(|(label, value)| json!({"name": label, "value": ellipsize(&value, 1000), "inline": true}))
             .collect();
         let color = if d.trigger == "regression" {
             0xE67E22
@@ -150,12 +154,12 @@ impl<'a> Notification<'a> {
         };
         json!({
             "username": "Faultline",
-            "content": truncate(&self.summary(), 1900),
+            "content": ellipsize(&self.summary(), 1900),
             "allowed_mentions": {"parse": []},
             "embeds": [{
-                "title": truncate(&format!("{}: {}", self.headline(), d.title), 250),
+                "title": ellipsize(&format!("{}: {}", self.headline(), d.title), 250),
                 "url": self.issue_url,
-                "description": truncate(&d.culprit, 1000),
+                "description": ellipsize(&d.culprit, 1000),
                 "color": color,
                 "fields": fields,
                 "timestamp": d.last_seen,
@@ -170,7 +174,7 @@ impl<'a> Notification<'a> {
         let facts: Vec<Value> = self
             .facts()
             .into_iter()
-            .map(|(label, value)| json!({"title": label, "value": truncate(&value, 500)}))
+            .map(|(label, value)| json!({"title": label, "value": ellipsize(&value, 500)}))
             .collect();
         json!({
             "type": "message",
@@ -182,9 +186,9 @@ impl<'a> Notification<'a> {
                     "type": "AdaptiveCard",
                     "version": "1.4",
                     "body": [
-                        {"type": "TextBlock", "text": truncate(&format!("{}: {}", self.headline(), d.title), 300),
+                        {"type": "TextBlock", "text": ellipsize(&format!("{}: {}", self.headline(), d.title), 300),
                          "weight": "Bolder", "size": "Medium", "wrap": true},
-                        {"type": "TextBlock", "text": truncate(&d.culprit, 300), "wrap": true, "isSubtle": true},
+                        {"type": "TextBlock", "text": ellipsize(&d.culprit, 300), "wrap": true, "isSubtle": true},
                         {"type": "FactSet", "facts": facts},
                     ],
                     "actions": [{"type": "Action.OpenUrl", "title": "Open in Faultline", "url": self.issue_url}],
@@ -199,14 +203,6 @@ fn slack_escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
-}
-
-/// At most `max` characters, ending in "…" when cut.
-fn truncate(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max.saturating_sub(1)) {
-        Some((byte, _)) if text.chars().count() > max => format!("{}…", &text[..byte]),
-        _ => text.to_owned(),
-    }
 }
 
 #[cfg(test)]
@@ -280,11 +276,5 @@ mod tests {
             "https://fl.example/issues/42/events/00000000000000000000000000000000"
         );
         assert_eq!(payload["issue"]["request"], "POST /orders/{id} → 500");
-    }
-
-    #[test]
-    fn truncation_counts_characters_and_marks_the_cut() {
-        assert_eq!(truncate("héllo", 5), "héllo");
-        assert_eq!(truncate("héllo wörld", 5), "héll…");
     }
 }

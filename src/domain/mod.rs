@@ -3,7 +3,9 @@
 
 pub mod credentials;
 pub mod cursor;
+pub mod event_shape;
 pub mod keys;
 pub mod period;
 pub mod project_name;
 pub mod search;
+pub mod text;

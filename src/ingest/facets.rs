@@ -4,6 +4,7 @@
 use serde_json::Value;
 
 use super::normalize::truncate_chars;
+use crate::domain::event_shape::{self, tag};
 
 const MAX_TAG_CHARS: usize = 200;
 
@@ -17,18 +18,18 @@ pub fn tag_values(event: &Value) -> Vec<(String, String)> {
             }
         }
     };
-    for key in ["environment", "release", "server_name", "level"] {
+    for key in [tag::ENVIRONMENT, tag::RELEASE, tag::SERVER_NAME, tag::LEVEL] {
         push(key, text(event, &[key]));
     }
-    push("browser", name_and_version(event, "browser"));
-    push("os", name_and_version(event, "os"));
+    push(tag::BROWSER, name_and_version(event, "browser"));
+    push(tag::OS, name_and_version(event, "os"));
     push(
-        "url",
+        tag::URL,
         text(event, &["request", "url"]).map(|u| strip_query(&u).to_owned()),
     );
-    push("user", user_key(event));
-    push("handled", handled(event));
-    push("request", failed_request(event));
+    push(tag::USER, user_key(event));
+    push(tag::HANDLED, handled(event));
+    push(tag::REQUEST, failed_request(event));
     if let Some(tags) = event.get("tags").and_then(Value::as_object) {
         for (key, value) in tags {
             push(key, value.as_str().map(str::to_owned));
@@ -59,13 +60,11 @@ pub fn user_key(event: &Value) -> Option<String> {
 
 /// `no` when any exception in the chain was unhandled (a crash), `yes` when all were handled.
 fn handled(event: &Value) -> Option<String> {
-    let exceptions = event.pointer("/exception/values")?.as_array()?;
+    let exceptions = event_shape::exceptions(event);
     if exceptions.is_empty() {
         return None;
     }
-    let crashed = exceptions
-        .iter()
-        .any(|e| e.pointer("/mechanism/handled").and_then(Value::as_bool) == Some(false));
+    let crashed = exceptions.iter().any(|e| event_shape::is_unhandled(e));
     Some(if crashed { "no" } else { "yes" }.to_owned())
 }
 

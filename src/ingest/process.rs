@@ -8,6 +8,7 @@ use super::error::IngestError;
 use super::normalize::{apply_limits, normalize, EnvelopeContext};
 use super::{facets, grouping, lenient_json, scrub};
 use crate::config::Limits;
+use crate::domain::event_shape;
 use crate::store::event_body;
 use crate::store::events::NewEvent;
 
@@ -102,24 +103,12 @@ fn metadata(event: &Value, title: &str) -> Value {
 }
 
 fn exception_metadata(event: &Value) -> Option<Value> {
-    let raised = event
-        .pointer("/exception/values")
-        .and_then(Value::as_array)
-        .and_then(|v| v.last())?;
+    let raised = event_shape::raised_exception(event)?;
     let mut metadata = json!({
         "type": raised.get("type").and_then(Value::as_str).unwrap_or("Error"),
         "value": raised.get("value").and_then(Value::as_str).unwrap_or(""),
     });
-    let frames = raised
-        .pointer("/stacktrace/frames")
-        .and_then(Value::as_array);
-    let top = frames.and_then(|frames| {
-        frames
-            .iter()
-            .rev()
-            .find(|f| f.get("in_app").and_then(Value::as_bool) == Some(true))
-            .or_else(|| frames.last())
-    });
+    let top = event_shape::top_frame(event_shape::frames(raised));
     if let Some(frame) = top {
         for key in ["filename", "function"] {
             if let Some(v) = frame.get(key) {
@@ -127,11 +116,7 @@ fn exception_metadata(event: &Value) -> Option<Value> {
             }
         }
     }
-    let unhandled = raised
-        .pointer("/mechanism/handled")
-        .and_then(Value::as_bool)
-        == Some(false);
-    metadata["unhandled"] = json!(unhandled);
+    metadata["unhandled"] = json!(event_shape::is_unhandled(raised));
     Some(metadata)
 }
 

@@ -504,6 +504,14 @@ mod tests {
     }
 
     #[test]
+    fn the_sql_spells_faultlines_own_tag_keys_as_the_constants() {
+        use crate::domain::event_shape::tag;
+        // Literals, not parameters, so the planner keeps its per-issue index plans.
+        assert!(ISSUE_COLUMNS.contains(&format!("h.key = '{}'", tag::HANDLED)));
+        assert!(ISSUE_COLUMNS.contains(&format!("r.key = '{}'", tag::REQUEST)));
+    }
+
+    #[test]
     fn issue_cursors_round_trip_for_every_sort() {
         let t = DateTime::from_timestamp_micros(1_767_268_800_123_456).unwrap();
         assert_eq!(

@@ -3,6 +3,8 @@
 
 use serde_json::{Map, Value};
 
+use crate::domain::event_shape;
+
 pub struct EventView {
     pub message: Option<String>,
     /// The raised exception first, then what caused it, as Sentry shows a chain.
@@ -132,9 +134,7 @@ fn message(event: &Value) -> Option<String> {
 }
 
 fn exceptions(event: &Value, full_stack: bool) -> Vec<ExceptionView> {
-    let Some(values) = event.pointer("/exception/values").and_then(Value::as_array) else {
-        return Vec::new();
-    };
+    let values = event_shape::exceptions(event);
     let count = values.len();
     values
         .iter()
@@ -145,27 +145,19 @@ fn exceptions(event: &Value, full_stack: bool) -> Vec<ExceptionView> {
 }
 
 fn exception(e: &Value, caused: bool, full_stack: bool) -> ExceptionView {
-    let frames: Vec<&Value> = e
-        .pointer("/stacktrace/frames")
-        .and_then(Value::as_array)
-        .map(|f| f.iter().rev().collect())
-        .unwrap_or_default();
-    let any_in_app = frames.iter().any(|f| is_in_app(f));
+    let frames: Vec<&Value> = event_shape::frames(e).iter().rev().collect();
+    let any_in_app = frames.iter().any(|f| event_shape::is_in_app(f));
     let views: Vec<FrameView> = frames.iter().map(|f| frame(f)).collect();
     ExceptionView {
         exception_type: non_empty(str_at(e, "/type"), "Error"),
         value: str_at(e, "/value").to_owned(),
         module: str_at(e, "/module").to_owned(),
         mechanism: str_at(e, "/mechanism/type").to_owned(),
-        unhandled: e.pointer("/mechanism/handled").and_then(Value::as_bool) == Some(false),
+        unhandled: event_shape::is_unhandled(e),
         caused,
         frame_count: views.len(),
         frame_groups: group_frames(views, full_stack || !any_in_app),
     }
-}
-
-fn is_in_app(frame: &Value) -> bool {
-    frame.get("in_app").and_then(Value::as_bool) == Some(true)
 }
 
 fn non_empty(text: &str, fallback: &str) -> String {
@@ -207,7 +199,7 @@ fn frame(f: &Value) -> FrameView {
         _ => String::new(),
     };
     FrameView {
-        in_app: is_in_app(f),
+        in_app: event_shape::is_in_app(f),
         location: non_empty(location, "<unknown>"),
         function: non_empty(str_at(f, "/function"), "?"),
         line,

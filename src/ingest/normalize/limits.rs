@@ -3,6 +3,7 @@
 use serde_json::{json, Value};
 
 use crate::config::Limits;
+use crate::domain::text::cut_chars;
 
 /// Levels of free-form nesting above the event's own structure
 /// (event → exception → values → [i] → stacktrace → frames → [j] → vars).
@@ -20,10 +21,13 @@ pub fn apply_limits(body: &mut Value, limits: &Limits) {
     );
 }
 
+/// At most `max` characters, then "…" when something was cut (Sentry's trimming).
 pub fn truncate_chars(s: &str, max: usize) -> String {
-    match s.char_indices().nth(max) {
-        None => s.to_owned(),
-        Some((byte, _)) => format!("{}…", &s[..byte]),
+    let kept = cut_chars(s, max);
+    if kept.len() == s.len() {
+        s.to_owned()
+    } else {
+        format!("{kept}…")
     }
 }
 

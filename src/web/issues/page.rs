@@ -8,6 +8,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::{issue_item, parse_id, IssueItem};
+use crate::domain::event_shape::tag;
 use crate::state::AppState;
 use crate::store::event_body::decompress;
 use crate::store::event_reads::{self, EventChoice, EventRow};
@@ -241,7 +242,7 @@ fn tag_groups(rows: Vec<issues::TagValueRow>) -> Vec<TagGroup> {
     let mut groups: Vec<TagGroup> = Vec::new();
     for row in rows {
         // Internal facets are shown elsewhere on the page.
-        if row.key == "handled" || row.key == "request" {
+        if row.key == tag::HANDLED || row.key == tag::REQUEST {
             continue;
         }
         let percent = if row.key_total > 0 {
