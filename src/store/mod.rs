@@ -4,6 +4,7 @@ pub mod alerts;
 pub mod event_body;
 pub mod event_reads;
 pub mod events;
+pub mod issue_filter;
 pub mod issues;
 pub mod keys;
 pub mod load_check;
