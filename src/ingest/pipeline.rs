@@ -69,7 +69,7 @@ impl Pipeline {
                 batch_size: settings.batch_size.max(1),
                 batch_wait: Duration::from_millis(settings.batch_wait_ms),
             };
-            tokio::spawn(writer.run());
+            tokio::spawn(supervise(move || writer.clone().run()));
         }
         Pipeline { queue }
     }
@@ -101,8 +101,28 @@ impl Pipeline {
     }
 }
 
+/// Runs the task `start` makes, and starts a new one whenever it panics, so a bug hit by one
+/// batch never silently removes a writer. Events of the batch it was writing were not
+/// acknowledged: their handlers see the reply dropped and answer 500 (filed as a fault).
+/// Returns when the task ends normally (the queue closed).
+async fn supervise<F, Fut>(start: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    loop {
+        match tokio::spawn(start()).await {
+            Err(e) if e.is_panic() => {
+                tracing::error!(error = %e, "an event writer panicked; starting a new one")
+            }
+            _ => return,
+        }
+    }
+}
+
 /// One of the writers. They take turns collecting a batch from the shared queue, then write
 /// theirs while the next one collects: one transaction's commit overlaps the next batch.
+#[derive(Clone)]
 struct Writer {
     pool: PgPool,
     jobs: Arc<Mutex<mpsc::Receiver<Job>>>,
@@ -221,4 +241,26 @@ async fn write_with_retry(pool: &PgPool, events: &[&NewEvent]) -> sqlx::Result<u
 fn is_transient(error: &sqlx::Error) -> bool {
     let code = error.as_database_error().and_then(|e| e.code());
     matches!(code.as_deref(), Some("40P01") | Some("40001"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    #[tokio::test]
+    async fn a_writer_that_panics_is_started_again() {
+        let starts = Arc::new(AtomicUsize::new(0));
+        let counted = starts.clone();
+        supervise(move || {
+            let n = counted.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if n < 2 {
+                    panic!("a bug in batch {n}");
+                }
+            }
+        })
+        .await;
+        assert_eq!(starts.load(Ordering::SeqCst), 3, "two panics, then a normal end");
+    }
 }
