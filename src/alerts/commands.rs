@@ -4,10 +4,9 @@ use anyhow::Context;
 use clap::Subcommand;
 
 use crate::config::DatabaseSettings;
+use crate::domain::level::Level;
 use crate::store::alerts::{self, ChannelKind, NewChannel, Trigger};
 use crate::store::{self, projects};
-
-const LEVELS: [&str; 5] = ["debug", "info", "warning", "error", "fatal"];
 
 #[derive(Debug, Subcommand)]
 pub enum AlertCommand {
@@ -75,11 +74,10 @@ pub async fn run(command: AlertCommand) -> anyhow::Result<()> {
                     })
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            anyhow::ensure!(
-                LEVELS.contains(&min_level.as_str()),
-                "--min-level must be one of {}",
-                LEVELS.join(", ")
-            );
+            let min_level = Level::parse(&min_level).with_context(|| {
+                let names: Vec<&str> = Level::ALL.map(Level::as_str).to_vec();
+                format!("--min-level must be one of {}", names.join(", "))
+            })?;
             let pool = open(&database).await?;
             let found = match project.parse::<i64>() {
                 Ok(id) => projects::find(&pool, id).await?,

@@ -5,6 +5,7 @@ pub mod credentials;
 pub mod cursor;
 pub mod event_shape;
 pub mod keys;
+pub mod level;
 pub mod period;
 pub mod project_name;
 pub mod search;

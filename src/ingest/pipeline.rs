@@ -261,6 +261,10 @@ mod tests {
             }
         })
         .await;
-        assert_eq!(starts.load(Ordering::SeqCst), 3, "two panics, then a normal end");
+        assert_eq!(
+            starts.load(Ordering::SeqCst),
+            3,
+            "two panics, then a normal end"
+        );
     }
 }

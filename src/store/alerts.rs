@@ -7,6 +7,7 @@ use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 use super::events::NewEvent;
+use crate::domain::level::Level;
 
 /// What happened to an issue that operators hear about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,7 +109,7 @@ pub struct NewChannel {
     pub secret: Option<String>,
     pub triggers: Vec<Trigger>,
     pub environments: Vec<String>,
-    pub min_level: String,
+    pub min_level: Level,
 }
 
 pub async fn create_channel(pool: &PgPool, channel: &NewChannel) -> sqlx::Result<i64> {
@@ -123,7 +124,7 @@ pub async fn create_channel(pool: &PgPool, channel: &NewChannel) -> sqlx::Result
     .bind(&channel.secret)
     .bind(&triggers)
     .bind(&channel.environments)
-    .bind(&channel.min_level)
+    .bind(channel.min_level.as_str())
     .fetch_one(pool)
     .await
 }
@@ -182,10 +183,10 @@ pub async fn expand_outbox(pool: &PgPool) -> sqlx::Result<u64> {
            JOIN alert_channels c ON c.project_id = i.project_id
           WHERE m.trigger = ANY (c.triggers)
             AND (cardinality(c.environments) = 0 OR m.environment = ANY (c.environments))
-            AND array_position(ARRAY['debug', 'info', 'warning', 'error', 'fatal'], m.level)
-                >= array_position(ARRAY['debug', 'info', 'warning', 'error', 'fatal'], c.min_level)
+            AND array_position($1::text[], m.level) >= array_position($1::text[], c.min_level)
          ON CONFLICT (outbox_id, channel_id) DO NOTHING",
     )
+    .bind(Level::ALL.map(Level::as_str).as_slice())
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;

@@ -10,6 +10,7 @@ use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 use super::alerts;
+use crate::domain::level::Level;
 
 /// Everything the writer stores for one event, prepared by ingest.
 #[derive(Debug, Clone)]
@@ -21,7 +22,7 @@ pub struct NewEvent {
     pub title: String,
     pub culprit: String,
     pub metadata: Value,
-    pub level: String,
+    pub level: Level,
     pub occurred_at: DateTime<Utc>,
     pub received_at: DateTime<Utc>,
     pub environment: Option<String>,
@@ -154,7 +155,7 @@ impl IssueColumns {
         self.hashes.push(event.hash.clone());
         self.titles.push(event.title.clone());
         self.culprits.push(event.culprit.clone());
-        self.levels.push(event.level.clone());
+        self.levels.push(event.level.as_str().to_owned());
         self.seen.push(event.occurred_at);
         self.groupings.push(event.grouping.to_string());
         self.metadata.push(event.metadata.to_string());

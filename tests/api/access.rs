@@ -241,7 +241,9 @@ async fn state_changing_forms_need_the_session_csrf_token() {
             continue;
         }
         let path = placeholder.replace_all(route, "1");
-        let answer = browser.post_raw(&path, &[("name", "x"), ("label", "x")]).await;
+        let answer = browser
+            .post_raw(&path, &[("name", "x"), ("label", "x")])
+            .await;
         assert_eq!(answer.status, 403, "POST {route} without a token");
     }
     let status: String = sqlx::query_scalar("SELECT status::text FROM issues")

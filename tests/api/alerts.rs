@@ -100,7 +100,7 @@ async fn add_webhook(app: &TestApp, url: &str, environments: &[&str]) {
             secret: Some(SECRET.into()),
             triggers: Trigger::ALL.to_vec(),
             environments: environments.iter().map(|e| e.to_string()).collect(),
-            min_level: "debug".into(),
+            min_level: faultline::domain::level::Level::Debug,
         },
     )
     .await

@@ -17,6 +17,30 @@ const MAX_MESSAGE_TITLE_CHARS: usize = 100;
 const MAX_CULPRIT_CHARS: usize = 200;
 const UNLABELED_TITLE: &str = "<unlabeled event>";
 
+/// What produced an issue's hash, stored as `kind` in its grouping components.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupingKind {
+    /// The event's own `fingerprint`.
+    Fingerprint,
+    /// The exception chain's types and frames.
+    Exception,
+    /// The log message.
+    Message,
+    /// Nothing to group by: one issue per project.
+    Fallback,
+}
+
+impl GroupingKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroupingKind::Fingerprint => "fingerprint",
+            GroupingKind::Exception => "exception",
+            GroupingKind::Message => "message",
+            GroupingKind::Fallback => "fallback",
+        }
+    }
+}
+
 /// The issue key of an event and the components it was derived from, which are stored with
 /// the issue so the dashboard can explain why events were grouped together.
 #[derive(Debug, Clone, PartialEq)]
@@ -100,7 +124,7 @@ fn fingerprint_components(event: &Value) -> Option<Value> {
         }
     }
     let mut components = Map::new();
-    components.insert("kind".into(), "fingerprint".into());
+    components.insert("kind".into(), GroupingKind::Fingerprint.as_str().into());
     components.insert("values".into(), Value::Array(values));
     if let Some(default) = default {
         components.insert("default".into(), default);
@@ -124,7 +148,7 @@ fn is_default_marker(text: &str) -> bool {
 fn default_components(event: &Value) -> Value {
     exception_components(event)
         .or_else(|| message_components(event))
-        .unwrap_or_else(|| json!({"kind": "fallback", "values": []}))
+        .unwrap_or_else(|| json!({"kind": GroupingKind::Fallback.as_str(), "values": []}))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -142,7 +166,7 @@ fn exception_components(event: &Value) -> Option<Value> {
         .iter()
         .map(|exception| exception_component(exception, in_app_only))
         .collect();
-    Some(json!({"kind": "exception", "values": values}))
+    Some(json!({"kind": GroupingKind::Exception.as_str(), "values": values}))
 }
 
 fn exception_component(exception: &Value, in_app_only: bool) -> Value {
@@ -223,7 +247,7 @@ fn message_components(event: &Value) -> Option<Value> {
     if values.is_empty() {
         return None;
     }
-    Some(json!({"kind": "message", "values": values}))
+    Some(json!({"kind": GroupingKind::Message.as_str(), "values": values}))
 }
 
 fn has_params(event: &Value) -> bool {

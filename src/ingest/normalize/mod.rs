@@ -11,6 +11,7 @@ mod limits;
 mod stacktrace;
 
 use crate::config::Limits;
+use crate::domain::level::Level;
 use fields::Normalizer;
 pub use limits::{apply_limits, truncate_chars};
 
@@ -22,7 +23,7 @@ const MAX_CLOCK_SKEW_SECONDS: i64 = 60;
 pub struct NormalizedEvent {
     pub event_id: Uuid,
     pub timestamp: DateTime<Utc>,
-    pub level: String,
+    pub level: Level,
     /// The canonical event, as stored and shown.
     pub body: Value,
 }
@@ -53,13 +54,12 @@ pub fn normalize(
     let level = event
         .get("level")
         .and_then(normalize_level)
-        .unwrap_or("error")
-        .to_owned();
+        .unwrap_or(Level::Error);
 
     event.insert("event_id".into(), json!(event_id.simple().to_string()));
     event.insert("timestamp".into(), json!(format_time(timestamp)));
     event.insert("received".into(), json!(format_time(received_at)));
-    event.insert("level".into(), json!(level));
+    event.insert("level".into(), json!(level.as_str()));
     normalizer.string_field(&mut event, "platform");
     if !event.contains_key("platform") {
         event.insert("platform".into(), json!("other"));
@@ -145,22 +145,22 @@ fn from_epoch_seconds(seconds: f64) -> Option<DateTime<Utc>> {
 }
 
 /// Sentry's level names, plus the aliases and numeric levels Relay accepts.
-fn normalize_level(value: &Value) -> Option<&'static str> {
+fn normalize_level(value: &Value) -> Option<Level> {
     let level = match value {
         Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
-            "fatal" | "critical" => "fatal",
-            "error" => "error",
-            "warning" | "warn" => "warning",
-            "info" | "log" => "info",
-            "debug" | "trace" => "debug",
+            "fatal" | "critical" => Level::Fatal,
+            "error" => Level::Error,
+            "warning" | "warn" => Level::Warning,
+            "info" | "log" => Level::Info,
+            "debug" | "trace" => Level::Debug,
             _ => return None,
         },
         Value::Number(n) => match n.as_i64()? {
-            50 => "fatal",
-            40 => "error",
-            30 => "warning",
-            20 => "info",
-            10 => "debug",
+            50 => Level::Fatal,
+            40 => Level::Error,
+            30 => Level::Warning,
+            20 => Level::Info,
+            10 => Level::Debug,
             _ => return None,
         },
         _ => return None,
@@ -253,7 +253,7 @@ mod tests {
             "exception": "boom", "breadcrumbs": 7, "tags": "x", "user": [], "request": 1,
             "contexts": {"os": 5}, "extra": "e", "fingerprint": {}, "threads": false, "sdk": 1
         }));
-        assert_eq!(event.level, "error");
+        assert_eq!(event.level, Level::Error);
         assert_eq!(event.body["platform"], "other");
         assert!(event.body["errors"].as_array().unwrap().len() >= 10);
     }
@@ -312,8 +312,8 @@ mod tests {
 
     #[test]
     fn numeric_levels_and_aliases_are_mapped() {
-        assert_eq!(run(json!({"level": "warn"})).level, "warning");
-        assert_eq!(run(json!({"level": 50})).level, "fatal");
-        assert_eq!(run(json!({"level": "critical"})).level, "fatal");
+        assert_eq!(run(json!({"level": "warn"})).level, Level::Warning);
+        assert_eq!(run(json!({"level": 50})).level, Level::Fatal);
+        assert_eq!(run(json!({"level": "critical"})).level, Level::Fatal);
     }
 }
