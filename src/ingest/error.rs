@@ -1,6 +1,9 @@
 //! Why ingest refused or could not take an event. Pure ingest code returns this; the mapping to
 //! HTTP statuses and Sentry's headers happens once, where routes turn it into an `ApiError`.
 
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+
 use crate::error::ApiError;
 
 #[derive(Debug, thiserror::Error)]
@@ -44,18 +47,31 @@ impl IngestError {
     }
 }
 
-impl From<IngestError> for ApiError {
-    fn from(error: IngestError) -> Self {
-        match error {
-            IngestError::Malformed(m) => ApiError::BadRequest(m),
-            IngestError::Unauthorized(m) => ApiError::Unauthorized(m),
-            IngestError::Forbidden(m) => ApiError::Forbidden(m),
-            IngestError::UnknownProject(m) => ApiError::NotFound(m),
-            IngestError::TooLarge(m) => ApiError::PayloadTooLarge(m),
-            IngestError::UnsupportedEncoding(m) => ApiError::UnsupportedMediaType(m),
+impl IngestError {
+    /// The HTTP answer this error gets: the one mapping from ingest's errors to statuses and
+    /// Sentry's headers (`ApiError` applies the policy).
+    fn to_api_error(&self) -> ApiError {
+        match self {
+            IngestError::Malformed(m) => ApiError::BadRequest(m.clone()),
+            IngestError::Unauthorized(m) => ApiError::Unauthorized(m.clone()),
+            IngestError::Forbidden(m) => ApiError::Forbidden(m.clone()),
+            IngestError::UnknownProject(m) => ApiError::NotFound(m.clone()),
+            IngestError::TooLarge(m) => ApiError::PayloadTooLarge(m.clone()),
+            IngestError::UnsupportedEncoding(m) => ApiError::UnsupportedMediaType(m.clone()),
             IngestError::QueueFull => ApiError::TooManyRequests,
-            IngestError::Unavailable(e) => ApiError::Unavailable(e),
-            IngestError::Internal(e) => ApiError::Internal(e),
+            // The cause's whole chain, as text: it only reaches the log.
+            IngestError::Unavailable(e) => ApiError::Unavailable(anyhow::anyhow!("{e:#}")),
+            IngestError::Internal(e) => ApiError::Internal(anyhow::anyhow!("{e:#}")),
         }
+    }
+}
+
+impl ResponseError for IngestError {
+    fn status_code(&self) -> StatusCode {
+        self.to_api_error().status_code()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        self.to_api_error().error_response()
     }
 }

@@ -66,27 +66,7 @@ async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> 
     )))
 }
 
-// The two endpoints are where an `IngestError` becomes an HTTP answer (`ApiError`), once.
-
 async fn envelope_endpoint(
-    req: HttpRequest,
-    path: web::Path<String>,
-    payload: web::Payload,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    Ok(take_envelope(req, path, payload, state).await?)
-}
-
-async fn store_endpoint(
-    req: HttpRequest,
-    path: web::Path<String>,
-    payload: web::Payload,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    Ok(take_store_body(req, path, payload, state).await?)
-}
-
-async fn take_envelope(
     req: HttpRequest,
     path: web::Path<String>,
     payload: web::Payload,
@@ -98,7 +78,7 @@ async fn take_envelope(
     ingest_envelope(&req, project_id, header_key.is_some(), &body, &state).await
 }
 
-async fn take_store_body(
+async fn store_endpoint(
     req: HttpRequest,
     path: web::Path<String>,
     payload: web::Payload,

@@ -168,35 +168,19 @@ async fn insert_events(
     events: &[&NewEvent],
     issue_ids: &HashMap<IssueKey<'_>, i64>,
 ) -> sqlx::Result<HashSet<(i64, Uuid)>> {
-    let n = events.len();
-    let (mut project_ids, mut event_ids, mut issues) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
-    let (mut received, mut occurred, mut levels) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
-    let (mut environments, mut releases, mut users, mut bodies) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
-    for event in events {
-        project_ids.push(event.project_id);
-        event_ids.push(event.event_id);
-        issues.push(issue_ids[&(event.project_id, event.hash.as_str())]);
-        received.push(event.received_at);
-        occurred.push(event.occurred_at);
-        levels.push(event.level.as_str());
-        environments.push(event.environment.as_deref());
-        releases.push(event.release.as_deref());
-        users.push(event.user_key.as_deref());
-        bodies.push(event.body.as_slice());
-    }
+    let project_ids: Vec<i64> = events.iter().map(|e| e.project_id).collect();
+    let event_ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
+    let issues: Vec<i64> = events
+        .iter()
+        .map(|e| issue_ids[&(e.project_id, e.hash.as_str())])
+        .collect();
+    let received: Vec<DateTime<Utc>> = events.iter().map(|e| e.received_at).collect();
+    let occurred: Vec<DateTime<Utc>> = events.iter().map(|e| e.occurred_at).collect();
+    let levels: Vec<&str> = events.iter().map(|e| e.level.as_str()).collect();
+    let environments: Vec<Option<&str>> = events.iter().map(|e| e.environment.as_deref()).collect();
+    let releases: Vec<Option<&str>> = events.iter().map(|e| e.release.as_deref()).collect();
+    let users: Vec<Option<&str>> = events.iter().map(|e| e.user_key.as_deref()).collect();
+    let bodies: Vec<&[u8]> = events.iter().map(|e| e.body.as_slice()).collect();
     let rows: Vec<(i64, Uuid)> = sqlx::query_as(
         // `event_ids` is the de-duplication ledger (a partitioned table cannot be unique on
         // the event id alone): only the events it newly accepts are stored.
@@ -254,10 +238,27 @@ async fn add_hourly_counts(
     Ok(())
 }
 
+/// How many events, and the first and last time among them.
 struct TagCount {
     count: i64,
     first_seen: DateTime<Utc>,
     last_seen: DateTime<Utc>,
+}
+
+impl TagCount {
+    fn new(t: DateTime<Utc>) -> Self {
+        TagCount {
+            count: 0,
+            first_seen: t,
+            last_seen: t,
+        }
+    }
+
+    fn add(&mut self, t: DateTime<Utc>) {
+        self.count += 1;
+        self.first_seen = self.first_seen.min(t);
+        self.last_seen = self.last_seen.max(t);
+    }
 }
 
 /// Adds the events' tag values; returns, per issue, how many `user` values were new to it.
@@ -269,32 +270,18 @@ async fn add_tag_values(
     for (event, issue_id) in events {
         for (key, value) in &event.tags {
             let t = event.occurred_at;
-            let entry = counts
+            counts
                 .entry((*issue_id, key.as_str(), value.as_str()))
-                .or_insert(TagCount {
-                    count: 0,
-                    first_seen: t,
-                    last_seen: t,
-                });
-            entry.count += 1;
-            entry.first_seen = entry.first_seen.min(t);
-            entry.last_seen = entry.last_seen.max(t);
+                .or_insert_with(|| TagCount::new(t))
+                .add(t);
         }
     }
     if counts.is_empty() {
         return Ok(HashMap::new());
     }
-    let n = counts.len();
-    let (mut issue_ids, mut keys, mut values) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
-    let (mut totals, mut firsts, mut lasts) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
+    let mut issue_ids = Vec::with_capacity(counts.len());
+    let (mut keys, mut values) = (Vec::new(), Vec::new());
+    let (mut totals, mut firsts, mut lasts) = (Vec::new(), Vec::new(), Vec::new());
     for ((issue_id, key, value), tag) in counts {
         issue_ids.push(issue_id);
         keys.push(key);
@@ -341,29 +328,19 @@ async fn update_issue_counts(
     let mut per_issue: BTreeMap<i64, TagCount> = BTreeMap::new();
     for (event, issue_id) in events {
         let t = event.occurred_at;
-        let entry = per_issue.entry(*issue_id).or_insert(TagCount {
-            count: 0,
-            first_seen: t,
-            last_seen: t,
-        });
-        entry.count += 1;
-        entry.first_seen = entry.first_seen.min(t);
-        entry.last_seen = entry.last_seen.max(t);
+        per_issue
+            .entry(*issue_id)
+            .or_insert_with(|| TagCount::new(t))
+            .add(t);
     }
-    let n = per_issue.len();
-    let (mut ids, mut counts, mut users) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
-    let (mut firsts, mut lasts) = (Vec::with_capacity(n), Vec::with_capacity(n));
-    for (id, tally) in per_issue {
-        ids.push(id);
-        counts.push(tally.count);
-        users.push(new_users.get(&id).copied().unwrap_or(0));
-        firsts.push(tally.first_seen);
-        lasts.push(tally.last_seen);
-    }
+    let ids: Vec<i64> = per_issue.keys().copied().collect();
+    let counts: Vec<i64> = per_issue.values().map(|t| t.count).collect();
+    let users: Vec<i64> = ids
+        .iter()
+        .map(|id| new_users.get(id).copied().unwrap_or(0))
+        .collect();
+    let firsts: Vec<DateTime<Utc>> = per_issue.values().map(|t| t.first_seen).collect();
+    let lasts: Vec<DateTime<Utc>> = per_issue.values().map(|t| t.last_seen).collect();
     let rows: Vec<(i64, bool)> = sqlx::query_as(
         "UPDATE issues
             SET event_count = issues.event_count + u.n,
