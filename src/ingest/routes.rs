@@ -72,9 +72,7 @@ async fn envelope_endpoint(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, IngestError> {
-    let project_id = parse_project_id(&path)?;
-    let header_key = authorize_from_request(&req, project_id, &state).await?;
-    let body = read_body(&req, payload, &state).await?;
+    let (project_id, header_key, body) = authorized_body(&req, &path, payload, &state).await?;
     ingest_envelope(&req, project_id, header_key.is_some(), &body, &state).await
 }
 
@@ -84,9 +82,7 @@ async fn store_endpoint(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, IngestError> {
-    let project_id = parse_project_id(&path)?;
-    let header_key = authorize_from_request(&req, project_id, &state).await?;
-    let body = read_body(&req, payload, &state).await?;
+    let (project_id, header_key, body) = authorized_body(&req, &path, payload, &state).await?;
     if is_envelope_content_type(req.headers()) {
         return ingest_envelope(&req, project_id, header_key.is_some(), &body, &state).await;
     }
@@ -173,6 +169,20 @@ fn parse_project_id(raw: &str) -> Result<i64, IngestError> {
             raw.chars().take(40).collect::<String>()
         ))
     })
+}
+
+/// The project, the key when the request carries one (checked before the body is read), and
+/// the decoded body.
+async fn authorized_body(
+    req: &HttpRequest,
+    path: &str,
+    payload: web::Payload,
+    state: &AppState,
+) -> Result<(i64, Option<PublicKey>, Bytes), IngestError> {
+    let project_id = parse_project_id(path)?;
+    let header_key = authorize_from_request(req, project_id, state).await?;
+    let body = read_body(req, payload, state).await?;
+    Ok((project_id, header_key, body))
 }
 
 /// Checks the key from the headers or query string, when there is one, before reading the body.
