@@ -100,8 +100,8 @@ impl ChannelKind {
     }
 }
 
-/// A channel as configured.
-#[derive(Debug, Clone)]
+/// A channel as configured. No `Debug`: its URL and secret are credentials.
+#[derive(Clone)]
 pub struct NewChannel {
     pub project_id: i64,
     pub kind: ChannelKind,
@@ -193,8 +193,9 @@ pub async fn expand_outbox(pool: &PgPool) -> sqlx::Result<u64> {
     Ok(rows.rows_affected())
 }
 
-/// Everything a notification says, read when it is sent.
-#[derive(Debug, Clone, sqlx::FromRow)]
+/// Everything a notification says, read when it is sent. No `Debug`: the channel's URL and
+/// secret are credentials.
+#[derive(Clone, sqlx::FromRow)]
 pub struct DueDelivery {
     pub delivery_id: i64,
     pub attempts: i32,

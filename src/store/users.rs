@@ -3,7 +3,8 @@
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+/// No `Debug`: it holds the password hash.
+#[derive(Clone, sqlx::FromRow)]
 pub struct User {
     pub id: i64,
     pub email: String,
@@ -100,8 +101,9 @@ pub async fn delete(pool: &PgPool, email: &str) -> sqlx::Result<bool> {
     Ok(result.rows_affected() == 1)
 }
 
-/// A logged-in operator, as a session or token lookup finds them.
-#[derive(Debug, Clone, sqlx::FromRow)]
+/// A logged-in operator, as a session or token lookup finds them. No `Debug`: it holds the
+/// session's CSRF token.
+#[derive(Clone, sqlx::FromRow)]
 pub struct SessionUser {
     pub user_id: i64,
     pub email: String,

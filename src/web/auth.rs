@@ -18,12 +18,23 @@ const TOUCH_EVERY_SECONDS: i64 = 60;
 
 /// A logged-in operator. Extracting it from a request that has no valid session answers with
 /// a redirect to the login page.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Operator {
     pub user_id: i64,
     pub email: String,
     pub is_admin: bool,
     pub csrf_token: String,
+}
+
+/// Never the CSRF token: `Debug` output may reach a log.
+impl std::fmt::Debug for Operator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Operator")
+            .field("user_id", &self.user_id)
+            .field("email", &self.email)
+            .field("is_admin", &self.is_admin)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Operator {

@@ -265,3 +265,61 @@ fn first_admin_comes_from_the_environment_when_no_user_exists() {
     assert!(listing.contains("root@example.com\tadmin"), "{listing}");
     let _ = server.0.kill();
 }
+
+#[test]
+fn alert_channels_are_added_listed_and_removed_from_the_command_line() {
+    let database_url = new_database_url();
+    let (ok, _, stderr) = run(faultline(&database_url).args(["project", "create", "shop"]));
+    assert!(ok, "{stderr}");
+    let (ok, stdout, stderr) = run(faultline(&database_url).args([
+        "alert",
+        "add",
+        "shop",
+        "--kind",
+        "slack",
+        "--url",
+        "https://hooks.slack.com/services/T/B/secret",
+        "--environment",
+        "production",
+        "--min-level",
+        "error",
+    ]));
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("Added alert channel"), "{stdout}");
+
+    let (ok, listing, _) = run(faultline(&database_url).args(["alert", "list"]));
+    assert!(ok);
+    assert!(
+        listing.contains(
+            "shop\tslack\tnew_issue,regression\tproduction\tlevel>=error\tnothing sent yet"
+        ),
+        "{listing}"
+    );
+    assert!(
+        !listing.contains("secret"),
+        "the webhook URL is a credential: {listing}"
+    );
+
+    for (args, complaint) in [
+        (vec!["--kind", "pager"], "--kind must be"),
+        (
+            vec!["--kind", "slack", "--min-level", "loud"],
+            "--min-level must be",
+        ),
+        (
+            vec!["--kind", "slack", "--triggers", "spike"],
+            "unknown trigger",
+        ),
+    ] {
+        let mut command = faultline(&database_url);
+        command.args(["alert", "add", "shop", "--url", "https://example.com/hook"]);
+        let (ok, _, stderr) = run(command.args(args));
+        assert!(!ok && stderr.contains(complaint), "{stderr}");
+    }
+
+    let id = listing.split('\t').next().unwrap().trim().to_owned();
+    let (ok, _, stderr) = run(faultline(&database_url).args(["alert", "remove", &id]));
+    assert!(ok, "{stderr}");
+    let (_, listing, _) = run(faultline(&database_url).args(["alert", "list"]));
+    assert!(listing.trim().is_empty(), "{listing}");
+}

@@ -9,7 +9,9 @@ use super::{issue_item, IssueItem};
 use crate::domain::period::StatsPeriod;
 use crate::domain::search;
 use crate::state::AppState;
-use crate::store::issues::{self, FilterKey, IssueCursor, IssueFilter, IssueSort, IssueStatus};
+use crate::store::issues::{
+    self, FilterKey, IssueCursor, IssueFilter, IssueRow, IssueSort, IssueStatus,
+};
 use crate::store::projects;
 use crate::web::auth::Operator;
 use crate::web::errors::urlencode;
@@ -81,6 +83,14 @@ impl ListQuery {
         Ok(filter)
     }
 
+    /// This view's first page.
+    fn first_page_url(&self) -> String {
+        self.url_with_cursor("")
+            .trim_end_matches("cursor=")
+            .trim_end_matches('&')
+            .to_owned()
+    }
+
     /// This view's URL with another cursor.
     fn url_with_cursor(&self, cursor: &str) -> String {
         let pairs = [
@@ -138,13 +148,7 @@ struct ListPage {
     first_url: Option<String>,
     query: String,
     unhandled: bool,
-    projects: Vec<SelectOption>,
-    statuses: Vec<SelectOption>,
-    levels: Vec<SelectOption>,
-    environments: Vec<SelectOption>,
-    releases: Vec<SelectOption>,
-    sorts: Vec<SelectOption>,
-    periods: Vec<SelectOption>,
+    choices: Choices,
     period_label: &'static str,
 }
 
@@ -163,9 +167,37 @@ pub async fn list(
     };
     let period = StatsPeriod::parse(&query.period).unwrap_or_default();
     let now = Utc::now();
+    let items = list_items(&state, &rows, period, now).await?;
+    let next_url = (rows.len() as i64 == PAGE_SIZE)
+        .then(|| query.url_with_cursor(&IssueCursor::encode(&rows[rows.len() - 1], filter.sort)));
+    let first_url = (!query.cursor.is_empty()).then(|| query.first_page_url());
+    let page = ListPage {
+        layout: Layout::new(&operator, "issues"),
+        items,
+        total,
+        next_url,
+        first_url,
+        query: query.query.clone(),
+        unhandled: filter.unhandled_only,
+        choices: Choices::for_query(&query, &state).await?,
+        period_label: match period {
+            StatsPeriod::Day => "24 hours",
+            StatsPeriod::TwoWeeks => "14 days",
+        },
+    };
+    html(page.render())
+}
+
+/// The list's rows, each with its sparkline over the period.
+async fn list_items(
+    state: &AppState,
+    rows: &[IssueRow],
+    period: StatsPeriod,
+    now: DateTime<Utc>,
+) -> Result<Vec<IssueItem>, WebError> {
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
     let hourly = issues::hourly_counts(&state.pool, &ids, period.since(now)).await?;
-    let items = rows
+    Ok(rows
         .iter()
         .map(|row| {
             let counts: Vec<(DateTime<Utc>, i64)> = hourly
@@ -176,75 +208,71 @@ pub async fn list(
             let spark = bar_chart(&counts, period.bucket(), period.buckets(), now, 120.0, 28.0);
             issue_item(row, spark, now)
         })
-        .collect();
-    let next_url = (rows.len() as i64 == PAGE_SIZE)
-        .then(|| query.url_with_cursor(&IssueCursor::encode(&rows[rows.len() - 1], filter.sort)));
-    let first_url = (!query.cursor.is_empty()).then(|| {
-        query
-            .url_with_cursor("")
-            .trim_end_matches("cursor=")
-            .trim_end_matches('&')
-            .to_owned()
-    });
-    let page = ListPage {
-        layout: Layout::new(&operator, "issues"),
-        items,
-        total,
-        next_url,
-        first_url,
-        query: query.query.clone(),
-        unhandled: filter.unhandled_only,
-        projects: project_options(&state, &query.project).await?,
-        statuses: options(
-            &query.status,
-            [
-                ("", "Unresolved"),
-                ("resolved", "Resolved"),
-                ("ignored", "Ignored"),
-                ("all", "All statuses"),
-            ]
-            .map(pair),
-        ),
-        levels: options(
-            &query.level,
-            [
-                ("", "Any level"),
-                ("fatal", "Fatal"),
-                ("error", "Error"),
-                ("warning", "Warning"),
-                ("info", "Info"),
-                ("debug", "Debug"),
-            ]
-            .map(pair),
-        ),
-        environments: value_options(
-            &state,
-            FilterKey::Environment,
-            &query.environment,
-            "Any environment",
-        )
-        .await?,
-        releases: value_options(&state, FilterKey::Release, &query.release, "Any release").await?,
-        sorts: options(
-            &query.sort,
-            [
-                ("", "Last seen"),
-                ("first_seen", "First seen"),
-                ("events", "Events"),
-                ("users", "Users"),
-            ]
-            .map(pair),
-        ),
-        periods: options(
-            &query.period,
-            [("", "24 hours"), ("14d", "14 days")].map(pair),
-        ),
-        period_label: match period {
-            StatsPeriod::Day => "24 hours",
-            StatsPeriod::TwoWeeks => "14 days",
-        },
-    };
-    html(page.render())
+        .collect())
+}
+
+/// The filter drop-downs, with the current view's choice selected.
+pub struct Choices {
+    pub projects: Vec<SelectOption>,
+    pub statuses: Vec<SelectOption>,
+    pub levels: Vec<SelectOption>,
+    pub environments: Vec<SelectOption>,
+    pub releases: Vec<SelectOption>,
+    pub sorts: Vec<SelectOption>,
+    pub periods: Vec<SelectOption>,
+}
+
+impl Choices {
+    async fn for_query(query: &ListQuery, state: &AppState) -> Result<Self, WebError> {
+        Ok(Choices {
+            projects: project_options(state, &query.project).await?,
+            statuses: options(
+                &query.status,
+                [
+                    ("", "Unresolved"),
+                    ("resolved", "Resolved"),
+                    ("ignored", "Ignored"),
+                    ("all", "All statuses"),
+                ]
+                .map(pair),
+            ),
+            levels: options(
+                &query.level,
+                [
+                    ("", "Any level"),
+                    ("fatal", "Fatal"),
+                    ("error", "Error"),
+                    ("warning", "Warning"),
+                    ("info", "Info"),
+                    ("debug", "Debug"),
+                ]
+                .map(pair),
+            ),
+            environments: value_options(
+                state,
+                FilterKey::Environment,
+                &query.environment,
+                "Any environment",
+            )
+            .await?,
+            releases: value_options(state, FilterKey::Release, &query.release, "Any release")
+                .await?,
+            sorts: options(
+                &query.sort,
+                [
+                    ("", "Last seen"),
+                    ("first_seen", "First seen"),
+                    ("events", "Events"),
+                    ("users", "Users"),
+                ]
+                .map(pair),
+            ),
+            periods: options(
+                &query.period,
+                [("", "24 hours"), ("14d", "14 days")].map(pair),
+            ),
+        })
+    }
 }
 
 fn pair((value, label): (&str, &str)) -> (String, String) {
