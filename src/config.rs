@@ -129,6 +129,15 @@ pub struct AlertSettings {
     /// Attempts before a delivery is abandoned (and shown as failed on its channel).
     #[arg(long, env = "FAULTLINE_ALERT_MAX_ATTEMPTS", default_value_t = defaults::ALERT_MAX_ATTEMPTS)]
     pub alert_max_attempts: i32,
+
+    /// Allow webhooks on loopback, private and link-local addresses (receivers inside your own
+    /// network). Off by default: such a URL is refused when saved and when sent.
+    #[arg(
+        long,
+        env = "FAULTLINE_ALLOW_PRIVATE_WEBHOOKS",
+        default_value_t = false
+    )]
+    pub allow_private_webhooks: bool,
 }
 
 impl Default for AlertSettings {
@@ -136,6 +145,7 @@ impl Default for AlertSettings {
         AlertSettings {
             alert_retry_seconds: defaults::ALERT_RETRY_SECONDS,
             alert_max_attempts: defaults::ALERT_MAX_ATTEMPTS,
+            allow_private_webhooks: false,
         }
     }
 }

@@ -4,9 +4,11 @@
 //! is refused for good. Claims are leased rows, so instances share the work and a delivery
 //! claimed by an instance that died is sent again by another.
 
+pub mod address;
 pub mod commands;
 pub mod message;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -16,6 +18,7 @@ use sqlx::PgPool;
 
 use crate::config::AlertSettings;
 use crate::store::alerts::{self, DueDelivery};
+use address::GuardedResolver;
 use message::Notification;
 
 /// How often pending triggers and due retries are looked for.
@@ -30,13 +33,8 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_BACKOFF_SECONDS: i64 = 3600;
 
 pub fn spawn_sender(pool: PgPool, base_url: String, settings: AlertSettings) {
-    let client = match reqwest::Client::builder()
-        .timeout(SEND_TIMEOUT)
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("Faultline/", env!("CARGO_PKG_VERSION")))
-        .build()
-    {
-        Ok(client) => client,
+    let poster = match Poster::new(base_url, settings.allow_private_webhooks) {
+        Ok(poster) => poster,
         Err(e) => {
             tracing::error!(error = %e, "alerts are off: could not build an HTTP client");
             return;
@@ -44,22 +42,83 @@ pub fn spawn_sender(pool: PgPool, base_url: String, settings: AlertSettings) {
     };
     let sender = Sender {
         pool,
-        base_url,
         settings,
-        client,
+        poster,
     };
     tokio::spawn(sender.run());
 }
 
 struct Sender {
     pool: PgPool,
-    base_url: String,
     settings: AlertSettings,
+    poster: Poster,
+}
+
+/// Posts notifications: the sender's deliveries and `faultline alert test`.
+pub struct Poster {
     client: reqwest::Client,
+    base_url: String,
+    allow_private: bool,
+}
+
+impl Poster {
+    /// No redirects (a public URL cannot bounce the request inward), no proxy from the
+    /// environment (it would resolve names past the guard), every name resolved through
+    /// [`GuardedResolver`] unless private receivers are allowed.
+    pub fn new(base_url: String, allow_private: bool) -> reqwest::Result<Self> {
+        let mut builder = reqwest::Client::builder()
+            .timeout(SEND_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .user_agent(concat!("Faultline/", env!("CARGO_PKG_VERSION")));
+        if !allow_private {
+            builder = builder.dns_resolver(Arc::new(GuardedResolver));
+        }
+        Ok(Poster {
+            client: builder.build()?,
+            base_url,
+            allow_private,
+        })
+    }
+    /// Posts one notification and says how it went.
+    pub async fn send(&self, delivery: &DueDelivery) -> Outcome {
+        let notification = Notification::new(delivery, &self.base_url);
+        let (url, payload) = match delivery.kind.as_str() {
+            "slack" => (delivery.target.clone(), notification.slack()),
+            "discord" => (discord_url(&delivery.target), notification.discord()),
+            "teams" => (delivery.target.clone(), notification.teams()),
+            _ => (delivery.target.clone(), notification.webhook()),
+        };
+        // IP literals never reach the resolver: they are checked here.
+        if let Err(refused) = address::check_url(&url, self.allow_private) {
+            return Outcome::Refused(refused.to_string());
+        }
+        let body = match serde_json::to_vec(&payload) {
+            Ok(body) => body,
+            Err(e) => return Outcome::Refused(format!("could not encode the payload: {e}")),
+        };
+        let mut request = self
+            .client
+            .post(&url)
+            .header("Content-Type", "application/json")
+            .header("X-Faultline-Delivery", delivery.delivery_id.to_string());
+        if let Some(secret) = delivery.secret.as_deref().filter(|s| !s.is_empty()) {
+            let signature = sign(secret, Utc::now().timestamp(), &body);
+            request = request.header("X-Faultline-Signature", signature);
+        }
+        match request.body(body).send().await {
+            Ok(response) => outcome_of(response.status(), response.headers()),
+            // The receiver never answered: unreachable, refused, timed out.
+            Err(e) => match refused_by_guard(&e) {
+                Some(refused) => Outcome::Refused(refused.to_string()),
+                None => Outcome::Retry(format!("could not reach the receiver: {e}"), None),
+            },
+        }
+    }
 }
 
 /// How one attempt ended.
-enum Outcome {
+pub enum Outcome {
     Delivered,
     /// Worth trying again, no sooner than the receiver asked (`Retry-After`), if it did.
     Retry(String, Option<i64>),
@@ -88,7 +147,7 @@ impl Sender {
                 return Ok(());
             }
             for delivery in &due {
-                let outcome = self.send(delivery).await;
+                let outcome = self.poster.send(delivery).await;
                 self.record(delivery, outcome).await?;
             }
         }
@@ -122,34 +181,18 @@ impl Sender {
             }
         }
     }
-
-    async fn send(&self, delivery: &DueDelivery) -> Outcome {
-        let notification = Notification::new(delivery, &self.base_url);
-        let (url, payload) = match delivery.kind.as_str() {
-            "slack" => (delivery.target.clone(), notification.slack()),
-            "discord" => (discord_url(&delivery.target), notification.discord()),
-            "teams" => (delivery.target.clone(), notification.teams()),
-            _ => (delivery.target.clone(), notification.webhook()),
-        };
-        let body = match serde_json::to_vec(&payload) {
-            Ok(body) => body,
-            Err(e) => return Outcome::Refused(format!("could not encode the payload: {e}")),
-        };
-        let mut request = self
-            .client
-            .post(&url)
-            .header("Content-Type", "application/json")
-            .header("X-Faultline-Delivery", delivery.delivery_id.to_string());
-        if let Some(secret) = delivery.secret.as_deref().filter(|s| !s.is_empty()) {
-            let signature = sign(secret, Utc::now().timestamp(), &body);
-            request = request.header("X-Faultline-Signature", signature);
+}
+/// The guard's refusal, when that is why the request could not be made (it comes back from
+/// the resolver wrapped in the client's connection error).
+fn refused_by_guard(error: &reqwest::Error) -> Option<&address::RefusedTarget> {
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        if let Some(refused) = cause.downcast_ref::<address::RefusedTarget>() {
+            return Some(refused);
         }
-        match request.body(body).send().await {
-            Ok(response) => outcome_of(response.status(), response.headers()),
-            // The receiver never answered: unreachable, refused, timed out.
-            Err(e) => Outcome::Retry(format!("could not reach the receiver: {e}"), None),
-        }
+        source = cause.source();
     }
+    None
 }
 
 /// Any 2xx is success (Teams answers 202, Discord 204); 429 and 5xx are worth retrying; any

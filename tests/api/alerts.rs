@@ -9,7 +9,7 @@ use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use faultline::store::alerts::{create_channel, ChannelKind, NewChannel, Trigger};
 use serde_json::{json, Value};
 
-use crate::helpers::{error_event, spawn_app, TestApp};
+use crate::helpers::{error_event, spawn_app, spawn_app_with, TestApp};
 
 const SECRET: &str = "whsec_test_secret";
 
@@ -224,4 +224,41 @@ async fn a_channel_hears_only_its_environments_and_a_refusal_is_not_retried() {
         .await
         .unwrap();
     assert!(failure.unwrap().contains("404"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_on_private_addresses_are_refused_without_the_opt_in() {
+    let app = spawn_app_with(|s| s.alerts.allow_private_webhooks = false).await;
+    let receiver = Receiver::default();
+    let url = receiver.start();
+    // A literal address, and a name that resolves to one (checked as it is resolved).
+    add_webhook(&app, &url, &[]).await;
+    add_webhook(&app, &url.replace("127.0.0.1", "localhost"), &[]).await;
+    app.store_ok(&error_event("SsrfProbe", "x", "f", 1)).await;
+
+    let mut failures: Vec<String> = Vec::new();
+    for _ in 0..50 {
+        failures = sqlx::query_scalar(
+            "SELECT last_failure FROM alert_channels WHERE last_failure IS NOT NULL ORDER BY id",
+        )
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+        if failures.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(failures.len(), 2, "{failures:?}");
+    for failure in &failures {
+        assert!(failure.contains("private"), "{failure}");
+    }
+    let abandoned: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM alert_deliveries WHERE abandoned_at IS NOT NULL AND attempts = 1",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(abandoned, 2, "refused at once, not retried");
+    assert!(receiver.posts().is_empty(), "nothing reached the receiver");
 }

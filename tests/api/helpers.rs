@@ -50,6 +50,8 @@ pub fn test_settings(database_url: &str) -> Settings {
         retention: RetentionSettings::default(),
         alerts: AlertSettings {
             alert_retry_seconds: 1,
+            // The tests' receivers listen on 127.0.0.1.
+            allow_private_webhooks: true,
             ..AlertSettings::default()
         },
     }
