@@ -1,21 +1,38 @@
-//! `faultline alert …`: add, list and remove alert channels from the command line.
+//! `faultline alert …`: add, list, test and remove alert channels from the command line. Each
+//! command that creates a channel prints its id on the last line, for scripts.
 
 use anyhow::Context;
+use chrono::Utc;
 use clap::{Args, Subcommand};
 
-use crate::config::DatabaseSettings;
+use super::{address, Outcome, Poster};
+use crate::config::{AlertSettings, DatabaseSettings, PublicSettings};
 use crate::domain::level::Level;
-use crate::store::alerts::{self, ChannelKind, NewChannel, Trigger};
-use crate::store::{self, projects};
+use crate::store::alerts::{self, ChannelKind, DueDelivery, NewChannel, Trigger};
+use crate::store::projects::{self, Project};
+use crate::store::{self};
 
 #[derive(Debug, Subcommand)]
 pub enum AlertCommand {
-    /// Send a project's alerts to a webhook, Slack, Discord or Microsoft Teams.
+    /// Send a project's new issues and regressions to a webhook: generic signed JSON, Slack,
+    /// Discord or Microsoft Teams. Prints the channel's id last.
     Add(AddChannel),
-    /// List alert channels with their last success or failure.
+    /// List alert channels (of one project, when named) with their last success or failure.
     List {
+        /// A project's name or id.
+        project: Option<String>,
         #[command(flatten)]
         database: DatabaseSettings,
+    },
+    /// Post a sample notification to a channel now and say how it went.
+    Test {
+        id: i64,
+        #[command(flatten)]
+        database: DatabaseSettings,
+        #[command(flatten)]
+        public: PublicSettings,
+        #[command(flatten)]
+        alerts: AlertSettings,
     },
     /// Remove an alert channel by its id (from `alert list`).
     Remove {
@@ -29,17 +46,17 @@ pub enum AlertCommand {
 pub struct AddChannel {
     /// The project's name or id.
     project: String,
-    /// webhook (signed JSON), slack, discord or teams.
-    #[arg(long)]
-    kind: String,
     /// The webhook URL to post to.
     #[arg(long)]
-    url: String,
-    /// Signs generic webhooks: X-Faultline-Signature: t=<unix>,v1=<HMAC-SHA256 of "t.body">.
+    webhook: String,
+    /// What the receiver reads: json (Faultline's documented payload), slack, discord or teams.
+    #[arg(long, default_value = "json")]
+    format: String,
+    /// Signs json webhooks: X-Faultline-Signature: t=<unix>,v1=<HMAC-SHA256 of "t.body">.
     #[arg(long, env = "FAULTLINE_ALERT_SECRET", hide_env_values = true)]
     secret: Option<String>,
-    /// What to alert on, comma-separated: new_issue, regression (default: both).
-    #[arg(long, value_delimiter = ',', default_value = "new_issue,regression")]
+    /// What to alert on, comma-separated: new, regression.
+    #[arg(long = "on", value_delimiter = ',', default_value = "new,regression")]
     triggers: Vec<String>,
     /// Only events of these environments, comma-separated (default: all).
     #[arg(long, value_delimiter = ',')]
@@ -49,6 +66,8 @@ pub struct AddChannel {
     min_level: String,
     #[command(flatten)]
     database: DatabaseSettings,
+    #[command(flatten)]
+    alerts: AlertSettings,
 }
 
 /// Never the URL or the secret: both are credentials.
@@ -56,41 +75,21 @@ impl std::fmt::Debug for AddChannel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AddChannel")
             .field("project", &self.project)
-            .field("kind", &self.kind)
+            .field("format", &self.format)
             .finish_non_exhaustive()
     }
 }
 
 pub async fn run(command: AlertCommand) -> anyhow::Result<()> {
     match command {
-        AlertCommand::Add(channel) => add(channel).await?,
-        AlertCommand::List { database } => {
-            let pool = open(&database).await?;
-            for c in alerts::list_channels(&pool).await? {
-                let last = match (c.last_success_at, c.last_failure_at) {
-                    (_, Some(failed)) if c.last_success_at.is_none_or(|ok| failed > ok) => {
-                        format!("failed {failed}: {}", c.last_failure.unwrap_or_default())
-                    }
-                    (Some(ok), _) => format!("delivered {ok}"),
-                    _ => "nothing sent yet".into(),
-                };
-                let environments = if c.environments.is_empty() {
-                    "all environments".to_owned()
-                } else {
-                    c.environments.join(",")
-                };
-                println!(
-                    "{}\t{}\t{}\t{}\t{}\tlevel>={}\t{}",
-                    c.id,
-                    c.project_name,
-                    c.kind,
-                    c.triggers.join(","),
-                    environments,
-                    c.min_level,
-                    last
-                );
-            }
-        }
+        AlertCommand::Add(channel) => add(channel).await,
+        AlertCommand::List { project, database } => list(project, &database).await,
+        AlertCommand::Test {
+            id,
+            database,
+            public,
+            alerts,
+        } => test(id, &database, public, &alerts).await,
         AlertCommand::Remove { id, database } => {
             let pool = open(&database).await?;
             anyhow::ensure!(
@@ -98,61 +97,151 @@ pub async fn run(command: AlertCommand) -> anyhow::Result<()> {
                 "no alert channel {id}"
             );
             println!("Removed alert channel {id}");
+            Ok(())
         }
     }
-    Ok(())
 }
 
 async fn add(args: AddChannel) -> anyhow::Result<()> {
-    let AddChannel {
-        project,
-        kind,
-        url,
-        secret,
-        triggers,
-        environment,
-        min_level,
-        database,
-    } = args;
-    let kind =
-        ChannelKind::parse(&kind).context("--kind must be webhook, slack, discord or teams")?;
-    anyhow::ensure!(
-        url.starts_with("https://") || url.starts_with("http://"),
-        "--url must be an http:// or https:// address"
-    );
-    let triggers = triggers
+    let kind = match args.format.as_str() {
+        "json" => ChannelKind::Webhook,
+        other => ChannelKind::parse(other)
+            .filter(|k| *k != ChannelKind::Webhook)
+            .context("--format must be json, slack, discord or teams")?,
+    };
+    match address::check_resolved(&args.webhook, args.alerts.allow_private_webhooks).await {
+        // Not resolvable from here right now: every send checks it again.
+        Err(address::RefusedTarget::Unresolved) => {
+            eprintln!("warning: {} now", address::RefusedTarget::Unresolved)
+        }
+        other => other?,
+    }
+    let triggers = args
+        .triggers
         .iter()
-        .map(|t| {
-            Trigger::parse(t.trim())
-                .with_context(|| format!("unknown trigger {t:?}: use new_issue or regression"))
+        .map(|t| match t.trim() {
+            "new" => Ok(Trigger::NewIssue),
+            other => Trigger::parse(other)
+                .with_context(|| format!("unknown trigger {t:?} in --on: use new, regression")),
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let min_level = Level::parse(&min_level).with_context(|| {
+    let min_level = Level::parse(&args.min_level).with_context(|| {
         let names: Vec<&str> = Level::ALL.map(Level::as_str).to_vec();
         format!("--min-level must be one of {}", names.join(", "))
     })?;
-    let pool = open(&database).await?;
-    let found = match project.parse::<i64>() {
-        Ok(id) => projects::find(&pool, id).await?,
-        Err(_) => projects::find_by_name(&pool, &project).await?,
-    };
-    let project = found.with_context(|| format!("no project {project:?}"))?;
+    let pool = open(&args.database).await?;
+    let project = find_project(&pool, &args.project).await?;
     let channel = NewChannel {
         project_id: project.id,
         kind,
-        target: url,
-        secret,
+        target: args.webhook,
+        secret: args.secret,
         triggers,
-        environments: environment.into_iter().filter(|e| !e.is_empty()).collect(),
+        environments: args
+            .environment
+            .into_iter()
+            .filter(|e| !e.is_empty())
+            .collect(),
         min_level,
     };
     let id = alerts::create_channel(&pool, &channel).await?;
     println!(
-        "Added alert channel {id}: {} for project {}",
+        "Added a {} alert channel for project {}. Its id:",
         channel.kind.as_str(),
         project.name
     );
+    println!("{id}");
     Ok(())
+}
+
+async fn list(project: Option<String>, database: &DatabaseSettings) -> anyhow::Result<()> {
+    let pool = open(database).await?;
+    let only = match project {
+        Some(name) => Some(find_project(&pool, &name).await?.id),
+        None => None,
+    };
+    for c in alerts::list_channels(&pool).await? {
+        if only.is_some_and(|id| id != c.project_id) {
+            continue;
+        }
+        let last = match (c.last_success_at, c.last_failure_at) {
+            (_, Some(failed)) if c.last_success_at.is_none_or(|ok| failed > ok) => {
+                format!("failed {failed}: {}", c.last_failure.unwrap_or_default())
+            }
+            (Some(ok), _) => format!("delivered {ok}"),
+            _ => "nothing sent yet".into(),
+        };
+        let environments = if c.environments.is_empty() {
+            "all environments".to_owned()
+        } else {
+            c.environments.join(",")
+        };
+        println!(
+            "{}\t{}\t{}\t{}\t{}\tlevel>={}\t{}",
+            c.id,
+            c.project_name,
+            c.kind,
+            c.triggers.join(","),
+            environments,
+            c.min_level,
+            last
+        );
+    }
+    Ok(())
+}
+
+async fn test(
+    id: i64,
+    database: &DatabaseSettings,
+    public: PublicSettings,
+    settings: &AlertSettings,
+) -> anyhow::Result<()> {
+    let pool = open(database).await?;
+    let (project_id, project_name, kind, target, secret) = alerts::channel_target(&pool, id)
+        .await?
+        .with_context(|| format!("no alert channel {id}"))?;
+    let now = Utc::now();
+    let sample = DueDelivery {
+        delivery_id: 0,
+        attempts: 1,
+        channel_id: id,
+        kind,
+        target,
+        secret,
+        trigger: "test".into(),
+        event_id: uuid::Uuid::nil(),
+        environment: Some("production".into()),
+        release: None,
+        level: Level::Error.as_str().into(),
+        project_id,
+        project_name,
+        issue_id: 0,
+        title: "Test notification from Faultline".into(),
+        culprit: "faultline alert test".into(),
+        status: "unresolved".into(),
+        event_count: 1,
+        first_seen: now,
+        last_seen: now,
+        failed_request: None,
+    };
+    let poster = Poster::new(public.base_url, settings.allow_private_webhooks)?;
+    match poster.send(&sample).await {
+        Outcome::Delivered => {
+            println!("Delivered a test notification to alert channel {id}");
+            Ok(())
+        }
+        Outcome::Retry(error, _) | Outcome::Refused(error) => {
+            anyhow::bail!("the test notification was not delivered: {error}")
+        }
+    }
+}
+
+async fn find_project(pool: &sqlx::PgPool, name_or_id: &str) -> anyhow::Result<Project> {
+    let found = match name_or_id.parse::<i64>() {
+        Ok(id) => projects::find(pool, id).await?,
+        Err(_) => projects::find_by_name(pool, name_or_id).await?,
+    };
+    found.with_context(|| format!("no project {name_or_id:?}"))
 }
 
 async fn open(database: &DatabaseSettings) -> anyhow::Result<sqlx::PgPool> {

@@ -33,6 +33,7 @@ impl<'a> Notification<'a> {
     fn headline(&self) -> &'static str {
         match self.delivery.trigger.as_str() {
             "regression" => "Regression",
+            "test" => "Test notification",
             _ => "New issue",
         }
     }

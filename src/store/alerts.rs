@@ -155,6 +155,21 @@ pub async fn list_channels(pool: &PgPool) -> sqlx::Result<Vec<ChannelRow>> {
     .await
 }
 
+/// What `faultline alert test` needs to post to a channel:
+/// `(project id, project name, kind, target, secret)`.
+pub async fn channel_target(
+    pool: &PgPool,
+    id: i64,
+) -> sqlx::Result<Option<(i64, String, String, String, Option<String>)>> {
+    sqlx::query_as(
+        "SELECT p.id, p.name, c.kind, c.target, c.secret
+           FROM alert_channels c JOIN projects p ON p.id = c.project_id WHERE c.id = $1",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await
+}
+
 pub async fn delete_channel(pool: &PgPool, id: i64) -> sqlx::Result<bool> {
     let result = sqlx::query("DELETE FROM alert_channels WHERE id = $1")
         .bind(id)

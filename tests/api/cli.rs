@@ -266,8 +266,37 @@ fn first_admin_comes_from_the_environment_when_no_user_exists() {
     let _ = server.0.kill();
 }
 
+/// A one-request HTTP receiver on a thread: answers 200 and hands back what it got.
+fn one_shot_receiver() -> (String, std::thread::JoinHandle<String>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!(
+        "http://127.0.0.1:{}/hook",
+        listener.local_addr().unwrap().port()
+    );
+    let handle = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        let mut request = Vec::new();
+        let mut buffer = [0u8; 4096];
+        while let Ok(n) = stream.read(&mut buffer) {
+            if n == 0 {
+                break;
+            }
+            request.extend_from_slice(&buffer[..n]);
+        }
+        stream
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+            .unwrap();
+        String::from_utf8_lossy(&request).to_string()
+    });
+    (url, handle)
+}
+
 #[test]
-fn alert_channels_are_added_listed_and_removed_from_the_command_line() {
+fn alert_channels_are_added_tested_listed_and_removed_from_the_command_line() {
     let database_url = new_database_url();
     let (ok, _, stderr) = run(faultline(&database_url).args(["project", "create", "shop"]));
     assert!(ok, "{stderr}");
@@ -275,24 +304,28 @@ fn alert_channels_are_added_listed_and_removed_from_the_command_line() {
         "alert",
         "add",
         "shop",
-        "--kind",
-        "slack",
-        "--url",
+        "--webhook",
         "https://hooks.slack.com/services/T/B/secret",
+        "--format",
+        "slack",
         "--environment",
         "production",
         "--min-level",
         "error",
     ]));
     assert!(ok, "{stderr}");
-    assert!(stdout.contains("Added alert channel"), "{stdout}");
+    let slack_id = stdout.lines().last().unwrap().trim().to_owned();
+    assert!(
+        slack_id.parse::<i64>().is_ok(),
+        "the id is the last line: {stdout}"
+    );
 
-    let (ok, listing, _) = run(faultline(&database_url).args(["alert", "list"]));
+    let (ok, listing, _) = run(faultline(&database_url).args(["alert", "list", "shop"]));
     assert!(ok);
     assert!(
-        listing.contains(
-            "shop\tslack\tnew_issue,regression\tproduction\tlevel>=error\tnothing sent yet"
-        ),
+        listing.contains(&format!(
+            "{slack_id}\tshop\tslack\tnew_issue,regression\tproduction\tlevel>=error\tnothing sent yet"
+        )),
         "{listing}"
     );
     assert!(
@@ -301,25 +334,60 @@ fn alert_channels_are_added_listed_and_removed_from_the_command_line() {
     );
 
     for (args, complaint) in [
-        (vec!["--kind", "pager"], "--kind must be"),
-        (
-            vec!["--kind", "slack", "--min-level", "loud"],
-            "--min-level must be",
-        ),
-        (
-            vec!["--kind", "slack", "--triggers", "spike"],
-            "unknown trigger",
-        ),
+        (vec!["--format", "pager"], "--format must be"),
+        (vec!["--min-level", "loud"], "--min-level must be"),
+        (vec!["--on", "spike"], "unknown trigger"),
     ] {
         let mut command = faultline(&database_url);
-        command.args(["alert", "add", "shop", "--url", "https://example.com/hook"]);
+        command.args([
+            "alert",
+            "add",
+            "shop",
+            "--webhook",
+            "https://example.com/hook",
+        ]);
         let (ok, _, stderr) = run(command.args(args));
         assert!(!ok && stderr.contains(complaint), "{stderr}");
     }
 
-    let id = listing.split('\t').next().unwrap().trim().to_owned();
-    let (ok, _, stderr) = run(faultline(&database_url).args(["alert", "remove", &id]));
+    // A receiver on this machine: refused unless private webhooks are allowed.
+    let (url, received) = one_shot_receiver();
+    let add_local = |allow: &str| {
+        let mut command = faultline(&database_url);
+        command
+            .env("FAULTLINE_ALLOW_PRIVATE_WEBHOOKS", allow)
+            .args([
+                "alert",
+                "add",
+                "shop",
+                "--webhook",
+                &url,
+                "--secret",
+                "s3cret",
+            ]);
+        run(&mut command)
+    };
+    let (ok, _, stderr) = add_local("false");
+    assert!(!ok && stderr.contains("private"), "{stderr}");
+    let (ok, stdout, stderr) = add_local("true");
     assert!(ok, "{stderr}");
+    let json_id = stdout.lines().last().unwrap().trim().to_owned();
+    let (ok, stdout, stderr) = run(faultline(&database_url)
+        .env("FAULTLINE_ALLOW_PRIVATE_WEBHOOKS", "true")
+        .args(["alert", "test", &json_id]));
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("Delivered a test notification"), "{stdout}");
+    let request = received.join().unwrap();
+    assert!(request.contains("\"trigger\":\"test\""), "{request}");
+    assert!(
+        request.to_lowercase().contains("x-faultline-signature: t="),
+        "{request}"
+    );
+
+    for id in [&slack_id, &json_id] {
+        let (ok, _, stderr) = run(faultline(&database_url).args(["alert", "remove", id]));
+        assert!(ok, "{stderr}");
+    }
     let (_, listing, _) = run(faultline(&database_url).args(["alert", "list"]));
     assert!(listing.trim().is_empty(), "{listing}");
 }
