@@ -45,10 +45,17 @@ CREATE TABLE alert_deliveries (
     -- Also the lease: a sender that claims a delivery moves this forward, so a delivery
     -- claimed by an instance that died is due again once the lease runs out.
     next_attempt_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    -- First attempt: what the channel's cap counts.
+    sent_at         TIMESTAMPTZ,
+    -- Held back by the channel's cap; delivered later in one digest.
+    held_at         TIMESTAMPTZ,
     delivered_at    TIMESTAMPTZ,
     abandoned_at    TIMESTAMPTZ,
     last_error      TEXT,
     UNIQUE (outbox_id, channel_id)
 );
 CREATE INDEX alert_deliveries_due ON alert_deliveries (next_attempt_at)
-    WHERE delivered_at IS NULL AND abandoned_at IS NULL;
+    WHERE delivered_at IS NULL AND abandoned_at IS NULL AND held_at IS NULL;
+CREATE INDEX alert_deliveries_channel_sent ON alert_deliveries (channel_id, sent_at);
+CREATE INDEX alert_deliveries_held ON alert_deliveries (channel_id, held_at)
+    WHERE held_at IS NOT NULL AND delivered_at IS NULL;

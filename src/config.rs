@@ -24,6 +24,8 @@ mod defaults {
     pub const ORG: &str = "faultline";
     pub const ALERT_RETRY_SECONDS: i64 = 30;
     pub const ALERT_MAX_ATTEMPTS: i32 = 10;
+    pub const ALERT_CAP: i64 = 20;
+    pub const ALERT_CAP_WINDOW_SECONDS: i64 = 600;
 }
 
 /// Where the database is; shared by every command.
@@ -130,6 +132,15 @@ pub struct AlertSettings {
     #[arg(long, env = "FAULTLINE_ALERT_MAX_ATTEMPTS", default_value_t = defaults::ALERT_MAX_ATTEMPTS)]
     pub alert_max_attempts: i32,
 
+    /// Storm control: at most this many notifications per channel per window; the rest are
+    /// held and sent as one digest when the window ends.
+    #[arg(long, env = "FAULTLINE_ALERT_CAP", default_value_t = defaults::ALERT_CAP)]
+    pub alert_cap: i64,
+
+    /// The cap's window, in seconds.
+    #[arg(long, env = "FAULTLINE_ALERT_CAP_WINDOW_SECONDS", default_value_t = defaults::ALERT_CAP_WINDOW_SECONDS)]
+    pub alert_cap_window_seconds: i64,
+
     /// Allow webhooks on loopback, private and link-local addresses (receivers inside your own
     /// network). Off by default: such a URL is refused when saved and when sent.
     #[arg(
@@ -145,6 +156,8 @@ impl Default for AlertSettings {
         AlertSettings {
             alert_retry_seconds: defaults::ALERT_RETRY_SECONDS,
             alert_max_attempts: defaults::ALERT_MAX_ATTEMPTS,
+            alert_cap: defaults::ALERT_CAP,
+            alert_cap_window_seconds: defaults::ALERT_CAP_WINDOW_SECONDS,
             allow_private_webhooks: false,
         }
     }

@@ -204,6 +204,7 @@ async fn test(
     let sample = DueDelivery {
         delivery_id: 0,
         attempts: 1,
+        sent_before: false,
         channel_id: id,
         kind,
         target,

@@ -199,6 +199,98 @@ impl<'a> Notification<'a> {
     }
 }
 
+/// What a channel's cap held back, sent as one message when the cap's window ends.
+pub struct Digest<'a> {
+    pub project_name: &'a str,
+    pub held: i64,
+    /// The most frequent held issues, `(id, title, events)`.
+    pub top: Vec<(i64, String, i64)>,
+    pub base_url: &'a str,
+}
+
+impl Digest<'_> {
+    fn issue_url(&self, id: i64) -> String {
+        format!("{}/issues/{id}", self.base_url.trim_end_matches('/'))
+    }
+
+    /// "143 more new issues or regressions in checkout-api".
+    pub fn summary(&self) -> String {
+        format!(
+            "[{}] {} more alerts held back by the channel's limit",
+            self.project_name, self.held
+        )
+    }
+
+    fn lines(&self, link: impl Fn(&str, &str) -> String) -> Vec<String> {
+        self.top
+            .iter()
+            .map(|(id, title, events)| {
+                format!("{} ({events} events)", link(&self.issue_url(*id), title))
+            })
+            .collect()
+    }
+
+    pub fn webhook(&self) -> Value {
+        let issues: Vec<Value> = self
+            .top
+            .iter()
+            .map(|(id, title, events)| {
+                json!({"id": id, "title": title, "event_count": events, "url": self.issue_url(*id)})
+            })
+            .collect();
+        json!({
+            "version": WEBHOOK_PAYLOAD_VERSION,
+            "trigger": "digest",
+            "project": {"name": self.project_name},
+            "held_count": self.held,
+            "issues": issues,
+            "text": self.summary(),
+        })
+    }
+
+    pub fn slack(&self) -> Value {
+        let lines =
+            self.lines(|url, title| format!("• <{url}|{}>", slack_escape(&ellipsize(title, 150))));
+        json!({
+            "text": slack_escape(&self.summary()),
+            "blocks": [
+                {"type": "section", "text": {"type": "mrkdwn", "text": ellipsize(&format!(
+                    "*{}*\n{}", slack_escape(&self.summary()), lines.join("\n")), 2900)}},
+            ],
+        })
+    }
+
+    pub fn discord(&self) -> Value {
+        let lines = self.lines(|url, title| format!("• [{}]({url})", ellipsize(title, 150)));
+        json!({
+            "username": "Faultline",
+            "content": ellipsize(&self.summary(), 1900),
+            "allowed_mentions": {"parse": []},
+            "embeds": [{"title": ellipsize(&self.summary(), 250), "description": ellipsize(&lines.join("\n"), 4000)}],
+        })
+    }
+
+    pub fn teams(&self) -> Value {
+        let lines = self.lines(|url, title| format!("- [{}]({url})", ellipsize(title, 150)));
+        json!({
+            "type": "message",
+            "attachments": [{
+                "contentType": "application/vnd.microsoft.card.adaptive",
+                "contentUrl": null,
+                "content": {
+                    "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+                    "type": "AdaptiveCard",
+                    "version": "1.4",
+                    "body": [
+                        {"type": "TextBlock", "text": self.summary(), "weight": "Bolder", "wrap": true},
+                        {"type": "TextBlock", "text": lines.join("\n"), "wrap": true},
+                    ],
+                },
+            }],
+        })
+    }
+}
+
 /// Slack reads `&`, `<` and `>` as markup (`<!channel>`, `<url|text>`).
 fn slack_escape(text: &str) -> String {
     text.replace('&', "&amp;")
@@ -215,6 +307,7 @@ mod tests {
         DueDelivery {
             delivery_id: 7,
             attempts: 1,
+            sent_before: false,
             channel_id: 1,
             kind: "slack".into(),
             target: "http://hook".into(),
@@ -263,6 +356,27 @@ mod tests {
                 .count()
                 <= 256
         );
+    }
+
+    #[test]
+    fn a_digest_counts_what_was_held_and_links_the_top_issues() {
+        let digest = Digest {
+            project_name: "shop",
+            held: 143,
+            top: vec![
+                (9, "<!channel> KeyError".into(), 40),
+                (3, "ValueError".into(), 12),
+            ],
+            base_url: "https://fl.example/",
+        };
+        let slack = digest.slack().to_string();
+        assert!(slack.contains("143 more"), "{slack}");
+        assert!(slack.contains("https://fl.example/issues/9"), "{slack}");
+        assert!(!slack.contains("<!channel>"), "{slack}");
+        let json = digest.webhook();
+        assert_eq!(json["held_count"], 143);
+        assert_eq!(json["issues"][1]["url"], "https://fl.example/issues/3");
+        assert_eq!(digest.discord()["allowed_mentions"]["parse"], json!([]));
     }
 
     #[test]

@@ -17,9 +17,10 @@ use sha2::Sha256;
 use sqlx::PgPool;
 
 use crate::config::AlertSettings;
-use crate::store::alerts::{self, DueDelivery};
+use crate::store::alerts::{self, DueDelivery, DueDigest, HeldIssue};
 use address::GuardedResolver;
-use message::Notification;
+use message::{Digest, Notification};
+use serde_json::Value;
 
 /// How often pending triggers and due retries are looked for.
 const POLL_EVERY: Duration = Duration::from_secs(1);
@@ -29,6 +30,8 @@ const LEASE_SECONDS: i64 = 60;
 const CLAIM_AT_ONCE: i64 = 50;
 /// Longest a receiver may take to answer.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// Issues a digest names, the most frequent first.
+const DIGEST_TOP: i64 = 5;
 /// The longest wait between two attempts.
 const MAX_BACKOFF_SECONDS: i64 = 3600;
 
@@ -83,17 +86,58 @@ impl Poster {
     /// Posts one notification and says how it went.
     pub async fn send(&self, delivery: &DueDelivery) -> Outcome {
         let notification = Notification::new(delivery, &self.base_url);
-        let (url, payload) = match delivery.kind.as_str() {
-            "slack" => (delivery.target.clone(), notification.slack()),
-            "discord" => (discord_url(&delivery.target), notification.discord()),
-            "teams" => (delivery.target.clone(), notification.teams()),
-            _ => (delivery.target.clone(), notification.webhook()),
+        let payload = match delivery.kind.as_str() {
+            "slack" => notification.slack(),
+            "discord" => notification.discord(),
+            "teams" => notification.teams(),
+            _ => notification.webhook(),
+        };
+        let target = Target {
+            kind: &delivery.kind,
+            url: &delivery.target,
+            secret: delivery.secret.as_deref(),
+        };
+        self.post(&target, &delivery.delivery_id.to_string(), &payload)
+            .await
+    }
+
+    /// Posts a channel's digest of what its cap held back.
+    pub async fn send_digest(&self, digest: &DueDigest, top: &[HeldIssue]) -> Outcome {
+        let message = Digest {
+            project_name: &digest.project_name,
+            held: digest.held,
+            top: top
+                .iter()
+                .map(|i| (i.issue_id, i.title.clone(), i.event_count))
+                .collect(),
+            base_url: &self.base_url,
+        };
+        let payload = match digest.kind.as_str() {
+            "slack" => message.slack(),
+            "discord" => message.discord(),
+            "teams" => message.teams(),
+            _ => message.webhook(),
+        };
+        let target = Target {
+            kind: &digest.kind,
+            url: &digest.target,
+            secret: digest.secret.as_deref(),
+        };
+        let first = digest.delivery_ids.first().copied().unwrap_or_default();
+        self.post(&target, &format!("digest-{first}"), &payload)
+            .await
+    }
+
+    async fn post(&self, target: &Target<'_>, delivery_id: &str, payload: &Value) -> Outcome {
+        let url = match target.kind {
+            "discord" => discord_url(target.url),
+            _ => target.url.to_owned(),
         };
         // IP literals never reach the resolver: they are checked here.
         if let Err(refused) = address::check_url(&url, self.allow_private) {
             return Outcome::Refused(refused.to_string());
         }
-        let body = match serde_json::to_vec(&payload) {
+        let body = match serde_json::to_vec(payload) {
             Ok(body) => body,
             Err(e) => return Outcome::Refused(format!("could not encode the payload: {e}")),
         };
@@ -101,8 +145,8 @@ impl Poster {
             .client
             .post(&url)
             .header("Content-Type", "application/json")
-            .header("X-Faultline-Delivery", delivery.delivery_id.to_string());
-        if let Some(secret) = delivery.secret.as_deref().filter(|s| !s.is_empty()) {
+            .header("X-Faultline-Delivery", delivery_id);
+        if let Some(secret) = target.secret.filter(|s| !s.is_empty()) {
             let signature = sign(secret, Utc::now().timestamp(), &body);
             request = request.header("X-Faultline-Signature", signature);
         }
@@ -115,6 +159,13 @@ impl Poster {
             },
         }
     }
+}
+
+/// Where and how a channel is posted to.
+struct Target<'a> {
+    kind: &'a str,
+    url: &'a str,
+    secret: Option<&'a str>,
 }
 
 /// How one attempt ended.
@@ -144,13 +195,67 @@ impl Sender {
         loop {
             let due = alerts::claim_due(&self.pool, CLAIM_AT_ONCE, LEASE_SECONDS).await?;
             if due.is_empty() {
-                return Ok(());
+                break;
             }
             for delivery in &due {
+                if !delivery.sent_before && !self.within_cap(delivery).await? {
+                    continue;
+                }
                 let outcome = self.poster.send(delivery).await;
                 self.record(delivery, outcome).await?;
             }
         }
+        self.send_digests().await
+    }
+
+    /// Storm control: a channel gets at most `alert_cap` notifications per window; what is
+    /// over is held for the digest sent when the window ends, never dropped.
+    async fn within_cap(&self, delivery: &DueDelivery) -> sqlx::Result<bool> {
+        let settings = &self.settings;
+        let allowed = alerts::take_cap_slot(
+            &self.pool,
+            delivery,
+            settings.alert_cap,
+            settings.alert_cap_window_seconds,
+        )
+        .await?;
+        if !allowed {
+            tracing::info!(
+                alert.delivery = delivery.delivery_id,
+                alert.channel = delivery.channel_id,
+                issue.id = delivery.issue_id,
+                "alert held back by the channel's cap, for its digest"
+            );
+        }
+        Ok(allowed)
+    }
+
+    async fn send_digests(&self) -> sqlx::Result<()> {
+        let settings = &self.settings;
+        let due = alerts::due_digests(
+            &self.pool,
+            settings.alert_cap_window_seconds,
+            settings.alert_retry_seconds,
+        )
+        .await?;
+        for digest in due {
+            let top = alerts::held_issues(&self.pool, &digest.delivery_ids, DIGEST_TOP).await?;
+            match self.poster.send_digest(&digest, &top).await {
+                Outcome::Delivered => {
+                    tracing::info!(
+                        alert.channel = digest.channel_id,
+                        held = digest.held,
+                        "alert digest delivered"
+                    );
+                    alerts::mark_digest_delivered(&self.pool, &digest).await?
+                }
+                Outcome::Retry(error, _) | Outcome::Refused(error) => {
+                    tracing::warn!(alert.channel = digest.channel_id, error = %error, "alert digest not delivered; will retry");
+                    alerts::mark_channel_failed(&self.pool, digest.channel_id, &error).await?
+                }
+            }
+        }
+        Ok(())
     }
 
     async fn record(&self, delivery: &DueDelivery, outcome: Outcome) -> sqlx::Result<()> {

@@ -6,6 +6,10 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
+pub use super::alert_channels::{
+    channel_target, create_channel, delete_channel, list_channels, ChannelKind, ChannelRow,
+    NewChannel,
+};
 use super::events::NewEvent;
 use crate::domain::level::Level;
 
@@ -70,114 +74,6 @@ pub async fn record_triggers(
     Ok(())
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ChannelKind {
-    Webhook,
-    Slack,
-    Discord,
-    Teams,
-}
-
-impl ChannelKind {
-    pub const ALL: [ChannelKind; 4] = [
-        ChannelKind::Webhook,
-        ChannelKind::Slack,
-        ChannelKind::Discord,
-        ChannelKind::Teams,
-    ];
-
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            ChannelKind::Webhook => "webhook",
-            ChannelKind::Slack => "slack",
-            ChannelKind::Discord => "discord",
-            ChannelKind::Teams => "teams",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        ChannelKind::ALL.into_iter().find(|k| k.as_str() == s)
-    }
-}
-
-/// A channel as configured. No `Debug`: its URL and secret are credentials.
-#[derive(Clone)]
-pub struct NewChannel {
-    pub project_id: i64,
-    pub kind: ChannelKind,
-    pub target: String,
-    pub secret: Option<String>,
-    pub triggers: Vec<Trigger>,
-    pub environments: Vec<String>,
-    pub min_level: Level,
-}
-
-pub async fn create_channel(pool: &PgPool, channel: &NewChannel) -> sqlx::Result<i64> {
-    let triggers: Vec<&str> = channel.triggers.iter().map(|t| t.as_str()).collect();
-    sqlx::query_scalar(
-        "INSERT INTO alert_channels (project_id, kind, target, secret, triggers, environments, min_level)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-    )
-    .bind(channel.project_id)
-    .bind(channel.kind.as_str())
-    .bind(&channel.target)
-    .bind(&channel.secret)
-    .bind(&triggers)
-    .bind(&channel.environments)
-    .bind(channel.min_level.as_str())
-    .fetch_one(pool)
-    .await
-}
-
-#[derive(Debug, sqlx::FromRow)]
-pub struct ChannelRow {
-    pub id: i64,
-    pub project_id: i64,
-    pub project_name: String,
-    pub kind: String,
-    pub target: String,
-    pub triggers: Vec<String>,
-    pub environments: Vec<String>,
-    pub min_level: String,
-    pub last_success_at: Option<DateTime<Utc>>,
-    pub last_failure_at: Option<DateTime<Utc>>,
-    pub last_failure: Option<String>,
-}
-
-pub async fn list_channels(pool: &PgPool) -> sqlx::Result<Vec<ChannelRow>> {
-    sqlx::query_as(
-        "SELECT c.id, c.project_id, p.name AS project_name, c.kind, c.target, c.triggers,
-                c.environments, c.min_level, c.last_success_at, c.last_failure_at, c.last_failure
-           FROM alert_channels c JOIN projects p ON p.id = c.project_id
-          ORDER BY c.id",
-    )
-    .fetch_all(pool)
-    .await
-}
-
-/// What `faultline alert test` needs to post to a channel:
-/// `(project id, project name, kind, target, secret)`.
-pub async fn channel_target(
-    pool: &PgPool,
-    id: i64,
-) -> sqlx::Result<Option<(i64, String, String, String, Option<String>)>> {
-    sqlx::query_as(
-        "SELECT p.id, p.name, c.kind, c.target, c.secret
-           FROM alert_channels c JOIN projects p ON p.id = c.project_id WHERE c.id = $1",
-    )
-    .bind(id)
-    .fetch_optional(pool)
-    .await
-}
-
-pub async fn delete_channel(pool: &PgPool, id: i64) -> sqlx::Result<bool> {
-    let result = sqlx::query("DELETE FROM alert_channels WHERE id = $1")
-        .bind(id)
-        .execute(pool)
-        .await?;
-    Ok(result.rows_affected() > 0)
-}
-
 /// Turns pending outbox rows into one delivery per matching channel, in one transaction.
 /// Ignored issues alert no one; a channel hears only its triggers, environments and levels.
 pub async fn expand_outbox(pool: &PgPool) -> sqlx::Result<u64> {
@@ -214,6 +110,8 @@ pub async fn expand_outbox(pool: &PgPool) -> sqlx::Result<u64> {
 pub struct DueDelivery {
     pub delivery_id: i64,
     pub attempts: i32,
+    /// An earlier attempt already counted against the channel's cap.
+    pub sent_before: bool,
     pub channel_id: i64,
     pub kind: String,
     pub target: String,
@@ -245,7 +143,8 @@ pub async fn claim_due(
     sqlx::query_as(
         "WITH due AS (
              SELECT id FROM alert_deliveries
-              WHERE delivered_at IS NULL AND abandoned_at IS NULL AND next_attempt_at <= now()
+              WHERE delivered_at IS NULL AND abandoned_at IS NULL AND held_at IS NULL
+                AND next_attempt_at <= now()
               ORDER BY next_attempt_at, id LIMIT $1 FOR UPDATE SKIP LOCKED
          ), claimed AS (
              UPDATE alert_deliveries d
@@ -253,7 +152,8 @@ pub async fn claim_due(
                FROM due WHERE d.id = due.id
              RETURNING d.*
          )
-         SELECT d.id AS delivery_id, d.attempts, c.id AS channel_id, c.kind, c.target, c.secret,
+         SELECT d.id AS delivery_id, d.attempts, d.sent_at IS NOT NULL AS sent_before,
+                c.id AS channel_id, c.kind, c.target, c.secret,
                 o.trigger, o.event_id, o.environment, o.release, o.level,
                 p.id AS project_id, p.name AS project_name,
                 i.id AS issue_id, i.title, i.culprit, i.status::text AS status, i.event_count,
@@ -271,6 +171,126 @@ pub async fn claim_due(
     .bind(lease_seconds as f64)
     .fetch_all(pool)
     .await
+}
+
+/// Counts a first attempt against its channel's cap: `true` when the channel sent fewer than
+/// `cap` notifications in the last `window_seconds` (the delivery may go), `false` when it is
+/// held back for the channel's next digest.
+pub async fn take_cap_slot(
+    pool: &PgPool,
+    delivery: &DueDelivery,
+    cap: i64,
+    window_seconds: i64,
+) -> sqlx::Result<bool> {
+    let sent: Option<bool> = sqlx::query_scalar(
+        "UPDATE alert_deliveries d
+            SET sent_at = CASE WHEN busy.n < $3 THEN now() END,
+                held_at = CASE WHEN busy.n >= $3 THEN now() END
+           FROM (SELECT count(*) AS n FROM alert_deliveries
+                  WHERE channel_id = $2 AND held_at IS NULL
+                    AND sent_at > now() - make_interval(secs => $4)) AS busy
+          WHERE d.id = $1
+         RETURNING d.sent_at IS NOT NULL",
+    )
+    .bind(delivery.delivery_id)
+    .bind(delivery.channel_id)
+    .bind(cap)
+    .bind(window_seconds as f64)
+    .fetch_optional(pool)
+    .await?;
+    Ok(sent.unwrap_or(false))
+}
+
+/// An issue a digest names.
+#[derive(Clone, sqlx::FromRow)]
+pub struct HeldIssue {
+    pub issue_id: i64,
+    pub title: String,
+    pub event_count: i64,
+}
+
+/// A channel whose held deliveries are due as one digest. No `Debug`: credentials.
+#[derive(Clone, sqlx::FromRow)]
+pub struct DueDigest {
+    pub channel_id: i64,
+    pub kind: String,
+    pub target: String,
+    pub secret: Option<String>,
+    pub project_name: String,
+    pub held: i64,
+    /// The held deliveries it accounts for, so exactly those are marked delivered.
+    pub delivery_ids: Vec<i64>,
+}
+
+/// Channels holding deliveries back for at least `window_seconds`, with what they hold; a
+/// channel that failed within `retry_seconds` waits.
+pub async fn due_digests(
+    pool: &PgPool,
+    window_seconds: i64,
+    retry_seconds: i64,
+) -> sqlx::Result<Vec<DueDigest>> {
+    sqlx::query_as(
+        "SELECT c.id AS channel_id, c.kind, c.target, c.secret, p.name AS project_name,
+                count(*) AS held, array_agg(d.id ORDER BY d.id) AS delivery_ids
+           FROM alert_deliveries d
+           JOIN alert_channels c ON c.id = d.channel_id
+           JOIN projects p ON p.id = c.project_id
+          WHERE d.held_at IS NOT NULL AND d.delivered_at IS NULL AND d.abandoned_at IS NULL
+            AND (c.last_failure_at IS NULL OR c.last_failure_at < now() - make_interval(secs => $2))
+          GROUP BY c.id, p.name
+         HAVING min(d.held_at) <= now() - make_interval(secs => $1)",
+    )
+    .bind(window_seconds as f64)
+    .bind(retry_seconds as f64)
+    .fetch_all(pool)
+    .await
+}
+
+/// The most frequent issues among held deliveries, for the digest to name.
+pub async fn held_issues(
+    pool: &PgPool,
+    delivery_ids: &[i64],
+    limit: i64,
+) -> sqlx::Result<Vec<HeldIssue>> {
+    sqlx::query_as(
+        "SELECT DISTINCT ON (i.event_count, i.id) i.id AS issue_id, i.title, i.event_count
+           FROM alert_deliveries d
+           JOIN alert_outbox o ON o.id = d.outbox_id
+           JOIN issues i ON i.id = o.issue_id
+          WHERE d.id = ANY($1)
+          ORDER BY i.event_count DESC, i.id
+          LIMIT $2",
+    )
+    .bind(delivery_ids)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// Marks a digest's held deliveries delivered, and the channel's success.
+pub async fn mark_digest_delivered(pool: &PgPool, digest: &DueDigest) -> sqlx::Result<()> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("UPDATE alert_deliveries SET delivered_at = now() WHERE id = ANY($1)")
+        .bind(&digest.delivery_ids)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("UPDATE alert_channels SET last_success_at = now() WHERE id = $1")
+        .bind(digest.channel_id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await
+}
+
+/// Records a failed digest on its channel (it is tried again after the retry delay).
+pub async fn mark_channel_failed(pool: &PgPool, channel_id: i64, error: &str) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE alert_channels SET last_failure_at = now(), last_failure = $2 WHERE id = $1",
+    )
+    .bind(channel_id)
+    .bind(error)
+    .execute(pool)
+    .await?;
+    Ok(())
 }
 
 pub async fn mark_delivered(pool: &PgPool, delivery: &DueDelivery) -> sqlx::Result<()> {

@@ -1,5 +1,6 @@
 //! Every SQL query Faultline runs lives under this module.
 
+pub mod alert_channels;
 pub mod alerts;
 pub mod event_body;
 pub mod event_reads;

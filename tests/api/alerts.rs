@@ -262,3 +262,53 @@ async fn webhooks_on_private_addresses_are_refused_without_the_opt_in() {
     assert_eq!(abandoned, 2, "refused at once, not retried");
     assert!(receiver.posts().is_empty(), "nothing reached the receiver");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_error_storm_sends_at_most_the_cap_and_one_digest_that_accounts_for_the_rest() {
+    let app = spawn_app_with(|s| {
+        s.alerts.alert_cap = 3;
+        s.alerts.alert_cap_window_seconds = 2;
+    })
+    .await;
+    let receiver = Receiver::default();
+    add_webhook(&app, &receiver.start(), &[]).await;
+    // A deploy that raises twelve new issues at once.
+    for i in 0..12 {
+        for _ in 0..=i % 3 {
+            app.store_ok(&error_event(&format!("StormError{i}"), "boom", "f", 1))
+                .await;
+        }
+    }
+
+    let posts = receiver.wait_for(4).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let posts_after = receiver.posts();
+    assert_eq!(posts_after.len(), 4, "3 alerts + 1 digest: {posts_after:?}");
+    let singles = posts
+        .iter()
+        .filter(|p| p.2["trigger"] == "new_issue")
+        .count();
+    assert_eq!(singles, 3);
+    let digest = &posts.iter().find(|p| p.2["trigger"] == "digest").unwrap().2;
+    assert_eq!(digest["held_count"], 9, "{digest}");
+    let named = digest["issues"].as_array().unwrap();
+    assert_eq!(named.len(), 5, "the top five held issues");
+    assert!(named[0]["event_count"].as_i64() >= named[4]["event_count"].as_i64());
+    assert!(named[0]["url"]
+        .as_str()
+        .unwrap()
+        .starts_with("http://localhost:8000/issues/"));
+
+    let (delivered, held): (i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE delivered_at IS NOT NULL), count(*) FILTER (WHERE held_at IS NOT NULL)
+           FROM alert_deliveries",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        (delivered, held),
+        (12, 9),
+        "every held alert is accounted for by the digest"
+    );
+}

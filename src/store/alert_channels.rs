@@ -1,0 +1,115 @@
+//! Alert channels: where a project's alerts go, and what each hears.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+
+use super::alerts::Trigger;
+use crate::domain::level::Level;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChannelKind {
+    Webhook,
+    Slack,
+    Discord,
+    Teams,
+}
+
+impl ChannelKind {
+    pub const ALL: [ChannelKind; 4] = [
+        ChannelKind::Webhook,
+        ChannelKind::Slack,
+        ChannelKind::Discord,
+        ChannelKind::Teams,
+    ];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ChannelKind::Webhook => "webhook",
+            ChannelKind::Slack => "slack",
+            ChannelKind::Discord => "discord",
+            ChannelKind::Teams => "teams",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        ChannelKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// A channel as configured. No `Debug`: its URL and secret are credentials.
+#[derive(Clone)]
+pub struct NewChannel {
+    pub project_id: i64,
+    pub kind: ChannelKind,
+    pub target: String,
+    pub secret: Option<String>,
+    pub triggers: Vec<Trigger>,
+    pub environments: Vec<String>,
+    pub min_level: Level,
+}
+
+pub async fn create_channel(pool: &PgPool, channel: &NewChannel) -> sqlx::Result<i64> {
+    let triggers: Vec<&str> = channel.triggers.iter().map(|t| t.as_str()).collect();
+    sqlx::query_scalar(
+        "INSERT INTO alert_channels (project_id, kind, target, secret, triggers, environments, min_level)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+    )
+    .bind(channel.project_id)
+    .bind(channel.kind.as_str())
+    .bind(&channel.target)
+    .bind(&channel.secret)
+    .bind(&triggers)
+    .bind(&channel.environments)
+    .bind(channel.min_level.as_str())
+    .fetch_one(pool)
+    .await
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct ChannelRow {
+    pub id: i64,
+    pub project_id: i64,
+    pub project_name: String,
+    pub kind: String,
+    pub target: String,
+    pub triggers: Vec<String>,
+    pub environments: Vec<String>,
+    pub min_level: String,
+    pub last_success_at: Option<DateTime<Utc>>,
+    pub last_failure_at: Option<DateTime<Utc>>,
+    pub last_failure: Option<String>,
+}
+
+pub async fn list_channels(pool: &PgPool) -> sqlx::Result<Vec<ChannelRow>> {
+    sqlx::query_as(
+        "SELECT c.id, c.project_id, p.name AS project_name, c.kind, c.target, c.triggers,
+                c.environments, c.min_level, c.last_success_at, c.last_failure_at, c.last_failure
+           FROM alert_channels c JOIN projects p ON p.id = c.project_id
+          ORDER BY c.id",
+    )
+    .fetch_all(pool)
+    .await
+}
+
+/// What `faultline alert test` needs to post to a channel:
+/// `(project id, project name, kind, target, secret)`.
+pub async fn channel_target(
+    pool: &PgPool,
+    id: i64,
+) -> sqlx::Result<Option<(i64, String, String, String, Option<String>)>> {
+    sqlx::query_as(
+        "SELECT p.id, p.name, c.kind, c.target, c.secret
+           FROM alert_channels c JOIN projects p ON p.id = c.project_id WHERE c.id = $1",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await
+}
+
+pub async fn delete_channel(pool: &PgPool, id: i64) -> sqlx::Result<bool> {
+    let result = sqlx::query("DELETE FROM alert_channels WHERE id = $1")
+        .bind(id)
+        .execute(pool)
+        .await?;
+    Ok(result.rows_affected() > 0)
+}
