@@ -6,8 +6,8 @@
 CREATE TABLE alert_channels (
     id              BIGSERIAL PRIMARY KEY,
     project_id      BIGINT NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
-    kind            TEXT NOT NULL CHECK (kind IN ('webhook', 'slack', 'discord', 'teams')),
-    -- Where to post. Webhook URLs carry their own secrets (Slack, Discord, Teams).
+    kind            TEXT NOT NULL CHECK (kind IN ('webhook', 'slack', 'discord', 'teams', 'email')),
+    -- Where to post (webhook URLs carry their own secrets), or comma-separated addresses.
     target          TEXT NOT NULL,
     -- Signs generic webhooks (X-Faultline-Signature) when set.
     secret          TEXT,

@@ -58,7 +58,7 @@ pub enum Command {
     /// Manage alert channels: where new issues and regressions are announced.
     Alert {
         #[command(subcommand)]
-        command: crate::alerts::commands::AlertCommand,
+        command: Box<crate::alerts::commands::AlertCommand>,
     },
 }
 
@@ -173,7 +173,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Token { command } => run_token(command).await?,
-        Command::Alert { command } => crate::alerts::commands::run(command).await?,
+        Command::Alert { command } => crate::alerts::commands::run(*command).await?,
     }
     Ok(())
 }

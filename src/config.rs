@@ -120,8 +120,8 @@ pub struct Settings {
     pub alerts: AlertSettings,
 }
 
-/// How alert deliveries are retried.
-#[derive(Debug, Clone, Args)]
+/// How alerts are delivered and retried.
+#[derive(Clone, Args)]
 pub struct AlertSettings {
     /// Seconds before the first retry of a failed alert; each later retry waits twice as long
     /// (at most an hour), and never less than the receiver's Retry-After.
@@ -141,6 +141,15 @@ pub struct AlertSettings {
     #[arg(long, env = "FAULTLINE_ALERT_CAP_WINDOW_SECONDS", default_value_t = defaults::ALERT_CAP_WINDOW_SECONDS)]
     pub alert_cap_window_seconds: i64,
 
+    /// SMTP server for e-mail alerts: smtp://user:pass@host:587?tls=required (STARTTLS),
+    /// smtps://host:465 (implicit TLS) or smtp://127.0.0.1:25 (a local relay, no TLS).
+    #[arg(long, env = "FAULTLINE_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+
+    /// The From of alert e-mails, e.g. "Faultline <alerts@example.com>".
+    #[arg(long, env = "FAULTLINE_SMTP_FROM")]
+    pub smtp_from: Option<String>,
+
     /// Allow webhooks on loopback, private and link-local addresses (receivers inside your own
     /// network). Off by default: such a URL is refused when saved and when sent.
     #[arg(
@@ -151,11 +160,27 @@ pub struct AlertSettings {
     pub allow_private_webhooks: bool,
 }
 
+impl std::fmt::Debug for AlertSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AlertSettings")
+            .field("alert_retry_seconds", &self.alert_retry_seconds)
+            .field("alert_max_attempts", &self.alert_max_attempts)
+            .field("smtp_url", &self.smtp_url.as_deref().map(without_password))
+            .field("smtp_from", &self.smtp_from)
+            .field("alert_cap", &self.alert_cap)
+            .field("alert_cap_window_seconds", &self.alert_cap_window_seconds)
+            .field("allow_private_webhooks", &self.allow_private_webhooks)
+            .finish()
+    }
+}
+
 impl Default for AlertSettings {
     fn default() -> Self {
         AlertSettings {
             alert_retry_seconds: defaults::ALERT_RETRY_SECONDS,
             alert_max_attempts: defaults::ALERT_MAX_ATTEMPTS,
+            smtp_url: None,
+            smtp_from: None,
             alert_cap: defaults::ALERT_CAP,
             alert_cap_window_seconds: defaults::ALERT_CAP_WINDOW_SECONDS,
             allow_private_webhooks: false,

@@ -5,7 +5,7 @@ use anyhow::Context;
 use chrono::Utc;
 use clap::{Args, Subcommand};
 
-use super::{address, Outcome, Poster};
+use super::{address, email, Outcome, Poster};
 use crate::config::{AlertSettings, DatabaseSettings, PublicSettings};
 use crate::domain::level::Level;
 use crate::store::alerts::{self, ChannelKind, DueDelivery, NewChannel, Trigger};
@@ -14,8 +14,8 @@ use crate::store::{self};
 
 #[derive(Debug, Subcommand)]
 pub enum AlertCommand {
-    /// Send a project's new issues and regressions to a webhook: generic signed JSON, Slack,
-    /// Discord or Microsoft Teams. Prints the channel's id last.
+    /// Send a project's new issues and regressions to a webhook (generic signed JSON, Slack,
+    /// Discord or Microsoft Teams) or by e-mail. Prints the channel's id last.
     Add(AddChannel),
     /// List alert channels (of one project, when named) with their last success or failure.
     List {
@@ -43,12 +43,16 @@ pub enum AlertCommand {
 }
 
 #[derive(Args)]
+#[group(id = "destination", required = true, multiple = false, args = ["webhook", "email"])]
 pub struct AddChannel {
     /// The project's name or id.
     project: String,
     /// The webhook URL to post to.
     #[arg(long)]
-    webhook: String,
+    webhook: Option<String>,
+    /// E-mail addresses to write to, comma-separated (needs FAULTLINE_SMTP_URL).
+    #[arg(long)]
+    email: Option<String>,
     /// What the receiver reads: json (Faultline's documented payload), slack, discord or teams.
     #[arg(long, default_value = "json")]
     format: String,
@@ -103,19 +107,7 @@ pub async fn run(command: AlertCommand) -> anyhow::Result<()> {
 }
 
 async fn add(args: AddChannel) -> anyhow::Result<()> {
-    let kind = match args.format.as_str() {
-        "json" => ChannelKind::Webhook,
-        other => ChannelKind::parse(other)
-            .filter(|k| *k != ChannelKind::Webhook)
-            .context("--format must be json, slack, discord or teams")?,
-    };
-    match address::check_resolved(&args.webhook, args.alerts.allow_private_webhooks).await {
-        // Not resolvable from here right now: every send checks it again.
-        Err(address::RefusedTarget::Unresolved) => {
-            eprintln!("warning: {} now", address::RefusedTarget::Unresolved)
-        }
-        other => other?,
-    }
+    let (kind, target) = destination(&args).await?;
     let triggers = args
         .triggers
         .iter()
@@ -134,7 +126,7 @@ async fn add(args: AddChannel) -> anyhow::Result<()> {
     let channel = NewChannel {
         project_id: project.id,
         kind,
-        target: args.webhook,
+        target,
         secret: args.secret,
         triggers,
         environments: args
@@ -152,6 +144,29 @@ async fn add(args: AddChannel) -> anyhow::Result<()> {
     );
     println!("{id}");
     Ok(())
+}
+
+/// The channel's kind and where it posts: a checked webhook URL, or checked addresses.
+async fn destination(args: &AddChannel) -> anyhow::Result<(ChannelKind, String)> {
+    if let Some(to) = &args.email {
+        email::check_addresses(to).map_err(anyhow::Error::msg)?;
+        return Ok((ChannelKind::Email, to.clone()));
+    }
+    let url = args.webhook.clone().unwrap_or_default();
+    let kind = match args.format.as_str() {
+        "json" => ChannelKind::Webhook,
+        other => ChannelKind::parse(other)
+            .filter(|k| !matches!(k, ChannelKind::Webhook | ChannelKind::Email))
+            .context("--format must be json, slack, discord or teams")?,
+    };
+    match address::check_resolved(&url, args.alerts.allow_private_webhooks).await {
+        // Not resolvable from here right now: every send checks it again.
+        Err(address::RefusedTarget::Unresolved) => {
+            eprintln!("warning: {} now", address::RefusedTarget::Unresolved)
+        }
+        other => other?,
+    }
+    Ok((kind, url))
 }
 
 async fn list(project: Option<String>, database: &DatabaseSettings) -> anyhow::Result<()> {
@@ -225,7 +240,7 @@ async fn test(
         last_seen: now,
         failed_request: None,
     };
-    let poster = Poster::new(public.base_url, settings.allow_private_webhooks)?;
+    let poster = Poster::new(public.base_url, settings)?;
     match poster.send(&sample).await {
         Outcome::Delivered => {
             println!("Delivered a test notification to alert channel {id}");

@@ -4,6 +4,7 @@
 
 use serde_json::{json, Value};
 
+use super::email::{escape_html, Email};
 use crate::domain::text::ellipsize;
 use crate::store::alerts::DueDelivery;
 
@@ -101,6 +102,43 @@ impl<'a> Notification<'a> {
             },
             "text": self.summary(),
         })
+    }
+
+    /// A plain-text and an HTML part, every value escaped in the HTML.
+    pub fn email(&self) -> Email {
+        let d = self.delivery;
+        let facts = self.facts();
+        let mut text = format!("{}: {}\n", self.headline(), d.title);
+        if !d.culprit.is_empty() {
+            text.push_str(&format!("{}\n", d.culprit));
+        }
+        text.push('\n');
+        for (label, value) in &facts {
+            text.push_str(&format!("{label}: {value}\n"));
+        }
+        text.push_str(&format!("\nOpen in Faultline: {}\n", self.issue_url));
+        let rows: String = facts
+            .iter()
+            .map(|(label, value)| {
+                format!(
+                    "<tr><th align=\"left\">{}</th><td>{}</td></tr>",
+                    escape_html(label),
+                    escape_html(value)
+                )
+            })
+            .collect();
+        let html = format!(
+            "<h2>{}: {}</h2><p><code>{}</code></p><table>{rows}</table><p><a href=\"{}\">Open in Faultline</a></p>",
+            self.headline(),
+            escape_html(&d.title),
+            escape_html(&d.culprit),
+            escape_html(&self.issue_url)
+        );
+        Email {
+            subject: ellipsize(&self.summary(), 250),
+            text,
+            html,
+        }
     }
 
     /// Slack Block Kit, plus a top-level `text` (Mattermost and other Slack-compatible
@@ -228,6 +266,28 @@ impl Digest<'_> {
                 format!("{} ({events} events)", link(&self.issue_url(*id), title))
             })
             .collect()
+    }
+
+    pub fn email(&self) -> Email {
+        let text = self
+            .lines(|url, title| format!("- {title}: {url}"))
+            .join("\n");
+        let items: String = self
+            .lines(|url, title| {
+                format!(
+                    "<a href=\"{}\">{}</a>",
+                    escape_html(url),
+                    escape_html(title)
+                )
+            })
+            .iter()
+            .map(|line| format!("<li>{line}</li>"))
+            .collect();
+        Email {
+            subject: ellipsize(&self.summary(), 250),
+            text: format!("{}\n\n{text}\n", self.summary()),
+            html: format!("<p>{}</p><ul>{items}</ul>", escape_html(&self.summary())),
+        }
     }
 
     pub fn webhook(&self) -> Value {

@@ -6,6 +6,7 @@
 
 pub mod address;
 pub mod commands;
+pub mod email;
 pub mod message;
 
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use sqlx::PgPool;
 use crate::config::AlertSettings;
 use crate::store::alerts::{self, DueDelivery, DueDigest, HeldIssue};
 use address::GuardedResolver;
+use email::{Email, Mailer};
 use message::{Digest, Notification};
 use serde_json::Value;
 
@@ -36,7 +38,7 @@ const DIGEST_TOP: i64 = 5;
 const MAX_BACKOFF_SECONDS: i64 = 3600;
 
 pub fn spawn_sender(pool: PgPool, base_url: String, settings: AlertSettings) {
-    let poster = match Poster::new(base_url, settings.allow_private_webhooks) {
+    let poster = match Poster::new(base_url, &settings) {
         Ok(poster) => poster,
         Err(e) => {
             tracing::error!(error = %e, "alerts are off: could not build an HTTP client");
@@ -60,6 +62,7 @@ struct Sender {
 /// Posts notifications: the sender's deliveries and `faultline alert test`.
 pub struct Poster {
     client: reqwest::Client,
+    mailer: Option<Mailer>,
     base_url: String,
     allow_private: bool,
 }
@@ -68,7 +71,8 @@ impl Poster {
     /// No redirects (a public URL cannot bounce the request inward), no proxy from the
     /// environment (it would resolve names past the guard), every name resolved through
     /// [`GuardedResolver`] unless private receivers are allowed.
-    pub fn new(base_url: String, allow_private: bool) -> reqwest::Result<Self> {
+    pub fn new(base_url: String, settings: &AlertSettings) -> anyhow::Result<Self> {
+        let allow_private = settings.allow_private_webhooks;
         let mut builder = reqwest::Client::builder()
             .timeout(SEND_TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
@@ -79,6 +83,10 @@ impl Poster {
         }
         Ok(Poster {
             client: builder.build()?,
+            mailer: Mailer::from_settings(
+                settings.smtp_url.as_deref(),
+                settings.smtp_from.as_deref(),
+            )?,
             base_url,
             allow_private,
         })
@@ -86,6 +94,9 @@ impl Poster {
     /// Posts one notification and says how it went.
     pub async fn send(&self, delivery: &DueDelivery) -> Outcome {
         let notification = Notification::new(delivery, &self.base_url);
+        if delivery.kind == "email" {
+            return self.mail(&delivery.target, notification.email()).await;
+        }
         let payload = match delivery.kind.as_str() {
             "slack" => notification.slack(),
             "discord" => notification.discord(),
@@ -112,6 +123,9 @@ impl Poster {
                 .collect(),
             base_url: &self.base_url,
         };
+        if digest.kind == "email" {
+            return self.mail(&digest.target, message.email()).await;
+        }
         let payload = match digest.kind.as_str() {
             "slack" => message.slack(),
             "discord" => message.discord(),
@@ -126,6 +140,16 @@ impl Poster {
         let first = digest.delivery_ids.first().copied().unwrap_or_default();
         self.post(&target, &format!("digest-{first}"), &payload)
             .await
+    }
+
+    async fn mail(&self, to: &str, email: Email) -> Outcome {
+        match &self.mailer {
+            Some(mailer) => mailer.send(to, email).await,
+            None => Outcome::Retry(
+                "no SMTP server is configured: set FAULTLINE_SMTP_URL".into(),
+                None,
+            ),
+        }
     }
 
     async fn post(&self, target: &Target<'_>, delivery_id: &str, payload: &Value) -> Outcome {

@@ -12,14 +12,16 @@ pub enum ChannelKind {
     Slack,
     Discord,
     Teams,
+    Email,
 }
 
 impl ChannelKind {
-    pub const ALL: [ChannelKind; 4] = [
+    pub const ALL: [ChannelKind; 5] = [
         ChannelKind::Webhook,
         ChannelKind::Slack,
         ChannelKind::Discord,
         ChannelKind::Teams,
+        ChannelKind::Email,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -28,6 +30,7 @@ impl ChannelKind {
             ChannelKind::Slack => "slack",
             ChannelKind::Discord => "discord",
             ChannelKind::Teams => "teams",
+            ChannelKind::Email => "email",
         }
     }
 

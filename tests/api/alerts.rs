@@ -312,3 +312,74 @@ async fn an_error_storm_sends_at_most_the_cap_and_one_digest_that_accounts_for_t
         "every held alert is accounted for by the digest"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_e_mail_alert_reaches_every_address_with_subject_link_and_fields_and_no_secret() {
+    let sink = crate::smtp_sink::SmtpSink::default();
+    let smtp_url = sink.start().await;
+    let app = spawn_app_with(|s| {
+        s.alerts.smtp_url = Some(smtp_url);
+        s.alerts.smtp_from = Some("Faultline <alerts@example.com>".into());
+    })
+    .await;
+    create_channel(
+        &app.pool,
+        &NewChannel {
+            project_id: app.project_id,
+            kind: ChannelKind::Email,
+            target: "ops@example.com, Dev Team <dev@example.com>".into(),
+            secret: None,
+            triggers: Trigger::ALL.to_vec(),
+            environments: vec![],
+            min_level: faultline::domain::level::Level::Debug,
+        },
+    )
+    .await
+    .unwrap();
+    let mut event = error_event("ZeroDivisionError", "division by zero", "divide", 3);
+    event["environment"] = json!("production");
+    event["exception"]["values"][0]["stacktrace"]["frames"][1]["vars"] =
+        json!({"password": "hunter2"});
+    event["request"] = json!({"method": "POST", "url": "https://shop.example/orders/17",
+                              "headers": {"Authorization": "Bearer sk_live_abc"}});
+    app.store_ok(&event).await;
+
+    let mut mails = Vec::new();
+    for _ in 0..100 {
+        mails = sink.mails();
+        if !mails.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(mails.len(), 1, "{mails:?}");
+    let mail = &mails[0];
+    assert_eq!(mail.recipients, ["ops@example.com", "dev@example.com"]);
+    let data = &mail.data;
+    assert!(
+        data.contains("Subject: [checkout-api] New issue: ZeroDivisionError: division by zero"),
+        "{data}"
+    );
+    assert!(
+        data.contains("From: Faultline <alerts@example.com>"),
+        "{data}"
+    );
+    assert!(data.contains("multipart/alternative"), "{data}");
+    let issue_id: i64 = sqlx::query_scalar("SELECT id FROM issues")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert!(
+        data.contains(&format!("http://localhost:8000/issues/{issue_id}")),
+        "{data}"
+    );
+    assert!(data.contains("Environment: production"), "{data}");
+    assert!(
+        data.contains("POST /orders/{id}") || data.contains("POST /orders/17"),
+        "{data}"
+    );
+    assert!(
+        !data.contains("hunter2") && !data.contains("sk_live_abc"),
+        "{data}"
+    );
+}

@@ -130,13 +130,20 @@ async fn migrated_template() -> String {
         faultline::store::migrate(&pool)
             .await
             .expect("template migrated");
-        // Renaming needs every connection to it closed.
+        // Renaming needs every connection to it gone; a closed connection's server process
+        // may take a moment to exit.
         pool.close().await;
-        let renamed = sqlx::query(&format!(
-            "ALTER DATABASE \"{building}\" RENAME TO \"{name}\""
-        ))
-        .execute(&mut admin)
-        .await;
+        let rename = format!("ALTER DATABASE \"{building}\" RENAME TO \"{name}\"");
+        let mut renamed = sqlx::query(&rename).execute(&mut admin).await;
+        for _ in 0..50 {
+            match &renamed {
+                Err(e) if e.to_string().contains("being accessed by other users") => {
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    renamed = sqlx::query(&rename).execute(&mut admin).await;
+                }
+                _ => break,
+            }
+        }
         if let Err(e) = renamed {
             // A concurrent run may have finished first; its template is as good as ours.
             let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{building}\""))

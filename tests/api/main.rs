@@ -19,4 +19,5 @@ mod python_sdk;
 mod real_clients;
 mod retention;
 mod scrubbing;
+mod smtp_sink;
 mod upkeep;
