@@ -68,6 +68,7 @@ impl Application {
                 ..settings.dashboard.clone()
             },
             filter_values: Default::default(),
+            alerts: settings.alerts.clone(),
             pool,
         });
         let mut server = HttpServer::new(move || {

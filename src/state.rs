@@ -3,7 +3,7 @@
 
 use sqlx::PgPool;
 
-use crate::config::{DashboardSettings, Limits, PublicSettings};
+use crate::config::{AlertSettings, DashboardSettings, Limits, PublicSettings};
 use crate::ingest::keys::KeyCache;
 use crate::ingest::pipeline::Pipeline;
 use crate::web::filter_values::FilterValues;
@@ -17,4 +17,6 @@ pub struct AppState {
     pub public: PublicSettings,
     pub dashboard: DashboardSettings,
     pub filter_values: FilterValues,
+    /// For "Send test" and checking webhook URLs as channels are added.
+    pub alerts: AlertSettings,
 }

@@ -2,13 +2,12 @@
 //! command that creates a channel prints its id on the last line, for scripts.
 
 use anyhow::Context;
-use chrono::Utc;
 use clap::{Args, Subcommand};
 
-use super::{address, email, Outcome, Poster};
+use super::{address, email, sample_delivery, Outcome, Poster};
 use crate::config::{AlertSettings, DatabaseSettings, PublicSettings};
 use crate::domain::level::Level;
-use crate::store::alerts::{self, ChannelKind, DueDelivery, NewChannel, Trigger};
+use crate::store::alerts::{self, ChannelKind, NewChannel, Trigger};
 use crate::store::projects::{self, Project};
 use crate::store::{self};
 
@@ -97,7 +96,7 @@ pub async fn run(command: AlertCommand) -> anyhow::Result<()> {
         AlertCommand::Remove { id, database } => {
             let pool = open(&database).await?;
             anyhow::ensure!(
-                alerts::delete_channel(&pool, id).await?,
+                alerts::delete_channel(&pool, id, None).await?,
                 "no alert channel {id}"
             );
             println!("Removed alert channel {id}");
@@ -175,10 +174,7 @@ async fn list(project: Option<String>, database: &DatabaseSettings) -> anyhow::R
         Some(name) => Some(find_project(&pool, &name).await?.id),
         None => None,
     };
-    for c in alerts::list_channels(&pool).await? {
-        if only.is_some_and(|id| id != c.project_id) {
-            continue;
-        }
+    for c in alerts::list_channels(&pool, only).await? {
         let last = match (c.last_success_at, c.last_failure_at) {
             (_, Some(failed)) if c.last_success_at.is_none_or(|ok| failed > ok) => {
                 format!("failed {failed}: {}", c.last_failure.unwrap_or_default())
@@ -215,31 +211,7 @@ async fn test(
     let (project_id, project_name, kind, target, secret) = alerts::channel_target(&pool, id)
         .await?
         .with_context(|| format!("no alert channel {id}"))?;
-    let now = Utc::now();
-    let sample = DueDelivery {
-        delivery_id: 0,
-        attempts: 1,
-        sent_before: false,
-        channel_id: id,
-        kind,
-        target,
-        secret,
-        trigger: "test".into(),
-        event_id: uuid::Uuid::nil(),
-        environment: Some("production".into()),
-        release: None,
-        level: Level::Error.as_str().into(),
-        project_id,
-        project_name,
-        issue_id: 0,
-        title: "Test notification from Faultline".into(),
-        culprit: "faultline alert test".into(),
-        status: "unresolved".into(),
-        event_count: 1,
-        first_seen: now,
-        last_seen: now,
-        failed_request: None,
-    };
+    let sample = sample_delivery(id, project_id, project_name, kind, target, secret);
     let poster = Poster::new(public.base_url, settings)?;
     match poster.send(&sample).await {
         Outcome::Delivered => {

@@ -192,6 +192,43 @@ struct Target<'a> {
     secret: Option<&'a str>,
 }
 
+/// The notification `alert test` and the dashboard's "Send test" post: a made-up issue, so
+/// the receiver shows exactly what a real alert looks like.
+pub fn sample_delivery(
+    channel_id: i64,
+    project_id: i64,
+    project_name: String,
+    kind: String,
+    target: String,
+    secret: Option<String>,
+) -> DueDelivery {
+    let now = Utc::now();
+    DueDelivery {
+        delivery_id: 0,
+        attempts: 1,
+        sent_before: false,
+        channel_id,
+        kind,
+        target,
+        secret,
+        trigger: "test".into(),
+        event_id: uuid::Uuid::nil(),
+        environment: Some("production".into()),
+        release: None,
+        level: crate::domain::level::Level::Error.as_str().into(),
+        project_id,
+        project_name,
+        issue_id: 0,
+        title: "Test notification from Faultline".into(),
+        culprit: "faultline alert test".into(),
+        status: "unresolved".into(),
+        event_count: 1,
+        first_seen: now,
+        last_seen: now,
+        failed_request: None,
+    }
+}
+
 /// How one attempt ended.
 pub enum Outcome {
     Delivered,

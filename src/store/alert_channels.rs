@@ -83,13 +83,19 @@ pub struct ChannelRow {
     pub last_failure: Option<String>,
 }
 
-pub async fn list_channels(pool: &PgPool) -> sqlx::Result<Vec<ChannelRow>> {
+/// Every channel, or one project's.
+pub async fn list_channels(
+    pool: &PgPool,
+    project_id: Option<i64>,
+) -> sqlx::Result<Vec<ChannelRow>> {
     sqlx::query_as(
         "SELECT c.id, c.project_id, p.name AS project_name, c.kind, c.target, c.triggers,
                 c.environments, c.min_level, c.last_success_at, c.last_failure_at, c.last_failure
            FROM alert_channels c JOIN projects p ON p.id = c.project_id
+          WHERE $1::int8 IS NULL OR c.project_id = $1
           ORDER BY c.id",
     )
+    .bind(project_id)
     .fetch_all(pool)
     .await
 }
@@ -109,10 +115,14 @@ pub async fn channel_target(
     .await
 }
 
-pub async fn delete_channel(pool: &PgPool, id: i64) -> sqlx::Result<bool> {
-    let result = sqlx::query("DELETE FROM alert_channels WHERE id = $1")
-        .bind(id)
-        .execute(pool)
-        .await?;
+/// Deletes a channel (of the given project, when one is named).
+pub async fn delete_channel(pool: &PgPool, id: i64, project_id: Option<i64>) -> sqlx::Result<bool> {
+    let result = sqlx::query(
+        "DELETE FROM alert_channels WHERE id = $1 AND ($2::int8 IS NULL OR project_id = $2)",
+    )
+    .bind(id)
+    .bind(project_id)
+    .execute(pool)
+    .await?;
     Ok(result.rows_affected() > 0)
 }

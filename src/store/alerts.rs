@@ -293,6 +293,45 @@ pub async fn mark_channel_failed(pool: &PgPool, channel_id: i64, error: &str) ->
     Ok(())
 }
 
+/// One line of a project's delivery history.
+#[derive(Debug, sqlx::FromRow)]
+pub struct DeliveryRow {
+    pub created_at: DateTime<Utc>,
+    pub issue_id: i64,
+    pub title: String,
+    pub trigger: String,
+    pub channel_id: i64,
+    pub kind: String,
+    pub attempts: i32,
+    pub delivered_at: Option<DateTime<Utc>>,
+    pub held_at: Option<DateTime<Utc>>,
+    pub abandoned_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+}
+
+/// A project's latest deliveries, newest first.
+pub async fn recent_deliveries(
+    pool: &PgPool,
+    project_id: i64,
+    limit: i64,
+) -> sqlx::Result<Vec<DeliveryRow>> {
+    sqlx::query_as(
+        "SELECT o.created_at, i.id AS issue_id, i.title, o.trigger, c.id AS channel_id, c.kind,
+                d.attempts, d.delivered_at, d.held_at, d.abandoned_at, d.last_error
+           FROM alert_deliveries d
+           JOIN alert_channels c ON c.id = d.channel_id
+           JOIN alert_outbox o ON o.id = d.outbox_id
+           JOIN issues i ON i.id = o.issue_id
+          WHERE c.project_id = $1
+          ORDER BY d.id DESC
+          LIMIT $2",
+    )
+    .bind(project_id)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
 pub async fn mark_delivered(pool: &PgPool, delivery: &DueDelivery) -> sqlx::Result<()> {
     let mut tx = pool.begin().await?;
     sqlx::query(

@@ -1,6 +1,7 @@
 //! The operators' dashboard: server-rendered pages (askama templates in `templates/`, styles in
 //! `static/`), every one behind a login.
 
+mod alerts;
 pub mod auth;
 pub mod errors;
 pub mod event_view;
@@ -40,6 +41,9 @@ page_routes! {
     post "/projects/{project_id}/keys" => projects::add_key,
     post "/projects/{project_id}/keys/{key_id}/revoke" => projects::revoke_key,
     post "/projects/{project_id}/keys/{key_id}/rotate" => projects::rotate_key,
+    post "/projects/{project_id}/alerts" => alerts::add,
+    post "/projects/{project_id}/alerts/{channel_id}/remove" => alerts::remove,
+    post "/projects/{project_id}/alerts/{channel_id}/test" => alerts::send_test,
     post "/logout" => login::logout,
 }
 

@@ -6,6 +6,7 @@ use actix_web::{web, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
+use super::alerts::{self, AlertsSection};
 use super::auth::{CsrfForm, NoFields, Operator};
 use super::view::{exact_time, html, relative_time, short_count, Layout};
 use super::WebError;
@@ -113,6 +114,7 @@ struct ShowPage {
     dsn: String,
     keys: Vec<KeyItem>,
     snippets: Vec<Snippet>,
+    alerts: AlertsSection,
 }
 
 pub async fn show(
@@ -121,6 +123,16 @@ pub async fn show(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, WebError> {
     let project_id: i64 = path.parse().map_err(|_| WebError::NotFound)?;
+    render(&operator, project_id, &state, None).await
+}
+
+/// The project page, with the outcome of an action (a test notification) when there is one.
+pub async fn render(
+    operator: &Operator,
+    project_id: i64,
+    state: &AppState,
+    notice: Option<String>,
+) -> Result<HttpResponse, WebError> {
     let project = projects::find(&state.pool, project_id)
         .await?
         .ok_or(WebError::NotFound)?;
@@ -142,12 +154,13 @@ pub async fn show(
         .map(|k| k.dsn.clone())
         .unwrap_or_default();
     let page = ShowPage {
-        layout: Layout::new(&operator, "projects"),
+        layout: Layout::new(operator, "projects"),
         id: project.id,
         name: project.name,
         snippets: snippets(&active_dsn, base, project_id),
         dsn: active_dsn,
         keys,
+        alerts: alerts::section(state, project_id, notice).await?,
     };
     html(page.render())
 }

@@ -383,3 +383,95 @@ async fn an_e_mail_alert_reaches_every_address_with_subject_link_and_fields_and_
         "{data}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_add_test_and_remove_channels_on_the_project_page_and_see_deliveries() {
+    let app = spawn_app().await;
+    let receiver = Receiver::default();
+    let url = receiver.start();
+    let admin = app.admin_browser().await;
+    let project = format!("/projects/{}", app.project_id);
+
+    let added = admin
+        .post(
+            &format!("{project}/alerts"),
+            &[
+                ("kind", "json"),
+                ("target", &url),
+                ("secret", SECRET),
+                ("on_new", "1"),
+                ("on_regression", "1"),
+                ("environments", ""),
+                ("min_level", "debug"),
+            ],
+        )
+        .await;
+    assert_eq!(added.status, 303, "{}", added.body);
+    let page = admin.get(&project).await.body;
+    assert!(page.contains("#1 webhook"), "{page}");
+    assert!(
+        page.contains("http://127.0.0.1/…"),
+        "the URL's path is hidden: {page}"
+    );
+    assert!(!page.contains("/hook"), "{page}");
+
+    // "Send test" delivers at once and says so.
+    let tested = admin.post(&format!("{project}/alerts/1/test"), &[]).await;
+    assert_eq!(tested.status, 200);
+    assert!(
+        tested
+            .body
+            .contains("Test notification delivered to channel #1."),
+        "{}",
+        tested.body
+    );
+    let posts = receiver.wait_for(1).await;
+    assert_eq!(posts[0].2["trigger"], "test");
+
+    // A real alert shows in the history.
+    app.store_ok(&error_event("HistoryError", "x", "f", 1))
+        .await;
+    receiver.wait_for(2).await;
+    let mut page = String::new();
+    for _ in 0..50 {
+        page = admin.get(&project).await.body;
+        if page.contains("HistoryError") && page.contains(">delivered<") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        page.contains("Latest deliveries") && page.contains(">delivered<"),
+        "{page}"
+    );
+
+    // Bad input is a clear 400; only admins change channels.
+    let bad = admin
+        .post(
+            &format!("{project}/alerts"),
+            &[
+                ("kind", "email"),
+                ("target", "not an address"),
+                ("on_new", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(bad.status, 400);
+    assert!(
+        bad.body.contains("is not an e-mail address"),
+        "{}",
+        bad.body
+    );
+    app.create_user("viewer@example.com", false).await;
+    let (viewer, _) = app
+        .try_login("viewer@example.com", crate::helpers::PASSWORD, "/")
+        .await;
+    let refused = viewer
+        .post(&format!("{project}/alerts/1/remove"), &[])
+        .await;
+    assert_eq!(refused.status, 403);
+
+    let removed = admin.post(&format!("{project}/alerts/1/remove"), &[]).await;
+    assert_eq!(removed.status, 303);
+    assert!(admin.get(&project).await.body.contains("No one is told"));
+}

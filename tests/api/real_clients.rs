@@ -81,7 +81,8 @@ async fn seed(app: &TestApp) {
 async fn chromium_logs_in_and_shows_the_list_an_issue_and_an_event() {
     let app = spawn_app().await;
     seed(&app).await;
-    app.create_user("operator@example.com", false).await;
+    // An admin: the tour adds an alert channel.
+    app.create_user("operator@example.com", true).await;
     let script = e2e_dir().join("browser.mjs");
     require_installed(&e2e_dir().join("node_modules/playwright-core"));
     let out_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("test-artifacts/screenshots");
@@ -98,6 +99,8 @@ async fn chromium_logs_in_and_shows_the_list_an_issue_and_an_event() {
     for name in [
         "light-issues",
         "light-issue",
+        "light-alerts",
+        "dark-alerts",
         "light-event",
         "dark-issues",
         "dark-event",

@@ -38,7 +38,9 @@ async fn frame_local_password_and_authorization_header_never_reach_the_database(
         "hunter2-secret-pw",
         "bearer-secret-value",
         "cookie-secret",
-        "4111",
+        // The card's groups as sent ("4111" alone also turns up in random event ids).
+        "4111 1111",
+        "4111-1111",
         "key-secret-value",
         "extra-secret",
         "crumb-secret",
