@@ -18,7 +18,12 @@ CREATE TABLE alert_channels (
     created_at      TIMESTAMPTZ NOT NULL DEFAULT now(),
     last_success_at TIMESTAMPTZ,
     last_failure_at TIMESTAMPTZ,
-    last_failure    TEXT
+    last_failure    TEXT,
+    -- Failing without a success since then; after 24 h the channel is disabled.
+    failing_since   TIMESTAMPTZ,
+    -- Set when the receiver said the webhook is gone (401/403/404/410) or after 24 h of
+    -- failures; a successful test notification enables it again.
+    disabled_at     TIMESTAMPTZ
 );
 CREATE INDEX alert_channels_project ON alert_channels (project_id);
 

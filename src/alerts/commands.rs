@@ -176,6 +176,10 @@ async fn list(project: Option<String>, database: &DatabaseSettings) -> anyhow::R
     };
     for c in alerts::list_channels(&pool, only).await? {
         let last = match (c.last_success_at, c.last_failure_at) {
+            _ if c.disabled_at.is_some() => format!(
+                "disabled (a test that succeeds enables it): {}",
+                c.last_failure.clone().unwrap_or_default()
+            ),
             (_, Some(failed)) if c.last_success_at.is_none_or(|ok| failed > ok) => {
                 format!("failed {failed}: {}", c.last_failure.unwrap_or_default())
             }
@@ -215,10 +219,11 @@ async fn test(
     let poster = Poster::new(public.base_url, settings)?;
     match poster.send(&sample).await {
         Outcome::Delivered => {
+            alerts::enable_channel(&pool, id).await?;
             println!("Delivered a test notification to alert channel {id}");
             Ok(())
         }
-        Outcome::Retry(error, _) | Outcome::Refused(error) => {
+        Outcome::Retry(error, _) | Outcome::Refused(error) | Outcome::Gone(error) => {
             anyhow::bail!("the test notification was not delivered: {error}")
         }
     }

@@ -175,7 +175,7 @@ impl Poster {
             request = request.header("X-Faultline-Signature", signature);
         }
         match request.body(body).send().await {
-            Ok(response) => outcome_of(response.status(), response.headers()),
+            Ok(response) => outcome_of(response).await,
             // The receiver never answered: unreachable, refused, timed out.
             Err(e) => match refused_by_guard(&e) {
                 Some(refused) => Outcome::Refused(refused.to_string()),
@@ -234,8 +234,10 @@ pub enum Outcome {
     Delivered,
     /// Worth trying again, no sooner than the receiver asked (`Retry-After`), if it did.
     Retry(String, Option<i64>),
-    /// The receiver refused it for good (a wrong or deleted webhook).
+    /// This notification cannot be taken, and retrying it cannot help.
     Refused(String),
+    /// The webhook is wrong or gone (401/403/404/410): the channel is disabled.
+    Gone(String),
 }
 
 impl Sender {
@@ -310,9 +312,14 @@ impl Sender {
                     );
                     alerts::mark_digest_delivered(&self.pool, &digest).await?
                 }
+                Outcome::Gone(error) => {
+                    tracing::error!(alert.channel = digest.channel_id, error = %error, "alert channel disabled: its webhook is gone");
+                    alerts::mark_channel_failed(&self.pool, digest.channel_id, &error, true).await?
+                }
                 Outcome::Retry(error, _) | Outcome::Refused(error) => {
                     tracing::warn!(alert.channel = digest.channel_id, error = %error, "alert digest not delivered; will retry");
-                    alerts::mark_channel_failed(&self.pool, digest.channel_id, &error).await?
+                    alerts::mark_channel_failed(&self.pool, digest.channel_id, &error, false)
+                        .await?
                 }
             }
         }
@@ -337,13 +344,18 @@ impl Sender {
                     backoff_seconds(self.settings.alert_retry_seconds, delivery.attempts, asked);
                 tracing::warn!(alert.delivery = delivery.delivery_id, alert.channel = delivery.channel_id,
                     attempt = delivery.attempts, retry_in_s = wait, error = %error, "alert not delivered; will retry");
-                let retry_at = Utc::now() + chrono::TimeDelta::seconds(wait);
-                alerts::mark_failed(&self.pool, delivery, &error, Some(retry_at)).await
+                let retry_at = Utc::now() + chrono::TimeDelta::seconds(with_jitter(wait));
+                alerts::mark_failed(&self.pool, delivery, &error, Some(retry_at), false).await
+            }
+            Outcome::Gone(error) => {
+                tracing::error!(alert.delivery = delivery.delivery_id, alert.channel = delivery.channel_id,
+                    error = %error, "alert channel disabled: its webhook is gone");
+                alerts::mark_failed(&self.pool, delivery, &error, None, true).await
             }
             Outcome::Retry(error, _) | Outcome::Refused(error) => {
                 tracing::error!(alert.delivery = delivery.delivery_id, alert.channel = delivery.channel_id,
                     attempt = delivery.attempts, error = %error, "alert abandoned");
-                alerts::mark_failed(&self.pool, delivery, &error, None).await
+                alerts::mark_failed(&self.pool, delivery, &error, None, false).await
             }
         }
     }
@@ -361,22 +373,53 @@ fn refused_by_guard(error: &reqwest::Error) -> Option<&address::RefusedTarget> {
     None
 }
 
-/// Any 2xx is success (Teams answers 202, Discord 204); 429 and 5xx are worth retrying; any
-/// other answer means the webhook is wrong or gone, and retrying cannot help.
-fn outcome_of(status: reqwest::StatusCode, headers: &reqwest::header::HeaderMap) -> Outcome {
+/// How much of a failed answer's body is kept with the failure.
+const ANSWER_KEPT_BYTES: usize = 500;
+
+/// Any 2xx is success (Teams answers 202, Discord 204); 429 and 5xx are worth retrying;
+/// 401/403/404/410 mean the webhook is gone; any other answer means this notification cannot
+/// be taken, and retrying it cannot help.
+async fn outcome_of(mut response: reqwest::Response) -> Outcome {
+    let status = response.status();
     if status.is_success() {
         return Outcome::Delivered;
     }
-    let error = format!("the receiver answered {status}");
-    let asked = headers
+    let retry_after = response
+        .headers()
         .get("retry-after")
         .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    // The receiver's own words, bounded: enough to tell "channel_not_found" from a typo.
+    let mut answer = Vec::new();
+    while answer.len() < ANSWER_KEPT_BYTES {
+        match response.chunk().await {
+            Ok(Some(chunk)) => answer.extend_from_slice(&chunk),
+            _ => break,
+        }
+    }
+    answer.truncate(ANSWER_KEPT_BYTES);
+    classify(
+        status,
+        retry_after.as_deref(),
+        &String::from_utf8_lossy(&answer),
+    )
+}
+
+fn classify(status: reqwest::StatusCode, retry_after: Option<&str>, answer: &str) -> Outcome {
+    if status.is_success() {
+        return Outcome::Delivered;
+    }
+    let asked = retry_after
         .and_then(|v| v.trim().parse::<f64>().ok())
         .map(|s| s.ceil() as i64);
-    if status.as_u16() == 429 || status.is_server_error() {
-        Outcome::Retry(error, asked)
-    } else {
-        Outcome::Refused(error)
+    let error = match answer.trim() {
+        "" => format!("the receiver answered {status}"),
+        said => format!("the receiver answered {status}: {said}"),
+    };
+    match status.as_u16() {
+        429 | 500..=599 => Outcome::Retry(error, asked),
+        401 | 403 | 404 | 410 => Outcome::Gone(error),
+        _ => Outcome::Refused(error),
     }
 }
 
@@ -387,6 +430,13 @@ fn backoff_seconds(first: i64, attempts: i32, asked: Option<i64>) -> i64 {
         .max(1)
         .saturating_mul(1i64 << attempts.clamp(1, 20).saturating_sub(1));
     doubled.min(MAX_BACKOFF_SECONDS).max(asked.unwrap_or(0))
+}
+
+/// Up to a tenth more, at random, so the deliveries that failed together (a receiver's
+/// outage) do not all come back at the same second.
+fn with_jitter(seconds: i64) -> i64 {
+    use rand::Rng;
+    seconds + rand::thread_rng().gen_range(0..=seconds / 10)
 }
 
 /// Discord reports a failed post only when asked to wait for it.
@@ -437,9 +487,8 @@ mod tests {
     }
 
     #[test]
-    fn answers_are_classified_as_delivered_retry_or_refused() {
-        let headers = reqwest::header::HeaderMap::new();
-        for (status, expected) in [
+    fn answers_are_classified_as_delivered_retry_refused_or_gone() {
+        let cases = [
             (200, "delivered"),
             (202, "delivered"),
             (204, "delivered"),
@@ -447,16 +496,35 @@ mod tests {
             (500, "retry"),
             (503, "retry"),
             (400, "refused"),
-            (404, "refused"),
-            (410, "refused"),
-        ] {
-            let outcome = outcome_of(reqwest::StatusCode::from_u16(status).unwrap(), &headers);
-            let got = match outcome {
+            (422, "refused"),
+            (401, "gone"),
+            (403, "gone"),
+            (404, "gone"),
+            (410, "gone"),
+        ];
+        for (status, expected) in cases {
+            let status = reqwest::StatusCode::from_u16(status).unwrap();
+            let got = match classify(status, Some("30"), "channel_not_found") {
                 Outcome::Delivered => "delivered",
-                Outcome::Retry(..) => "retry",
-                Outcome::Refused(_) => "refused",
+                Outcome::Retry(_, asked) => {
+                    assert_eq!(asked, Some(30));
+                    "retry"
+                }
+                Outcome::Refused(error) => {
+                    assert!(error.contains("channel_not_found"), "{error}");
+                    "refused"
+                }
+                Outcome::Gone(_) => "gone",
             };
             assert_eq!(got, expected, "{status}");
+        }
+    }
+
+    #[test]
+    fn jitter_adds_at_most_a_tenth() {
+        for _ in 0..100 {
+            let waited = with_jitter(300);
+            assert!((300..=330).contains(&waited), "{waited}");
         }
     }
 

@@ -81,6 +81,7 @@ pub struct ChannelRow {
     pub last_success_at: Option<DateTime<Utc>>,
     pub last_failure_at: Option<DateTime<Utc>>,
     pub last_failure: Option<String>,
+    pub disabled_at: Option<DateTime<Utc>>,
 }
 
 /// Every channel, or one project's.
@@ -90,7 +91,8 @@ pub async fn list_channels(
 ) -> sqlx::Result<Vec<ChannelRow>> {
     sqlx::query_as(
         "SELECT c.id, c.project_id, p.name AS project_name, c.kind, c.target, c.triggers,
-                c.environments, c.min_level, c.last_success_at, c.last_failure_at, c.last_failure
+                c.environments, c.min_level, c.last_success_at, c.last_failure_at, c.last_failure,
+                c.disabled_at
            FROM alert_channels c JOIN projects p ON p.id = c.project_id
           WHERE $1::int8 IS NULL OR c.project_id = $1
           ORDER BY c.id",

@@ -91,7 +91,7 @@ pub async fn expand_outbox(pool: &PgPool) -> sqlx::Result<u64> {
          SELECT m.id, c.id
            FROM marked m
            JOIN issues i ON i.id = m.issue_id AND i.status <> 'ignored'
-           JOIN alert_channels c ON c.project_id = i.project_id
+           JOIN alert_channels c ON c.project_id = i.project_id AND c.disabled_at IS NULL
           WHERE m.trigger = ANY (c.triggers)
             AND (cardinality(c.environments) = 0 OR m.environment = ANY (c.environments))
             AND array_position($1::text[], m.level) >= array_position($1::text[], c.min_level)
@@ -145,6 +145,8 @@ pub async fn claim_due(
              SELECT id FROM alert_deliveries
               WHERE delivered_at IS NULL AND abandoned_at IS NULL AND held_at IS NULL
                 AND next_attempt_at <= now()
+                AND NOT EXISTS (SELECT 1 FROM alert_channels c
+                                 WHERE c.id = channel_id AND c.disabled_at IS NOT NULL)
               ORDER BY next_attempt_at, id LIMIT $1 FOR UPDATE SKIP LOCKED
          ), claimed AS (
              UPDATE alert_deliveries d
@@ -236,6 +238,7 @@ pub async fn due_digests(
            JOIN alert_channels c ON c.id = d.channel_id
            JOIN projects p ON p.id = c.project_id
           WHERE d.held_at IS NOT NULL AND d.delivered_at IS NULL AND d.abandoned_at IS NULL
+            AND c.disabled_at IS NULL
             AND (c.last_failure_at IS NULL OR c.last_failure_at < now() - make_interval(secs => $2))
           GROUP BY c.id, p.name
          HAVING min(d.held_at) <= now() - make_interval(secs => $1)",
@@ -274,23 +277,25 @@ pub async fn mark_digest_delivered(pool: &PgPool, digest: &DueDigest) -> sqlx::R
         .bind(&digest.delivery_ids)
         .execute(&mut *tx)
         .await?;
-    sqlx::query("UPDATE alert_channels SET last_success_at = now() WHERE id = $1")
-        .bind(digest.channel_id)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(
+        "UPDATE alert_channels SET last_success_at = now(), failing_since = NULL WHERE id = $1",
+    )
+    .bind(digest.channel_id)
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await
 }
 
 /// Records a failed digest on its channel (it is tried again after the retry delay).
-pub async fn mark_channel_failed(pool: &PgPool, channel_id: i64, error: &str) -> sqlx::Result<()> {
-    sqlx::query(
-        "UPDATE alert_channels SET last_failure_at = now(), last_failure = $2 WHERE id = $1",
-    )
-    .bind(channel_id)
-    .bind(error)
-    .execute(pool)
-    .await?;
-    Ok(())
+pub async fn mark_channel_failed(
+    pool: &PgPool,
+    channel_id: i64,
+    error: &str,
+    disable: bool,
+) -> sqlx::Result<()> {
+    let mut tx = pool.begin().await?;
+    record_channel_failure(&mut tx, channel_id, error, disable).await?;
+    tx.commit().await
 }
 
 /// One line of a project's delivery history.
@@ -340,10 +345,12 @@ pub async fn mark_delivered(pool: &PgPool, delivery: &DueDelivery) -> sqlx::Resu
     .bind(delivery.delivery_id)
     .execute(&mut *tx)
     .await?;
-    sqlx::query("UPDATE alert_channels SET last_success_at = now() WHERE id = $1")
-        .bind(delivery.channel_id)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(
+        "UPDATE alert_channels SET last_success_at = now(), failing_since = NULL WHERE id = $1",
+    )
+    .bind(delivery.channel_id)
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await
 }
 
@@ -353,6 +360,7 @@ pub async fn mark_failed(
     delivery: &DueDelivery,
     error: &str,
     retry_at: Option<DateTime<Utc>>,
+    disable: bool,
 ) -> sqlx::Result<()> {
     let mut tx = pool.begin().await?;
     sqlx::query(
@@ -367,12 +375,44 @@ pub async fn mark_failed(
     .bind(retry_at)
     .execute(&mut *tx)
     .await?;
-    sqlx::query(
-        "UPDATE alert_channels SET last_failure_at = now(), last_failure = $2 WHERE id = $1",
-    )
-    .bind(delivery.channel_id)
-    .bind(error)
-    .execute(&mut *tx)
-    .await?;
+    record_channel_failure(&mut tx, delivery.channel_id, error, disable).await?;
     tx.commit().await
+}
+
+/// The channel's last failure; it is disabled when `disable` or when it has failed without a
+/// success for a day.
+async fn record_channel_failure(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    channel_id: i64,
+    error: &str,
+    disable: bool,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE alert_channels
+            SET last_failure_at = now(), last_failure = $2,
+                failing_since = COALESCE(failing_since, now()),
+                disabled_at = CASE
+                    WHEN $3 OR COALESCE(failing_since, now()) < now() - interval '24 hours'
+                    THEN COALESCE(disabled_at, now()) ELSE disabled_at END
+          WHERE id = $1",
+    )
+    .bind(channel_id)
+    .bind(error)
+    .bind(disable)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// A successful test notification: the channel works again.
+pub async fn enable_channel(pool: &PgPool, channel_id: i64) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE alert_channels
+            SET disabled_at = NULL, failing_since = NULL, last_success_at = now()
+          WHERE id = $1",
+    )
+    .bind(channel_id)
+    .execute(pool)
+    .await?;
+    Ok(())
 }

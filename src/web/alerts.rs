@@ -76,6 +76,13 @@ fn channel_item(c: ChannelRow) -> ChannelItem {
         (Some(_), None) => true,
         _ => false,
     };
+    let state = if c.disabled_at.is_some() {
+        "disabled"
+    } else if failing {
+        "failing"
+    } else {
+        "ok"
+    };
     let mut filters = format!("level ≥ {}", c.min_level);
     if !c.environments.is_empty() {
         filters.push_str(&format!(", environment {}", c.environments.join(", ")));
@@ -86,7 +93,7 @@ fn channel_item(c: ChannelRow) -> ChannelItem {
         kind: c.kind,
         triggers: c.triggers.join(", ").replace('_', " "),
         filters,
-        state: if failing { "failing" } else { "ok" },
+        state,
         last_success: c.last_success_at.map(exact_time).unwrap_or_default(),
         last_failure: match c.last_failure_at {
             Some(t) => format!("{}: {}", exact_time(t), c.last_failure.unwrap_or_default()),
@@ -246,8 +253,12 @@ pub async fn send_test(
     let sample = sample_delivery(channel_id, owner, project_name, kind, target, secret);
     let poster = Poster::new(state.public.base_url.clone(), &state.alerts)?;
     let notice = match poster.send(&sample).await {
-        Outcome::Delivered => format!("Test notification delivered to channel #{channel_id}."),
-        Outcome::Retry(error, _) | Outcome::Refused(error) => {
+        Outcome::Delivered => {
+            // It works: a channel disabled for failing is enabled again.
+            alerts::enable_channel(&state.pool, channel_id).await?;
+            format!("Test notification delivered to channel #{channel_id}.")
+        }
+        Outcome::Retry(error, _) | Outcome::Refused(error) | Outcome::Gone(error) => {
             format!("Test notification to channel #{channel_id} failed: {error}")
         }
     };

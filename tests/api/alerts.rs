@@ -87,7 +87,12 @@ async fn take(req: HttpRequest, body: web::Bytes, receiver: web::Data<Receiver>)
             answers.remove(0)
         }
     };
-    HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap()).finish()
+    let mut answer = HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap());
+    if status >= 400 {
+        // What Slack and the like say: the sender keeps it with the failure.
+        return answer.body(format!("channel_not_found ({status})"));
+    }
+    answer.finish()
 }
 
 async fn add_webhook(app: &TestApp, url: &str, environments: &[&str]) {
@@ -198,7 +203,8 @@ async fn a_failed_delivery_is_retried_until_the_receiver_takes_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_channel_hears_only_its_environments_and_a_refusal_is_not_retried() {
+async fn a_channel_hears_only_its_environments_and_a_gone_webhook_disables_it_until_a_test_passes()
+{
     let app = spawn_app().await;
     let receiver = Receiver::default();
     *receiver.answers.lock().unwrap() = vec![404];
@@ -219,11 +225,39 @@ async fn a_channel_hears_only_its_environments_and_a_refusal_is_not_retried() {
         1,
         "404 means the webhook is gone: no retry"
     );
-    let failure: Option<String> = sqlx::query_scalar("SELECT last_failure FROM alert_channels")
+    let (failure, disabled): (Option<String>, bool) =
+        sqlx::query_as("SELECT last_failure, disabled_at IS NOT NULL FROM alert_channels")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    let failure = failure.unwrap();
+    assert!(
+        failure.contains("404") && failure.contains("channel_not_found"),
+        "{failure}"
+    );
+    assert!(disabled, "a webhook that is gone disables its channel");
+
+    // A disabled channel hears nothing more…
+    let mut later = error_event("LaterError", "x", "h", 1);
+    later["environment"] = json!("production");
+    app.store_ok(&later).await;
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    assert_eq!(receiver.posts().len(), 1);
+    // …until a test notification gets through again.
+    let admin = app.admin_browser().await;
+    let tested = admin
+        .post(&format!("/projects/{}/alerts/1/test", app.project_id), &[])
+        .await;
+    assert!(
+        tested.body.contains("Test notification delivered"),
+        "{}",
+        tested.body
+    );
+    let disabled: bool = sqlx::query_scalar("SELECT disabled_at IS NOT NULL FROM alert_channels")
         .fetch_one(&app.pool)
         .await
         .unwrap();
-    assert!(failure.unwrap().contains("404"));
+    assert!(!disabled);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
