@@ -15,6 +15,11 @@ CREATE TABLE alert_channels (
     -- Empty: every environment.
     environments    TEXT[] NOT NULL DEFAULT '{}',
     min_level       TEXT NOT NULL DEFAULT 'debug',
+    -- Spike: more than spike_events events of one issue within spike_minutes.
+    spike_events    INT,
+    spike_minutes   INT,
+    -- Least time between two spike alerts for one issue on this channel.
+    cooldown_minutes INT NOT NULL DEFAULT 30,
     created_at      TIMESTAMPTZ NOT NULL DEFAULT now(),
     last_success_at TIMESTAMPTZ,
     last_failure_at TIMESTAMPTZ,
@@ -36,11 +41,17 @@ CREATE TABLE alert_outbox (
     environment TEXT,
     release     TEXT,
     level       TEXT NOT NULL,
+    -- Spikes are found per channel (each has its own threshold): only that channel hears it.
+    channel_id  BIGINT REFERENCES alert_channels (id) ON DELETE CASCADE,
+    spike_count BIGINT,
+    spike_minutes INT,
     created_at  TIMESTAMPTZ NOT NULL DEFAULT now(),
     -- Set once its deliveries exist.
     expanded_at TIMESTAMPTZ
 );
 CREATE INDEX alert_outbox_pending ON alert_outbox (id) WHERE expanded_at IS NULL;
+CREATE INDEX alert_outbox_spikes ON alert_outbox (channel_id, issue_id, created_at)
+    WHERE trigger = 'spike';
 
 CREATE TABLE alert_deliveries (
     id              BIGSERIAL PRIMARY KEY,

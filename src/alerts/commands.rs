@@ -4,7 +4,7 @@
 use anyhow::Context;
 use clap::{Args, Subcommand};
 
-use super::{address, email, sample_delivery, Outcome, Poster};
+use super::{address, email, rules, sample_delivery, Outcome, Poster};
 use crate::config::{AlertSettings, DatabaseSettings, PublicSettings};
 use crate::domain::level::Level;
 use crate::store::alerts::{self, ChannelKind, NewChannel, Trigger};
@@ -15,7 +15,7 @@ use crate::store::{self};
 pub enum AlertCommand {
     /// Send a project's new issues and regressions to a webhook (generic signed JSON, Slack,
     /// Discord or Microsoft Teams) or by e-mail. Prints the channel's id last.
-    Add(AddChannel),
+    Add(Box<AddChannel>),
     /// List alert channels (of one project, when named) with their last success or failure.
     List {
         /// A project's name or id.
@@ -58,9 +58,16 @@ pub struct AddChannel {
     /// Signs json webhooks: X-Faultline-Signature: t=<unix>,v1=<HMAC-SHA256 of "t.body">.
     #[arg(long, env = "FAULTLINE_ALERT_SECRET", hide_env_values = true)]
     secret: Option<String>,
-    /// What to alert on, comma-separated: new, regression.
-    #[arg(long = "on", value_delimiter = ',', default_value = "new,regression")]
+    /// What to alert on, comma-separated: new, regression, spike (default: new,regression, and
+    /// spike when --spike is given).
+    #[arg(long = "on", value_delimiter = ',')]
     triggers: Vec<String>,
+    /// Spike threshold: more than N events of one issue within a window, e.g. 100/5m.
+    #[arg(long)]
+    spike: Option<String>,
+    /// Least time between two spike alerts for one issue, e.g. 30m.
+    #[arg(long, default_value = "30m")]
+    cooldown: String,
     /// Only events of these environments, comma-separated (default: all).
     #[arg(long, value_delimiter = ',')]
     environment: Vec<String>,
@@ -85,7 +92,7 @@ impl std::fmt::Debug for AddChannel {
 
 pub async fn run(command: AlertCommand) -> anyhow::Result<()> {
     match command {
-        AlertCommand::Add(channel) => add(channel).await,
+        AlertCommand::Add(channel) => add(*channel).await,
         AlertCommand::List { project, database } => list(project, &database).await,
         AlertCommand::Test {
             id,
@@ -107,15 +114,33 @@ pub async fn run(command: AlertCommand) -> anyhow::Result<()> {
 
 async fn add(args: AddChannel) -> anyhow::Result<()> {
     let (kind, target) = destination(&args).await?;
-    let triggers = args
-        .triggers
+    let spike = args
+        .spike
+        .as_deref()
+        .map(rules::parse_spike)
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
+    let cooldown = rules::parse_minutes(&args.cooldown).map_err(anyhow::Error::msg)?;
+    let mut names = args.triggers.clone();
+    if names.is_empty() {
+        names = vec!["new".into(), "regression".into()];
+        if spike.is_some() {
+            names.push("spike".into());
+        }
+    }
+    let triggers = names
         .iter()
         .map(|t| match t.trim() {
             "new" => Ok(Trigger::NewIssue),
-            other => Trigger::parse(other)
-                .with_context(|| format!("unknown trigger {t:?} in --on: use new, regression")),
+            other => Trigger::parse(other).with_context(|| {
+                format!("unknown trigger {t:?} in --on: use new, regression, spike")
+            }),
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
+    anyhow::ensure!(
+        spike.is_some() || !triggers.contains(&Trigger::Spike),
+        "--on spike needs a threshold: --spike 100/5m"
+    );
     let min_level = Level::parse(&args.min_level).with_context(|| {
         let names: Vec<&str> = Level::ALL.map(Level::as_str).to_vec();
         format!("--min-level must be one of {}", names.join(", "))
@@ -134,6 +159,9 @@ async fn add(args: AddChannel) -> anyhow::Result<()> {
             .filter(|e| !e.is_empty())
             .collect(),
         min_level,
+        spike_events: spike.map(|(events, _)| events),
+        spike_minutes: spike.map(|(_, minutes)| minutes),
+        cooldown_minutes: cooldown,
     };
     let id = alerts::create_channel(&pool, &channel).await?;
     println!(

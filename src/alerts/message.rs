@@ -30,12 +30,18 @@ impl<'a> Notification<'a> {
         }
     }
 
-    /// "New issue", "Regression".
-    fn headline(&self) -> &'static str {
-        match self.delivery.trigger.as_str() {
-            "regression" => "Regression",
-            "test" => "Test notification",
-            _ => "New issue",
+    /// "New issue", "Regression", "Spike: 312 events in 5 min".
+    fn headline(&self) -> String {
+        let d = self.delivery;
+        match d.trigger.as_str() {
+            "regression" => "Regression".into(),
+            "test" => "Test notification".into(),
+            "spike" => format!(
+                "Spike: {} events in {} min",
+                d.spike_count.unwrap_or_default(),
+                d.spike_minutes.unwrap_or_default()
+            ),
+            _ => "New issue".into(),
         }
     }
 
@@ -80,6 +86,7 @@ impl<'a> Notification<'a> {
             "version": WEBHOOK_PAYLOAD_VERSION,
             "delivery_id": d.delivery_id,
             "trigger": d.trigger,
+            "spike": d.spike_count.map(|count| json!({"events": count, "minutes": d.spike_minutes})),
             "project": {"id": d.project_id, "name": d.project_name},
             "issue": {
                 "id": d.issue_id,
@@ -377,6 +384,8 @@ mod tests {
             environment: Some("production".into()),
             release: None,
             level: "error".into(),
+            spike_count: None,
+            spike_minutes: None,
             project_id: 1,
             project_name: "shop".into(),
             issue_id: 42,

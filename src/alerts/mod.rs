@@ -8,6 +8,7 @@ pub mod address;
 pub mod commands;
 pub mod email;
 pub mod message;
+pub mod rules;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -216,6 +217,8 @@ pub fn sample_delivery(
         environment: Some("production".into()),
         release: None,
         level: crate::domain::level::Level::Error.as_str().into(),
+        spike_count: None,
+        spike_minutes: None,
         project_id,
         project_name,
         issue_id: 0,
@@ -254,6 +257,7 @@ impl Sender {
     }
 
     async fn round(&self) -> sqlx::Result<()> {
+        alerts::detect_spikes(&self.pool).await?;
         alerts::expand_outbox(&self.pool).await?;
         loop {
             let due = alerts::claim_due(&self.pool, CLAIM_AT_ONCE, LEASE_SECONDS).await?;

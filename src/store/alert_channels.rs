@@ -49,13 +49,20 @@ pub struct NewChannel {
     pub triggers: Vec<Trigger>,
     pub environments: Vec<String>,
     pub min_level: Level,
+    /// Spike: more than this many events…
+    pub spike_events: Option<i32>,
+    /// …within this many minutes.
+    pub spike_minutes: Option<i32>,
+    /// Least minutes between two spike alerts for one issue.
+    pub cooldown_minutes: i32,
 }
 
 pub async fn create_channel(pool: &PgPool, channel: &NewChannel) -> sqlx::Result<i64> {
     let triggers: Vec<&str> = channel.triggers.iter().map(|t| t.as_str()).collect();
     sqlx::query_scalar(
-        "INSERT INTO alert_channels (project_id, kind, target, secret, triggers, environments, min_level)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+        "INSERT INTO alert_channels (project_id, kind, target, secret, triggers, environments,
+                                     min_level, spike_events, spike_minutes, cooldown_minutes)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
     )
     .bind(channel.project_id)
     .bind(channel.kind.as_str())
@@ -64,6 +71,9 @@ pub async fn create_channel(pool: &PgPool, channel: &NewChannel) -> sqlx::Result
     .bind(&triggers)
     .bind(&channel.environments)
     .bind(channel.min_level.as_str())
+    .bind(channel.spike_events)
+    .bind(channel.spike_minutes)
+    .bind(channel.cooldown_minutes)
     .fetch_one(pool)
     .await
 }

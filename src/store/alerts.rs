@@ -18,15 +18,18 @@ use crate::domain::level::Level;
 pub enum Trigger {
     NewIssue,
     Regression,
+    /// More than a channel's threshold of events in its window.
+    Spike,
 }
 
 impl Trigger {
-    pub const ALL: [Trigger; 2] = [Trigger::NewIssue, Trigger::Regression];
+    pub const ALL: [Trigger; 3] = [Trigger::NewIssue, Trigger::Regression, Trigger::Spike];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Trigger::NewIssue => "new_issue",
             Trigger::Regression => "regression",
+            Trigger::Spike => "spike",
         }
     }
 
@@ -74,6 +77,52 @@ pub async fn record_triggers(
     Ok(())
 }
 
+/// Records a spike for every channel that watches for them and every issue over its
+/// threshold, unless that issue's last spike on that channel is within the channel's cooldown.
+/// One instance at a time (an advisory lock), so two never record the same spike.
+pub async fn detect_spikes(pool: &PgPool) -> sqlx::Result<u64> {
+    let mut tx = pool.begin().await?;
+    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(7261130001)")
+        .fetch_one(&mut *tx)
+        .await?;
+    if !locked {
+        return Ok(0);
+    }
+    let recorded = sqlx::query(
+        // Issues seen within the window are the only candidates (issues_project_last_seen);
+        // each is counted through events (issue_id, received_at), at most threshold + 1 rows.
+        "INSERT INTO alert_outbox (issue_id, trigger, event_id, environment, release, level,
+                                   channel_id, spike_count, spike_minutes)
+         SELECT i.id, 'spike', e.event_id, e.environment, e.release, e.level,
+                c.id, n.count, c.spike_minutes
+           FROM alert_channels c
+           JOIN issues i ON i.project_id = c.project_id AND i.status <> 'ignored'
+                        AND i.last_seen > now() - make_interval(mins => c.spike_minutes)
+          CROSS JOIN LATERAL (
+                SELECT count(*) AS count FROM (
+                    SELECT 1 FROM events ev
+                     WHERE ev.issue_id = i.id
+                       AND ev.received_at > now() - make_interval(mins => c.spike_minutes)
+                     LIMIT c.spike_events + 1) recent) n
+          CROSS JOIN LATERAL (
+                SELECT ev.event_id, ev.environment, ev.release, ev.level FROM events ev
+                 WHERE ev.issue_id = i.id
+                   AND ev.received_at > now() - make_interval(mins => c.spike_minutes)
+                 ORDER BY ev.received_at DESC LIMIT 1) e
+          WHERE 'spike' = ANY (c.triggers) AND c.disabled_at IS NULL
+            AND c.spike_events IS NOT NULL AND c.spike_minutes IS NOT NULL
+            AND n.count > c.spike_events
+            AND NOT EXISTS (
+                SELECT 1 FROM alert_outbox o
+                 WHERE o.channel_id = c.id AND o.issue_id = i.id AND o.trigger = 'spike'
+                   AND o.created_at > now() - make_interval(mins => c.cooldown_minutes))",
+    )
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(recorded.rows_affected())
+}
+
 /// Turns pending outbox rows into one delivery per matching channel, in one transaction.
 /// Ignored issues alert no one; a channel hears only its triggers, environments and levels.
 pub async fn expand_outbox(pool: &PgPool) -> sqlx::Result<u64> {
@@ -93,6 +142,7 @@ pub async fn expand_outbox(pool: &PgPool) -> sqlx::Result<u64> {
            JOIN issues i ON i.id = m.issue_id AND i.status <> 'ignored'
            JOIN alert_channels c ON c.project_id = i.project_id AND c.disabled_at IS NULL
           WHERE m.trigger = ANY (c.triggers)
+            AND (m.channel_id IS NULL OR m.channel_id = c.id)
             AND (cardinality(c.environments) = 0 OR m.environment = ANY (c.environments))
             AND array_position($1::text[], m.level) >= array_position($1::text[], c.min_level)
          ON CONFLICT (outbox_id, channel_id) DO NOTHING",
@@ -121,6 +171,9 @@ pub struct DueDelivery {
     pub environment: Option<String>,
     pub release: Option<String>,
     pub level: String,
+    /// For spikes: how many events in how many minutes.
+    pub spike_count: Option<i64>,
+    pub spike_minutes: Option<i32>,
     pub project_id: i64,
     pub project_name: String,
     pub issue_id: i64,
@@ -156,7 +209,8 @@ pub async fn claim_due(
          )
          SELECT d.id AS delivery_id, d.attempts, d.sent_at IS NOT NULL AS sent_before,
                 c.id AS channel_id, c.kind, c.target, c.secret,
-                o.trigger, o.event_id, o.environment, o.release, o.level,
+                o.trigger, o.event_id, o.environment, o.release, o.level, o.spike_count,
+                o.spike_minutes,
                 p.id AS project_id, p.name AS project_name,
                 i.id AS issue_id, i.title, i.culprit, i.status::text AS status, i.event_count,
                 i.first_seen, i.last_seen,

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use super::auth::{CsrfForm, NoFields};
 use super::view::exact_time;
 use super::WebError;
-use crate::alerts::{address, email, sample_delivery, Outcome, Poster};
+use crate::alerts::{address, email, rules, sample_delivery, Outcome, Poster};
 use crate::domain::level::Level;
 use crate::state::AppState;
 use crate::store::alerts::{self, ChannelKind, ChannelRow, DeliveryRow, NewChannel, Trigger};
@@ -16,6 +16,8 @@ use crate::store::projects;
 
 /// Deliveries the history shows.
 const HISTORY: i64 = 100;
+/// Least time between two spike alerts for one issue, for channels added here.
+const DEFAULT_COOLDOWN_MINUTES: i32 = 30;
 
 pub struct ChannelItem {
     pub id: i64,
@@ -154,6 +156,8 @@ pub struct ChannelForm {
     environments: String,
     #[serde(default)]
     min_level: String,
+    #[serde(default)]
+    spike: String,
 }
 
 pub async fn add(
@@ -202,6 +206,13 @@ async fn new_channel(
     if !form.on_regression.is_empty() {
         triggers.push(Trigger::Regression);
     }
+    let spike = match form.spike.trim() {
+        "" => None,
+        text => Some(rules::parse_spike(text).map_err(|e| bad(format!("{e}.")))?),
+    };
+    if spike.is_some() {
+        triggers.push(Trigger::Spike);
+    }
     if triggers.is_empty() {
         return Err(bad("Choose at least one thing to alert on.".into()));
     }
@@ -220,6 +231,9 @@ async fn new_channel(
             .map(str::to_owned)
             .collect(),
         min_level,
+        spike_events: spike.map(|(events, _)| events),
+        spike_minutes: spike.map(|(_, minutes)| minutes),
+        cooldown_minutes: DEFAULT_COOLDOWN_MINUTES,
     })
 }
 

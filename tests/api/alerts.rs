@@ -106,6 +106,9 @@ async fn add_webhook(app: &TestApp, url: &str, environments: &[&str]) {
             triggers: Trigger::ALL.to_vec(),
             environments: environments.iter().map(|e| e.to_string()).collect(),
             min_level: faultline::domain::level::Level::Debug,
+            spike_events: None,
+            spike_minutes: None,
+            cooldown_minutes: 30,
         },
     )
     .await
@@ -366,6 +369,9 @@ async fn an_e_mail_alert_reaches_every_address_with_subject_link_and_fields_and_
             triggers: Trigger::ALL.to_vec(),
             environments: vec![],
             min_level: faultline::domain::level::Level::Debug,
+            spike_events: None,
+            spike_minutes: None,
+            cooldown_minutes: 30,
         },
     )
     .await
@@ -508,4 +514,55 @@ async fn operators_add_test_and_remove_channels_on_the_project_page_and_see_deli
     let removed = admin.post(&format!("{project}/alerts/1/remove"), &[]).await;
     assert_eq!(removed.status, 303);
     assert!(admin.get(&project).await.body.contains("No one is told"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spike_alerts_once_with_its_count_and_the_cooldown_holds_the_next() {
+    let app = spawn_app().await;
+    let receiver = Receiver::default();
+    create_channel(
+        &app.pool,
+        &NewChannel {
+            project_id: app.project_id,
+            kind: ChannelKind::Webhook,
+            target: receiver.start(),
+            secret: Some(SECRET.into()),
+            triggers: vec![Trigger::Spike],
+            environments: vec![],
+            min_level: faultline::domain::level::Level::Debug,
+            spike_events: Some(4),
+            spike_minutes: Some(5),
+            cooldown_minutes: 30,
+        },
+    )
+    .await
+    .unwrap();
+    // Four events: not more than the threshold, no spike.
+    for line in 0..4 {
+        app.store_ok(&error_event("SpikeError", "x", "f", line))
+            .await;
+    }
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(receiver.posts().is_empty(), "{:?}", receiver.posts());
+    // The fifth crosses it.
+    app.store_ok(&error_event("SpikeError", "x", "f", 9)).await;
+    let posts = receiver.wait_for(1).await;
+    let spike = &posts[0].2;
+    assert_eq!(spike["trigger"], "spike");
+    assert_eq!(spike["spike"]["events"], 5, "{spike}");
+    assert_eq!(spike["spike"]["minutes"], 5);
+    assert!(
+        spike["text"]
+            .as_str()
+            .unwrap()
+            .contains("Spike: 5 events in 5 min"),
+        "{spike}"
+    );
+    // Still spiking, but within the cooldown: nothing more.
+    for line in 10..16 {
+        app.store_ok(&error_event("SpikeError", "x", "f", line))
+            .await;
+    }
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(receiver.posts().len(), 1, "{:?}", receiver.posts());
 }

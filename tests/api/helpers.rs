@@ -138,6 +138,13 @@ async fn migrated_template() -> String {
         for _ in 0..50 {
             match &renamed {
                 Err(e) if e.to_string().contains("being accessed by other users") => {
+                    // Nothing of ours uses it any more: end whatever server process lingers.
+                    let _ = sqlx::query(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+                    )
+                    .bind(&building)
+                    .execute(&mut admin)
+                    .await;
                     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                     renamed = sqlx::query(&rename).execute(&mut admin).await;
                 }
