@@ -38,8 +38,9 @@ impl Application {
         store::retention::create_partitions(&pool, chrono::Utc::now().date_naive()).await?;
         crate::cleanup::spawn_background(pool.clone(), settings.retention.retention_days);
         crate::upkeep::spawn_background(pool.clone());
+        // Its own small pool: sending alerts never waits behind, or holds up, requests.
         crate::alerts::spawn_sender(
-            pool.clone(),
+            store::dedicated_pool(&pool, 2),
             settings.public.base_url.clone(),
             settings.alerts.clone(),
         );

@@ -336,7 +336,9 @@ fn alert_channels_are_added_tested_listed_and_removed_from_the_command_line() {
     for (args, complaint) in [
         (vec!["--format", "pager"], "--format must be"),
         (vec!["--min-level", "loud"], "--min-level must be"),
-        (vec!["--on", "spike"], "unknown trigger"),
+        (vec!["--on", "sideways"], "unknown trigger"),
+        (vec!["--on", "spike"], "needs a threshold"),
+        (vec!["--spike", "lots"], "is not a spike threshold"),
     ] {
         let mut command = faultline(&database_url);
         command.args([
