@@ -222,25 +222,15 @@ impl<'a> Notification<'a> {
             .into_iter()
             .map(|(label, value)| json!({"title": label, "value": ellipsize(&value, 500)}))
             .collect();
-        json!({
-            "type": "message",
-            "attachments": [{
-                "contentType": "application/vnd.microsoft.card.adaptive",
-                "contentUrl": null,
-                "content": {
-                    "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
-                    "type": "AdaptiveCard",
-                    "version": "1.4",
-                    "body": [
-                        {"type": "TextBlock", "text": ellipsize(&format!("{}: {}", self.headline(), d.title), 300),
-                         "weight": "Bolder", "size": "Medium", "wrap": true},
-                        {"type": "TextBlock", "text": ellipsize(&d.culprit, 300), "wrap": true, "isSubtle": true},
-                        {"type": "FactSet", "facts": facts},
-                    ],
-                    "actions": [{"type": "Action.OpenUrl", "title": "Open in Faultline", "url": self.issue_url}],
-                },
-            }],
-        })
+        teams_card(
+            json!([
+                {"type": "TextBlock", "text": ellipsize(&format!("{}: {}", self.headline(), d.title), 300),
+                 "weight": "Bolder", "size": "Medium", "wrap": true},
+                {"type": "TextBlock", "text": ellipsize(&d.culprit, 300), "wrap": true, "isSubtle": true},
+                {"type": "FactSet", "facts": facts},
+            ]),
+            json!([{"type": "Action.OpenUrl", "title": "Open in Faultline", "url": self.issue_url}]),
+        )
     }
 }
 
@@ -339,23 +329,33 @@ impl Digest<'_> {
 
     pub fn teams(&self) -> Value {
         let lines = self.lines(|url, title| format!("- [{}]({url})", ellipsize(title, 150)));
-        json!({
-            "type": "message",
-            "attachments": [{
-                "contentType": "application/vnd.microsoft.card.adaptive",
-                "contentUrl": null,
-                "content": {
-                    "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
-                    "type": "AdaptiveCard",
-                    "version": "1.4",
-                    "body": [
-                        {"type": "TextBlock", "text": self.summary(), "weight": "Bolder", "wrap": true},
-                        {"type": "TextBlock", "text": lines.join("\n"), "wrap": true},
-                    ],
-                },
-            }],
-        })
+        teams_card(
+            json!([
+                {"type": "TextBlock", "text": self.summary(), "weight": "Bolder", "wrap": true},
+                {"type": "TextBlock", "text": lines.join("\n"), "wrap": true},
+            ]),
+            json!([]),
+        )
     }
+}
+
+/// The envelope a Teams Workflows webhook takes: one Adaptive Card (1.4) with `body` and
+/// `actions`.
+fn teams_card(body: Value, actions: Value) -> Value {
+    json!({
+        "type": "message",
+        "attachments": [{
+            "contentType": "application/vnd.microsoft.card.adaptive",
+            "contentUrl": null,
+            "content": {
+                "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+                "type": "AdaptiveCard",
+                "version": "1.4",
+                "body": body,
+                "actions": actions,
+            },
+        }],
+    })
 }
 
 /// Slack reads `&`, `<` and `>` as markup (`<!channel>`, `<url|text>`).
@@ -425,6 +425,30 @@ mod tests {
                 .count()
                 <= 256
         );
+    }
+
+    #[test]
+    fn teams_gets_an_adaptive_card_with_facts_and_a_link() {
+        let d = delivery("KeyError: 'sku'");
+        let card = Notification::new(&d, "https://fl.example").teams();
+        assert_eq!(card["type"], "message");
+        let content = &card["attachments"][0]["content"];
+        assert_eq!(
+            card["attachments"][0]["contentType"],
+            "application/vnd.microsoft.card.adaptive"
+        );
+        assert_eq!(content["type"], "AdaptiveCard");
+        assert_eq!(content["version"], "1.4");
+        assert_eq!(content["body"][2]["type"], "FactSet");
+        assert_eq!(content["actions"][0]["url"], "https://fl.example/issues/42");
+        let digest = Digest {
+            project_name: "shop",
+            held: 3,
+            top: vec![(9, "E".into(), 1)],
+            base_url: "https://fl.example",
+        }
+        .teams();
+        assert_eq!(digest["attachments"][0]["content"]["version"], "1.4");
     }
 
     #[test]
