@@ -87,6 +87,9 @@ impl Sender {
                 break;
             }
             for delivery in &due {
+                if !alerts::renew_claim(&self.pool, delivery, LEASE_SECONDS).await? {
+                    continue;
+                }
                 if !delivery.sent_before && !self.within_cap(delivery).await? {
                     continue;
                 }
@@ -121,10 +124,11 @@ impl Sender {
 
     async fn send_digests(&self) -> sqlx::Result<()> {
         let settings = &self.settings;
-        let due = alerts::due_digests(
+        let due = alerts::claim_due_digests(
             &self.pool,
             settings.alert_cap_window_seconds,
             settings.alert_retry_seconds,
+            LEASE_SECONDS,
         )
         .await?;
         for digest in due {
@@ -140,16 +144,30 @@ impl Sender {
                 }
                 Outcome::Gone(error) => {
                     tracing::error!(alert.channel = digest.channel_id, error = %error, "alert channel disabled: its webhook is gone");
-                    alerts::mark_channel_failed(&self.pool, digest.channel_id, &error, true).await?
+                    alerts::mark_channel_failed(&self.pool, digest.channel_id, &error, true)
+                        .await?;
+                    self.postpone(&digest).await?
                 }
                 Outcome::Retry(error, _) | Outcome::Refused(error) => {
                     tracing::warn!(alert.channel = digest.channel_id, error = %error, "alert digest not delivered; will retry");
                     alerts::mark_channel_failed(&self.pool, digest.channel_id, &error, false)
-                        .await?
+                        .await?;
+                    self.postpone(&digest).await?
                 }
             }
         }
         Ok(())
+    }
+
+    /// A digest that failed is tried again after the retry interval, as a whole.
+    async fn postpone(&self, digest: &alerts::DueDigest) -> sqlx::Result<()> {
+        let wait = with_jitter(self.settings.alert_retry_seconds.max(1));
+        alerts::postpone_digest(
+            &self.pool,
+            digest,
+            Utc::now() + chrono::TimeDelta::seconds(wait),
+        )
+        .await
     }
 
     async fn record(&self, delivery: &DueDelivery, outcome: Outcome) -> sqlx::Result<()> {

@@ -11,7 +11,8 @@ pub use super::alert_channels::{
     NewChannel,
 };
 pub use super::alert_digests::{
-    due_digests, held_issues, mark_digest_delivered, take_cap_slot, DueDigest, HeldIssue,
+    claim_due_digests, held_issues, mark_digest_delivered, postpone_digest, take_cap_slot,
+    DueDigest, HeldIssue,
 };
 use super::events::NewEvent;
 use crate::domain::level::Level;
@@ -281,6 +282,27 @@ pub async fn recent_deliveries(
     .bind(limit)
     .fetch_all(pool)
     .await
+}
+
+/// Extends this instance's claim on a delivery just before it is sent, so a batch that takes
+/// long to work through never outlives its lease. `false` when the claim was lost (its lease
+/// ran out and another instance took the delivery, or it is settled): it must not be sent.
+pub async fn renew_claim(
+    pool: &PgPool,
+    delivery: &DueDelivery,
+    lease_seconds: i64,
+) -> sqlx::Result<bool> {
+    let renewed = sqlx::query(
+        "UPDATE alert_deliveries SET next_attempt_at = now() + make_interval(secs => $3)
+          WHERE id = $1 AND attempts = $2
+            AND delivered_at IS NULL AND abandoned_at IS NULL AND held_at IS NULL",
+    )
+    .bind(delivery.delivery_id)
+    .bind(delivery.attempts)
+    .bind(lease_seconds as f64)
+    .execute(pool)
+    .await?;
+    Ok(renewed.rows_affected() == 1)
 }
 
 pub async fn mark_delivered(pool: &PgPool, delivery: &DueDelivery) -> sqlx::Result<()> {

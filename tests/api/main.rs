@@ -1,6 +1,8 @@
 //! End-to-end tests: a real server over real HTTP against a real PostgreSQL.
 
 mod access;
+mod alert_durability;
+mod alert_receiver;
 mod alerts;
 mod api_tokens;
 mod cli;
