@@ -1,13 +1,14 @@
 //! The retention job: keeps `events` partitions ahead of time and removes events older than
 //! `FAULTLINE_RETENTION_DAYS`, hourly in the background and once with `faultline cleanup`.
-//! Issues keep their totals; only occurrences go.
+//! Issues keep their totals; only occurrences go. Settled alerts older than the retention
+//! period go too (their delivery history is shown for the last 100 only).
 
 use std::time::Duration;
 
 use chrono::Utc;
 use sqlx::PgPool;
 
-use crate::store::retention;
+use crate::store::{alerts, retention};
 
 const EVERY: Duration = Duration::from_secs(3600);
 
@@ -17,6 +18,8 @@ pub struct CleanupReport {
     /// `(partition, events it held)`.
     pub partitions_dropped: Vec<(String, i64)>,
     pub ids_deleted: u64,
+    /// Settled alert triggers removed with their deliveries.
+    pub alerts_deleted: u64,
 }
 
 /// One pass; `None` when another instance is already running one. `progress` hears one line
@@ -73,6 +76,8 @@ async fn clean(
             break;
         }
     }
+    report.alerts_deleted = alerts::delete_settled_before(pool, cutoff).await?;
+    progress(&format!("deleted {} settled alerts", report.alerts_deleted));
     Ok(report)
 }
 
@@ -87,6 +92,7 @@ pub fn spawn_background(pool: PgPool, retention_days: i64) {
                     partitions.created = report.partitions_created,
                     partitions.dropped = report.partitions_dropped.len(),
                     events.removed = report.partitions_dropped.iter().map(|p| p.1).sum::<i64>(),
+                    alerts.removed = report.alerts_deleted,
                     "retention clean-up done"
                 ),
                 Ok(None) => tracing::debug!("another instance is cleaning up"),

@@ -372,6 +372,22 @@ async fn record_channel_failure(
     Ok(())
 }
 
+/// Removes triggers older than `cutoff` whose deliveries are all settled (delivered or
+/// abandoned), with those deliveries; pending ones stay whatever their age.
+pub async fn delete_settled_before(pool: &PgPool, cutoff: DateTime<Utc>) -> sqlx::Result<u64> {
+    let deleted = sqlx::query(
+        "DELETE FROM alert_outbox o
+          WHERE o.created_at < $1 AND o.expanded_at IS NOT NULL
+            AND NOT EXISTS (SELECT 1 FROM alert_deliveries d
+                             WHERE d.outbox_id = o.id
+                               AND d.delivered_at IS NULL AND d.abandoned_at IS NULL)",
+    )
+    .bind(cutoff)
+    .execute(pool)
+    .await?;
+    Ok(deleted.rows_affected())
+}
+
 /// A successful test notification: the channel works again.
 pub async fn enable_channel(pool: &PgPool, channel_id: i64) -> sqlx::Result<()> {
     sqlx::query(

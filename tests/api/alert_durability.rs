@@ -270,3 +270,42 @@ async fn a_thousand_new_issues_send_the_default_cap_and_one_digest_per_channel()
         assert_eq!(receiver.posts().len(), 21, "cap + one digest");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_clean_up_removes_settled_alerts_past_retention_and_keeps_pending_ones() {
+    let app = spawn_app().await;
+    let receiver = Receiver::default();
+    add_webhook(&app, &receiver.start(), &[]).await;
+    app.store_ok(&error_event("OldDelivered", "boom", "f", 1))
+        .await;
+    receiver.wait_for(1).await;
+    // A second channel whose receiver never answers: its delivery stays pending.
+    let port = free_port();
+    add_webhook(&app, &format!("http://127.0.0.1:{port}/hook"), &[]).await;
+    app.store_ok(&error_event("OldPending", "boom", "f", 1))
+        .await;
+    receiver.wait_for(2).await;
+    sqlx::query("UPDATE alert_outbox SET created_at = now() - interval '100 days'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+
+    let report = faultline::cleanup::run_once(&app.pool, 90, |_| {})
+        .await
+        .unwrap()
+        .expect("no other clean-up runs");
+    assert_eq!(
+        report.alerts_deleted, 1,
+        "OldDelivered's trigger, delivered"
+    );
+    let left: Vec<String> =
+        sqlx::query_scalar("SELECT i.title FROM alert_outbox o JOIN issues i ON i.id = o.issue_id")
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        left,
+        ["OldPending: boom"],
+        "a pending delivery is never removed"
+    );
+}
