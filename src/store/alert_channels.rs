@@ -88,10 +88,39 @@ pub struct ChannelRow {
     pub triggers: Vec<String>,
     pub environments: Vec<String>,
     pub min_level: String,
+    pub spike_events: Option<i32>,
+    pub spike_minutes: Option<i32>,
+    pub cooldown_minutes: i32,
+    pub has_secret: bool,
     pub last_success_at: Option<DateTime<Utc>>,
     pub last_failure_at: Option<DateTime<Utc>>,
     pub last_failure: Option<String>,
     pub disabled_at: Option<DateTime<Utc>>,
+}
+
+/// Changes a channel of `channel.project_id` in place, keeping its id, state and history.
+/// `false` when the project has no such channel.
+pub async fn update_channel(pool: &PgPool, id: i64, channel: &NewChannel) -> sqlx::Result<bool> {
+    let triggers: Vec<&str> = channel.triggers.iter().map(|t| t.as_str()).collect();
+    let result = sqlx::query(
+        "UPDATE alert_channels
+            SET target = $3, secret = $4, triggers = $5, environments = $6, min_level = $7,
+                spike_events = $8, spike_minutes = $9, cooldown_minutes = $10
+          WHERE id = $1 AND project_id = $2",
+    )
+    .bind(id)
+    .bind(channel.project_id)
+    .bind(&channel.target)
+    .bind(&channel.secret)
+    .bind(&triggers)
+    .bind(&channel.environments)
+    .bind(channel.min_level.as_str())
+    .bind(channel.spike_events)
+    .bind(channel.spike_minutes)
+    .bind(channel.cooldown_minutes)
+    .execute(pool)
+    .await?;
+    Ok(result.rows_affected() > 0)
 }
 
 /// Every channel, or one project's.
@@ -101,7 +130,8 @@ pub async fn list_channels(
 ) -> sqlx::Result<Vec<ChannelRow>> {
     sqlx::query_as(
         "SELECT c.id, c.project_id, p.name AS project_name, c.kind, c.target, c.triggers,
-                c.environments, c.min_level, c.last_success_at, c.last_failure_at, c.last_failure,
+                c.environments, c.min_level, c.spike_events, c.spike_minutes, c.cooldown_minutes,
+                c.secret IS NOT NULL AS has_secret, c.last_success_at, c.last_failure_at, c.last_failure,
                 c.disabled_at
            FROM alert_channels c JOIN projects p ON p.id = c.project_id
           WHERE $1::int8 IS NULL OR c.project_id = $1

@@ -7,8 +7,8 @@ use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 pub use super::alert_channels::{
-    channel_target, create_channel, delete_channel, list_channels, ChannelKind, ChannelRow,
-    NewChannel,
+    channel_target, create_channel, delete_channel, list_channels, update_channel, ChannelKind,
+    ChannelRow, NewChannel,
 };
 pub use super::alert_digests::{
     claim_due_digests, held_issues, mark_digest_delivered, postpone_digest, take_cap_slot,

@@ -3,21 +3,19 @@
 
 use actix_web::http::header;
 use actix_web::{web, HttpResponse};
-use serde::Deserialize;
 
+use super::alert_form::{self, ChannelForm};
 use super::auth::{CsrfForm, NoFields};
 use super::view::exact_time;
 use super::WebError;
-use crate::alerts::{address, email, rules, sample_delivery, Outcome, Poster};
+use crate::alerts::{sample_delivery, Outcome, Poster};
 use crate::domain::level::Level;
 use crate::state::AppState;
-use crate::store::alerts::{self, ChannelKind, ChannelRow, DeliveryRow, NewChannel, Trigger};
+use crate::store::alerts::{self, ChannelKind, ChannelRow, DeliveryRow, Trigger};
 use crate::store::projects;
 
 /// Deliveries the history shows.
 const HISTORY: i64 = 100;
-/// Least time between two spike alerts for one issue, for channels added here.
-const DEFAULT_COOLDOWN_MINUTES: i32 = 30;
 
 pub struct ChannelItem {
     pub id: i64,
@@ -28,6 +26,14 @@ pub struct ChannelItem {
     pub state: &'static str,
     pub last_success: String,
     pub last_failure: String,
+    /// The edit form's values.
+    pub on_new: bool,
+    pub on_regression: bool,
+    pub spike: String,
+    pub environments: String,
+    pub min_level: String,
+    pub cooldown: String,
+    pub has_secret: bool,
 }
 
 pub struct DeliveryItem {
@@ -89,12 +95,23 @@ fn channel_item(c: ChannelRow) -> ChannelItem {
     if !c.environments.is_empty() {
         filters.push_str(&format!(", environment {}", c.environments.join(", ")));
     }
+    let has = |trigger: Trigger| c.triggers.iter().any(|t| t == trigger.as_str());
     ChannelItem {
         id: c.id,
+        on_new: has(Trigger::NewIssue),
+        on_regression: has(Trigger::Regression),
+        spike: match (c.spike_events, c.spike_minutes) {
+            (Some(events), Some(minutes)) => format!("{events}/{minutes}m"),
+            _ => String::new(),
+        },
+        environments: c.environments.join(", "),
+        cooldown: format!("{}m", c.cooldown_minutes),
+        has_secret: c.has_secret,
         target: shown_target(&c.kind, &c.target),
         kind: c.kind,
         triggers: c.triggers.join(", ").replace('_', " "),
         filters,
+        min_level: c.min_level,
         state,
         last_success: c.last_success_at.map(exact_time).unwrap_or_default(),
         last_failure: match c.last_failure_at {
@@ -140,26 +157,6 @@ fn delivery_item(d: DeliveryRow) -> DeliveryItem {
     }
 }
 
-#[derive(Deserialize)]
-pub struct ChannelForm {
-    #[serde(default)]
-    kind: String,
-    #[serde(default)]
-    target: String,
-    #[serde(default)]
-    secret: String,
-    #[serde(default)]
-    on_new: String,
-    #[serde(default)]
-    on_regression: String,
-    #[serde(default)]
-    environments: String,
-    #[serde(default)]
-    min_level: String,
-    #[serde(default)]
-    spike: String,
-}
-
 pub async fn add(
     path: web::Path<String>,
     CsrfForm { operator, form }: CsrfForm<ChannelForm>,
@@ -167,74 +164,35 @@ pub async fn add(
 ) -> Result<HttpResponse, WebError> {
     operator.require_admin()?;
     let project_id = project_of(&state, &path).await?;
-    let channel = new_channel(project_id, form, &state).await?;
+    let channel = alert_form::read(project_id, form, None, &state).await?;
     alerts::create_channel(&state.pool, &channel).await?;
     Ok(back_to(project_id))
 }
 
-/// The form as a channel, or a 400 saying what is wrong with it.
-async fn new_channel(
-    project_id: i64,
-    form: ChannelForm,
-    state: &AppState,
-) -> Result<NewChannel, WebError> {
-    let bad = |message: String| WebError::BadRequest(message);
-    let kind = match form.kind.as_str() {
-        "json" => ChannelKind::Webhook,
-        other => ChannelKind::parse(other)
-            .filter(|k| *k != ChannelKind::Webhook)
-            .ok_or_else(|| {
-                bad(
-                    "Choose what the channel is: JSON webhook, Slack, Discord, Teams or e-mail."
-                        .into(),
-                )
-            })?,
-    };
-    let target = form.target.trim().to_owned();
-    if kind == ChannelKind::Email {
-        email::check_addresses(&target).map_err(|e| bad(format!("{e}.")))?;
-    } else {
-        match address::check_resolved(&target, state.alerts.allow_private_webhooks).await {
-            Ok(()) | Err(address::RefusedTarget::Unresolved) => {}
-            Err(refused) => return Err(bad(format!("{refused}."))),
-        }
-    }
-    let mut triggers = Vec::new();
-    if !form.on_new.is_empty() {
-        triggers.push(Trigger::NewIssue);
-    }
-    if !form.on_regression.is_empty() {
-        triggers.push(Trigger::Regression);
-    }
-    let spike = match form.spike.trim() {
-        "" => None,
-        text => Some(rules::parse_spike(text).map_err(|e| bad(format!("{e}.")))?),
-    };
-    if spike.is_some() {
-        triggers.push(Trigger::Spike);
-    }
-    if triggers.is_empty() {
-        return Err(bad("Choose at least one thing to alert on.".into()));
-    }
-    let min_level = Level::parse(&form.min_level).unwrap_or(Level::Debug);
-    Ok(NewChannel {
-        project_id,
+/// Saves the edit form over a channel: its id, state and history stay.
+pub async fn edit(
+    path: web::Path<(String, String)>,
+    CsrfForm { operator, form }: CsrfForm<ChannelForm>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, WebError> {
+    operator.require_admin()?;
+    let project_id = project_of(&state, &path.0).await?;
+    let channel_id: i64 = path.1.parse().map_err(|_| WebError::NotFound)?;
+    let (_, _, kind, target, secret) = alerts::channel_target(&state.pool, channel_id)
+        .await?
+        .filter(|(owner, ..)| *owner == project_id)
+        .ok_or(WebError::NotFound)?;
+    let kind = ChannelKind::parse(&kind).ok_or(WebError::NotFound)?;
+    let current = alert_form::Current {
         kind,
         target,
-        secret: Some(form.secret.trim().to_owned()).filter(|s| !s.is_empty()),
-        triggers,
-        environments: form
-            .environments
-            .split(',')
-            .map(str::trim)
-            .filter(|e| !e.is_empty())
-            .map(str::to_owned)
-            .collect(),
-        min_level,
-        spike_events: spike.map(|(events, _)| events),
-        spike_minutes: spike.map(|(_, minutes)| minutes),
-        cooldown_minutes: DEFAULT_COOLDOWN_MINUTES,
-    })
+        secret,
+    };
+    let channel = alert_form::read(project_id, form, Some(current), &state).await?;
+    if !alerts::update_channel(&state.pool, channel_id, &channel).await? {
+        return Err(WebError::NotFound);
+    }
+    Ok(back_to(project_id))
 }
 
 pub async fn remove(

@@ -1,6 +1,7 @@
 //! The operators' dashboard: server-rendered pages (askama templates in `templates/`, styles in
 //! `static/`), every one behind a login.
 
+mod alert_form;
 mod alerts;
 pub mod auth;
 pub mod errors;
@@ -42,6 +43,7 @@ page_routes! {
     post "/projects/{project_id}/keys/{key_id}/revoke" => projects::revoke_key,
     post "/projects/{project_id}/keys/{key_id}/rotate" => projects::rotate_key,
     post "/projects/{project_id}/alerts" => alerts::add,
+    post "/projects/{project_id}/alerts/{channel_id}/edit" => alerts::edit,
     post "/projects/{project_id}/alerts/{channel_id}/remove" => alerts::remove,
     post "/projects/{project_id}/alerts/{channel_id}/test" => alerts::send_test,
     post "/logout" => login::logout,

@@ -460,3 +460,107 @@ async fn a_spike_alerts_once_with_its_count_and_the_cooldown_holds_the_next() {
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(receiver.posts().len(), 1, "{:?}", receiver.posts());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_edit_a_channel_in_place_keeping_its_hidden_url_and_secret() {
+    let app = spawn_app().await;
+    let url = Receiver::default().start();
+    let admin = app.admin_browser().await;
+    let project = format!("/projects/{}", app.project_id);
+    let added = admin
+        .post(
+            &format!("{project}/alerts"),
+            &[
+                ("kind", "json"),
+                ("target", &url),
+                ("secret", SECRET),
+                ("on_new", "1"),
+                ("on_regression", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(added.status, 303, "{}", added.body);
+
+    let edit = format!("{project}/alerts/1/edit");
+    let edited = admin
+        .post(
+            &edit,
+            &[
+                ("target", ""),
+                ("secret", ""),
+                ("on_new", "1"),
+                ("spike", "50/10m"),
+                ("cooldown", "1h"),
+                ("environments", "production, staging"),
+                ("min_level", "error"),
+            ],
+        )
+        .await;
+    assert_eq!(edited.status, 303, "{}", edited.body);
+    type Row = (
+        String,
+        Option<String>,
+        Vec<String>,
+        Vec<String>,
+        String,
+        Option<i32>,
+        Option<i32>,
+        i32,
+    );
+    let read = || async {
+        sqlx::query_as::<_, Row>(
+            "SELECT target, secret, triggers, environments, min_level, spike_events, spike_minutes,
+                    cooldown_minutes FROM alert_channels WHERE id = 1",
+        )
+        .fetch_one(&app.pool)
+        .await
+        .unwrap()
+    };
+    let saved = read().await;
+    assert_eq!(
+        saved,
+        (
+            url.clone(),
+            Some(SECRET.to_owned()),
+            vec!["new_issue".to_owned(), "spike".to_owned()],
+            vec!["production".to_owned(), "staging".to_owned()],
+            "error".to_owned(),
+            Some(50),
+            Some(10),
+            60
+        )
+    );
+    let page = admin.get(&project).await.body;
+    for shown in [
+        r#"value="50/10m""#,
+        r#"value="60m""#,
+        r#"value="production, staging""#,
+        r#"<option value="error" selected>"#,
+    ] {
+        assert!(page.contains(shown), "the edit form shows {shown}: {page}");
+    }
+    assert!(!page.contains(SECRET) && !page.contains("/hook"), "{page}");
+
+    // A bad value is a 400 that changes nothing; others' channels and viewers get nowhere.
+    let bad = admin
+        .post(&edit, &[("on_new", "1"), ("spike", "lots")])
+        .await;
+    assert_eq!(bad.status, 400);
+    assert!(
+        bad.body.contains("is not a spike threshold"),
+        "{}",
+        bad.body
+    );
+    assert_eq!(read().await, saved);
+    let missing = admin
+        .post(&format!("{project}/alerts/99/edit"), &[("on_new", "1")])
+        .await;
+    assert_eq!(missing.status, 404);
+    app.create_user("viewer@example.com", false).await;
+    let (viewer, _) = app
+        .try_login("viewer@example.com", crate::helpers::PASSWORD, "/")
+        .await;
+    let refused = viewer.post(&edit, &[("on_new", "1")]).await;
+    assert_eq!(refused.status, 403);
+    assert_eq!(read().await, saved);
+}

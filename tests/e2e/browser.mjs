@@ -74,14 +74,17 @@ async function tour(colorScheme) {
   // Alerts: add an e-mail channel through the form, then "Send test" says what happened
   // (this run has no SMTP server, so it says that).
   if (colorScheme === "light") {
-    await page.selectOption("form.alert-form select[name=kind]", "email");
-    await page.fill("form.alert-form input[name=target]", "ops@example.com");
-    await Promise.all([page.waitForURL(/\/projects\/\d+/), page.click("form.alert-form button[type=submit]")]);
+    await page.selectOption("#add-channel select[name=kind]", "email");
+    await page.fill("#add-channel input[name=target]", "ops@example.com");
+    await Promise.all([page.waitForURL(/\/projects\/\d+/), page.click("#add-channel button[type=submit]")]);
   }
   check(await page.locator("table.channels td", { hasText: "ops@example.com" }).count() === 1, "the channel is listed");
   await Promise.all([page.waitForLoadState("load"), page.click("text=Send test")]);
   const notice = await page.locator("#alerts p.alert").textContent();
   check(notice.includes("no SMTP server is configured"), `send test reports its outcome: ${notice}`);
+  // The channel's edit form opens in place, filled with what it has.
+  await page.click("#alerts tr.edit-row summary");
+  check(await page.locator("#alerts tr.edit-row input[name=cooldown]").inputValue() === "30m", "the edit form shows the cooldown");
   await page.locator("#alerts").screenshot({ path: `${OUT_DIR}/${colorScheme}-alerts.png` });
 
   check(scriptErrors.length === 0, `no script or CSP errors: ${scriptErrors}`);
