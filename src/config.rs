@@ -26,6 +26,7 @@ mod defaults {
     pub const ALERT_MAX_ATTEMPTS: i32 = 10;
     pub const ALERT_CAP: i64 = 20;
     pub const ALERT_CAP_WINDOW_SECONDS: i64 = 600;
+    pub const ALERT_LEASE_SECONDS: i64 = 60;
 }
 
 /// Where the database is; shared by every command.
@@ -141,6 +142,12 @@ pub struct AlertSettings {
     #[arg(long, env = "FAULTLINE_ALERT_CAP_WINDOW_SECONDS", default_value_t = defaults::ALERT_CAP_WINDOW_SECONDS)]
     pub alert_cap_window_seconds: i64,
 
+    /// Seconds an instance holds a delivery it is sending; one that dies meanwhile leaves it to
+    /// another instance (or to itself, restarted) after this long. Keep it well above the
+    /// 10 s a post may take, or a slow post may be sent twice.
+    #[arg(long, env = "FAULTLINE_ALERT_LEASE_SECONDS", default_value_t = defaults::ALERT_LEASE_SECONDS, value_parser = clap::value_parser!(i64).range(1..))]
+    pub alert_lease_seconds: i64,
+
     /// SMTP server for e-mail alerts: smtp://user:pass@host:587?tls=required (STARTTLS),
     /// smtps://host:465 (implicit TLS) or smtp://127.0.0.1:25 (a local relay, no TLS).
     #[arg(long, env = "FAULTLINE_SMTP_URL", hide_env_values = true)]
@@ -169,6 +176,7 @@ impl std::fmt::Debug for AlertSettings {
             .field("smtp_from", &self.smtp_from)
             .field("alert_cap", &self.alert_cap)
             .field("alert_cap_window_seconds", &self.alert_cap_window_seconds)
+            .field("alert_lease_seconds", &self.alert_lease_seconds)
             .field("allow_private_webhooks", &self.allow_private_webhooks)
             .finish()
     }
@@ -183,6 +191,7 @@ impl Default for AlertSettings {
             smtp_from: None,
             alert_cap: defaults::ALERT_CAP,
             alert_cap_window_seconds: defaults::ALERT_CAP_WINDOW_SECONDS,
+            alert_lease_seconds: defaults::ALERT_LEASE_SECONDS,
             allow_private_webhooks: false,
         }
     }

@@ -38,9 +38,10 @@ impl Application {
         store::retention::create_partitions(&pool, chrono::Utc::now().date_naive()).await?;
         crate::cleanup::spawn_background(pool.clone(), settings.retention.retention_days);
         crate::upkeep::spawn_background(pool.clone());
-        // Its own small pool: sending alerts never waits behind, or holds up, requests.
+        // Its own small pool (a listening connection and four senders): sending alerts never
+        // waits behind, or holds up, requests.
         crate::alerts::spawn_sender(
-            store::dedicated_pool(&pool, 2),
+            store::dedicated_pool(&pool, 5),
             settings.public.base_url.clone(),
             settings.alerts.clone(),
         );

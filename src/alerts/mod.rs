@@ -14,6 +14,8 @@ pub mod rules;
 use std::time::Duration;
 
 use chrono::Utc;
+use futures_util::StreamExt;
+use sqlx::postgres::PgListener;
 use sqlx::PgPool;
 
 pub use poster::{sample_delivery, sign, Poster};
@@ -21,10 +23,11 @@ pub use poster::{sample_delivery, sign, Poster};
 use crate::config::AlertSettings;
 use crate::store::alerts::{self, DueDelivery};
 
-/// How often pending triggers and due retries are looked for.
+/// How often pending triggers, spikes and due retries are looked for; new triggers also wake
+/// the sender at once, through PostgreSQL's LISTEN/NOTIFY.
 const POLL_EVERY: Duration = Duration::from_secs(1);
-/// How long a claimed delivery is this instance's before another may take it over.
-const LEASE_SECONDS: i64 = 60;
+/// Deliveries posted at the same time.
+const SEND_AT_ONCE: usize = 4;
 /// Deliveries sent per round, one after another.
 const CLAIM_AT_ONCE: i64 = 50;
 /// Issues a digest names, the most frequent first.
@@ -69,56 +72,83 @@ impl Sender {
     async fn run(self) {
         let mut ticks = tokio::time::interval(POLL_EVERY);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut listener = match alerts::listen_for_triggers(&self.pool).await {
+            Ok(listener) => Some(listener),
+            Err(e) => {
+                tracing::warn!(error = %e, "alerts will be looked for every second only");
+                None
+            }
+        };
         loop {
-            ticks.tick().await;
-            if let Err(e) = self.round().await {
+            let woken = tokio::select! {
+                _ = ticks.tick() => false,
+                _ = next_notification(&mut listener) => true,
+            };
+            // Spikes are counted on the clock; a notification means new triggers.
+            if let Err(e) = self.round(!woken).await {
                 // The database is down or busy: the next round tries again.
                 tracing::warn!(error = %e, "alert round failed");
             }
         }
     }
 
-    async fn round(&self) -> sqlx::Result<()> {
-        alerts::detect_spikes(&self.pool).await?;
+    async fn round(&self, look_for_spikes: bool) -> sqlx::Result<()> {
+        if look_for_spikes {
+            alerts::detect_spikes(&self.pool).await?;
+        }
         alerts::expand_outbox(&self.pool).await?;
         loop {
-            let due = alerts::claim_due(&self.pool, CLAIM_AT_ONCE, LEASE_SECONDS).await?;
+            let due =
+                alerts::claim_due(&self.pool, CLAIM_AT_ONCE, self.settings.alert_lease_seconds)
+                    .await?;
             if due.is_empty() {
                 break;
             }
-            for delivery in &due {
-                if !alerts::renew_claim(&self.pool, delivery, LEASE_SECONDS).await? {
-                    continue;
-                }
-                if !delivery.sent_before && !self.within_cap(delivery).await? {
-                    continue;
-                }
-                let outcome = self.poster.send(delivery).await;
-                self.record(delivery, outcome).await?;
+            let allowed = self.within_cap(&due).await?;
+            let mut sends = Vec::new();
+            for delivery in due.iter().filter(|d| allowed.contains(&d.delivery_id)) {
+                sends.push(self.deliver(delivery));
             }
+            let outcomes: Vec<sqlx::Result<()>> = futures_util::stream::iter(sends)
+                .buffer_unordered(SEND_AT_ONCE)
+                .collect()
+                .await;
+            outcomes.into_iter().collect::<sqlx::Result<()>>()?;
         }
         self.send_digests().await
     }
 
+    /// Sends one claimed delivery, unless its claim was lost meanwhile, and records how it went.
+    async fn deliver(&self, delivery: &DueDelivery) -> sqlx::Result<()> {
+        if !alerts::renew_claim(&self.pool, delivery, self.settings.alert_lease_seconds).await? {
+            return Ok(());
+        }
+        let outcome = self.poster.send(delivery).await;
+        self.record(delivery, outcome).await
+    }
+
     /// Storm control: a channel gets at most `alert_cap` notifications per window; what is
-    /// over is held for the digest sent when the window ends, never dropped.
-    async fn within_cap(&self, delivery: &DueDelivery) -> sqlx::Result<bool> {
+    /// over is held for the digest sent when the window ends, never dropped. Returns the
+    /// claimed deliveries that may be sent now: retries, and first attempts within the cap.
+    async fn within_cap(&self, due: &[DueDelivery]) -> sqlx::Result<Vec<i64>> {
+        let (retries, first): (Vec<&DueDelivery>, Vec<&DueDelivery>) =
+            due.iter().partition(|d| d.sent_before);
         let settings = &self.settings;
-        let allowed = alerts::take_cap_slot(
+        let mut allowed = alerts::take_cap_slots(
             &self.pool,
-            delivery,
+            &first,
             settings.alert_cap,
             settings.alert_cap_window_seconds,
         )
         .await?;
-        if !allowed {
+        let held = first.len() - allowed.len();
+        if held > 0 {
             tracing::info!(
-                alert.delivery = delivery.delivery_id,
-                alert.channel = delivery.channel_id,
-                issue.id = delivery.issue_id,
-                "alert held back by the channel's cap, for its digest"
+                held,
+                "alerts held back by their channels' caps, for the digests"
             );
         }
+        allowed.extend(retries.iter().map(|d| d.delivery_id));
         Ok(allowed)
     }
 
@@ -128,7 +158,7 @@ impl Sender {
             &self.pool,
             settings.alert_cap_window_seconds,
             settings.alert_retry_seconds,
-            LEASE_SECONDS,
+            settings.alert_lease_seconds,
         )
         .await?;
         for digest in due {
@@ -204,6 +234,22 @@ impl Sender {
         }
     }
 }
+/// The next notification that triggers were recorded, and any that came with it; never, when
+/// there is no listener. After an error (the database is down) it waits a round's time, so a
+/// failing connection is not retried in a tight loop.
+async fn next_notification(listener: &mut Option<PgListener>) {
+    let Some(listener) = listener else {
+        return std::future::pending().await;
+    };
+    match listener.recv().await {
+        Ok(_) => while listener.next_buffered().is_some() {},
+        Err(e) => {
+            tracing::debug!(error = %e, "alert notifications interrupted");
+            tokio::time::sleep(POLL_EVERY).await;
+        }
+    }
+}
+
 /// `first` seconds, doubling with each attempt, at most an hour; never sooner than the
 /// receiver asked.
 fn backoff_seconds(first: i64, attempts: i32, asked: Option<i64>) -> i64 {

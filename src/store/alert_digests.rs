@@ -5,41 +5,58 @@ use sqlx::PgPool;
 
 use super::alerts::DueDelivery;
 
-/// Counts a first attempt against its channel's cap: `true` when the channel sent fewer than
-/// `cap` notifications in the last `window_seconds` (the delivery may go), `false` when it is
-/// held back for the channel's next digest. The channel's row is locked while counting, so
-/// instances sharing the database never exceed the cap together.
-pub async fn take_cap_slot(
+/// Counts first attempts against their channels' caps, a claimed batch at once: returns the
+/// deliveries that may go (their channel sent fewer than `cap` notifications in the last
+/// `window_seconds`, counting earlier ones of the batch); the rest are held back for their
+/// channel's next digest and leave the claim. The channels' rows are locked while counting,
+/// so instances sharing the database never exceed a cap together.
+pub async fn take_cap_slots(
     pool: &PgPool,
-    delivery: &DueDelivery,
+    deliveries: &[&DueDelivery],
     cap: i64,
     window_seconds: i64,
-) -> sqlx::Result<bool> {
+) -> sqlx::Result<Vec<i64>> {
+    if deliveries.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<i64> = deliveries.iter().map(|d| d.delivery_id).collect();
+    let mut channels: Vec<i64> = deliveries.iter().map(|d| d.channel_id).collect();
+    channels.sort_unstable();
+    channels.dedup();
     let mut tx = pool.begin().await?;
-    sqlx::query("SELECT 1 FROM alert_channels WHERE id = $1 FOR UPDATE")
-        .bind(delivery.channel_id)
+    sqlx::query("SELECT id FROM alert_channels WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+        .bind(&channels)
         .execute(&mut *tx)
         .await?;
-    // A held delivery leaves the claim (`next_attempt_at = now()`): its digest claims it anew.
-    let sent: Option<bool> = sqlx::query_scalar(
-        "UPDATE alert_deliveries d
-            SET sent_at = CASE WHEN busy.n < $3 THEN now() END,
-                held_at = CASE WHEN busy.n >= $3 THEN now() END,
-                next_attempt_at = CASE WHEN busy.n >= $3 THEN now() ELSE d.next_attempt_at END
-           FROM (SELECT count(*) AS n FROM alert_deliveries
-                  WHERE channel_id = $2 AND held_at IS NULL
-                    AND sent_at > now() - make_interval(secs => $4)) AS busy
-          WHERE d.id = $1
-         RETURNING d.sent_at IS NOT NULL",
+    let decided: Vec<Option<i64>> = sqlx::query_scalar(
+        "WITH batch AS (
+             SELECT id, channel_id, row_number() OVER (PARTITION BY channel_id ORDER BY id) AS rank
+               FROM alert_deliveries WHERE id = ANY($1)
+         ), busy AS (
+             SELECT channel_id, count(*) AS n FROM alert_deliveries
+              WHERE channel_id = ANY($2) AND held_at IS NULL
+                AND sent_at > now() - make_interval(secs => $4)
+              GROUP BY channel_id
+         ), decided AS (
+             SELECT b.id, b.rank + coalesce(busy.n, 0) <= $3 AS goes
+               FROM batch b LEFT JOIN busy USING (channel_id)
+         )
+         UPDATE alert_deliveries d
+            SET sent_at = CASE WHEN decided.goes THEN now() END,
+                held_at = CASE WHEN decided.goes THEN NULL ELSE now() END,
+                next_attempt_at = CASE WHEN decided.goes THEN d.next_attempt_at ELSE now() END
+           FROM decided
+          WHERE d.id = decided.id
+         RETURNING CASE WHEN decided.goes THEN d.id END",
     )
-    .bind(delivery.delivery_id)
-    .bind(delivery.channel_id)
+    .bind(&ids)
+    .bind(&channels)
     .bind(cap)
     .bind(window_seconds as f64)
-    .fetch_optional(&mut *tx)
+    .fetch_all(&mut *tx)
     .await?;
     tx.commit().await?;
-    Ok(sent.unwrap_or(false))
+    Ok(decided.into_iter().flatten().collect())
 }
 
 /// An issue a digest names.

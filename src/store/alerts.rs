@@ -3,6 +3,7 @@
 //! instances share the work and a delivery claimed by an instance that died is retried.
 
 use chrono::{DateTime, Utc};
+use sqlx::postgres::PgListener;
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
@@ -11,7 +12,7 @@ pub use super::alert_channels::{
     ChannelRow, NewChannel,
 };
 pub use super::alert_digests::{
-    claim_due_digests, held_issues, mark_digest_delivered, postpone_digest, take_cap_slot,
+    claim_due_digests, held_issues, mark_digest_delivered, postpone_digest, take_cap_slots,
     DueDigest, HeldIssue,
 };
 use super::events::NewEvent;
@@ -66,9 +67,15 @@ pub async fn record_triggers(
         .map(|t| t.event.release.as_deref())
         .collect();
     let levels: Vec<&str> = triggers.iter().map(|t| t.event.level.as_str()).collect();
+    // The notification is sent at commit, and wakes every instance's sender at once.
     sqlx::query(
-        "INSERT INTO alert_outbox (issue_id, trigger, event_id, environment, release, level)
-         SELECT * FROM UNNEST($1::int8[], $2::text[], $3::uuid[], $4::text[], $5::text[], $6::text[])",
+        "WITH recorded AS (
+             INSERT INTO alert_outbox (issue_id, trigger, event_id, environment, release, level)
+             SELECT * FROM UNNEST($1::int8[], $2::text[], $3::uuid[], $4::text[], $5::text[],
+                                  $6::text[])
+             RETURNING 1
+         )
+         SELECT pg_notify($7, count(*)::text) FROM recorded",
     )
     .bind(&issue_ids)
     .bind(&kinds)
@@ -76,9 +83,20 @@ pub async fn record_triggers(
     .bind(&environments)
     .bind(&releases)
     .bind(&levels)
+    .bind(TRIGGERS_RECORDED)
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// The PostgreSQL notification channel a commit that recorded triggers notifies.
+const TRIGGERS_RECORDED: &str = "faultline_alert_triggers";
+
+/// A connection that hears whenever triggers are committed, by any instance.
+pub async fn listen_for_triggers(pool: &PgPool) -> sqlx::Result<PgListener> {
+    let mut listener = PgListener::connect_with(pool).await?;
+    listener.listen(TRIGGERS_RECORDED).await?;
+    Ok(listener)
 }
 
 /// Records a spike for every channel that watches for them and every issue over its
