@@ -15,10 +15,12 @@ FROM debian:bookworm-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
- && useradd --system --uid 10001 --no-create-home faultline
+ && useradd --system --uid 10001 --no-create-home faultline \
+ && mkdir -p /var/lib/faultline/spool && chown -R faultline /var/lib/faultline
 COPY --from=build /src/target/release/faultline /usr/local/bin/faultline
 USER faultline
 ENV FAULTLINE_BIND=0.0.0.0:8000 \
+    FAULTLINE_SPOOL_DIR=/var/lib/faultline/spool \
     LOG_FORMAT=json
 EXPOSE 8000
 ENTRYPOINT ["faultline"]

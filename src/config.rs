@@ -27,6 +27,9 @@ mod defaults {
     pub const ALERT_CAP: i64 = 20;
     pub const ALERT_CAP_WINDOW_SECONDS: i64 = 600;
     pub const ALERT_LEASE_SECONDS: i64 = 60;
+    pub const SPOOL_DIR: &str = "./data/spool";
+    pub const SPOOL_MAX_BYTES: u64 = 1024 * 1024 * 1024;
+    pub const SPOOL_AFTER_MS: u64 = 2000;
 }
 
 /// Where the database is; shared by every command.
@@ -110,6 +113,9 @@ pub struct Settings {
 
     #[command(flatten)]
     pub pipeline: PipelineSettings,
+
+    #[command(flatten)]
+    pub spool: SpoolSettings,
 
     #[command(flatten)]
     pub dashboard: DashboardSettings,
@@ -308,6 +314,34 @@ impl Default for Limits {
             max_breadcrumbs: defaults::MAX_BREADCRUMBS,
             max_frames: defaults::MAX_FRAMES,
             max_json_depth: defaults::MAX_JSON_DEPTH,
+        }
+    }
+}
+
+/// The local spool that keeps acknowledged events while PostgreSQL cannot take them.
+#[derive(Debug, Clone, Args)]
+pub struct SpoolSettings {
+    /// Where events wait, fsync'd, while PostgreSQL is unreachable or slow. One Faultline
+    /// process per directory; keep it on a disk that survives a restart (a volume).
+    #[arg(long, env = "FAULTLINE_SPOOL_DIR", default_value = defaults::SPOOL_DIR)]
+    pub spool_dir: std::path::PathBuf,
+
+    /// Most bytes the spool holds; when full, new events get 503 and Retry-After.
+    #[arg(long, env = "FAULTLINE_SPOOL_MAX_BYTES", default_value_t = defaults::SPOOL_MAX_BYTES)]
+    pub spool_max_bytes: u64,
+
+    /// A batch whose commit has not completed within this many milliseconds is spooled.
+    #[arg(long, env = "FAULTLINE_SPOOL_AFTER_MS", default_value_t = defaults::SPOOL_AFTER_MS)]
+    pub spool_after_ms: u64,
+}
+
+impl SpoolSettings {
+    /// Defaults, in `dir`.
+    pub fn in_dir(dir: std::path::PathBuf) -> Self {
+        SpoolSettings {
+            spool_dir: dir,
+            spool_max_bytes: defaults::SPOOL_MAX_BYTES,
+            spool_after_ms: defaults::SPOOL_AFTER_MS,
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod error;
 pub mod ingest;
 pub mod memory;
 pub mod self_report;
+pub mod spool;
 pub mod startup;
 pub mod state;
 pub mod store;

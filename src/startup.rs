@@ -2,6 +2,7 @@
 //! then serve.
 
 use std::net::TcpListener;
+use std::sync::Arc;
 
 use actix_web::dev::Server;
 use actix_web::{middleware, web, App, HttpResponse, HttpServer};
@@ -14,6 +15,7 @@ use crate::domain::credentials;
 use crate::error::ApiError;
 use crate::ingest::keys::KeyCache;
 use crate::ingest::pipeline::Pipeline;
+use crate::spool::Spool;
 use crate::state::AppState;
 use crate::{ingest, store, telemetry, web as dashboard};
 
@@ -31,6 +33,8 @@ pub struct Application {
 impl Application {
     /// Connects to the database (creating and migrating it), starts the writer, binds the port.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        // First: a second process on the same spool directory stops here, touching nothing.
+        let spool = Arc::new(Spool::open(&settings.spool)?);
         let pool = store::connect(&settings.database).await?;
         store::migrate(&pool).await?;
         create_first_admin(&pool, &settings.dashboard).await?;
@@ -47,12 +51,14 @@ impl Application {
         );
         let listener = TcpListener::bind(settings.bind)
             .with_context(|| format!("could not listen on {}", settings.bind))?;
-        Self::from_parts(settings, pool, listener)
+        crate::spool::replay::spawn(spool.clone(), store::dedicated_pool(&pool, 2));
+        Self::from_parts(settings, pool, spool, listener)
     }
 
     pub fn from_parts(
         settings: Settings,
         pool: PgPool,
+        spool: Arc<Spool>,
         listener: TcpListener,
     ) -> anyhow::Result<Self> {
         let port = listener.local_addr()?.port();
@@ -60,7 +66,10 @@ impl Application {
             pipeline: Pipeline::start(
                 store::dedicated_pool(&pool, settings.pipeline.writers as u32),
                 &settings.pipeline,
+                spool.clone(),
+                &settings.spool,
             ),
+            spool,
             keys: KeyCache::new(pool.clone()),
             limits: settings.limits.clone(),
             public: settings.public.clone(),
@@ -112,11 +121,20 @@ async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
+/// Ready while events can be accepted: the database answers, or the spool has room.
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    if store::ping(&state.pool).await {
-        HttpResponse::Ok().json(json!({ "status": "ready" }))
+    let database = store::ping(&state.pool).await;
+    let spool = &state.spool;
+    let body = json!({
+        "status": if database || spool.has_room() { "ready" } else { "unavailable" },
+        "database": if database { "up" } else { "down" },
+        "spooled_events": spool.events(),
+        "spool_bytes": spool.bytes(),
+    });
+    if database || spool.has_room() {
+        HttpResponse::Ok().json(body)
     } else {
-        HttpResponse::ServiceUnavailable().json(json!({ "status": "database unreachable" }))
+        HttpResponse::ServiceUnavailable().json(body)
     }
 }
 

@@ -1,11 +1,14 @@
 //! What every request handler can reach. Its own module, so handlers and start-up both depend
 //! on it instead of on each other.
 
+use std::sync::Arc;
+
 use sqlx::PgPool;
 
 use crate::config::{AlertSettings, DashboardSettings, Limits, PublicSettings};
 use crate::ingest::keys::KeyCache;
 use crate::ingest::pipeline::Pipeline;
+use crate::spool::Spool;
 use crate::web::filter_values::FilterValues;
 
 /// What every handler can reach.
@@ -14,6 +17,8 @@ pub struct AppState {
     pub limits: Limits,
     pub keys: KeyCache,
     pub pipeline: Pipeline,
+    /// Where events wait while PostgreSQL is away (for `/readyz`).
+    pub spool: Arc<Spool>,
     pub public: PublicSettings,
     pub dashboard: DashboardSettings,
     pub filter_values: FilterValues,

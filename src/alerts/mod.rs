@@ -28,6 +28,9 @@ use crate::store::alerts::{self, DueDelivery};
 const POLL_EVERY: Duration = Duration::from_secs(1);
 /// Deliveries posted at the same time.
 const SEND_AT_ONCE: usize = 4;
+/// Least time between two rounds woken by notifications: during a storm of new issues every
+/// commit notifies, and one round per commit would take CPU from ingest for nothing.
+const MIN_ROUND_GAP: Duration = Duration::from_millis(100);
 /// Deliveries sent per round, one after another.
 const CLAIM_AT_ONCE: i64 = 50;
 /// Issues a digest names, the most frequent first.
@@ -84,11 +87,13 @@ impl Sender {
                 _ = ticks.tick() => false,
                 _ = next_notification(&mut listener) => true,
             };
+            let started = tokio::time::Instant::now();
             // Spikes are counted on the clock; a notification means new triggers.
             if let Err(e) = self.round(!woken).await {
                 // The database is down or busy: the next round tries again.
                 tracing::warn!(error = %e, "alert round failed");
             }
+            tokio::time::sleep_until(started + MIN_ROUND_GAP).await;
         }
     }
 

@@ -1,6 +1,9 @@
 //! The write pipeline: handlers queue prepared events; one writer task takes them in batches
 //! (up to `batch_size`, or whatever arrived within `batch_wait_ms`), writes each batch in one
 //! transaction, and only then answers every waiting handler. One commit covers many events.
+//! A batch PostgreSQL cannot take (it is down, or the commit takes longer than
+//! `spool_after_ms`) goes to the local spool instead, fsync'd before the handlers hear of it:
+//! a 200 always means committed or spooled.
 
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,7 +15,8 @@ use tokio::sync::{mpsc, oneshot, Mutex};
 use tokio::time::Instant;
 
 use super::error::IngestError;
-use crate::config::PipelineSettings;
+use crate::config::{PipelineSettings, SpoolSettings};
+use crate::spool::{self, Spool, SpoolError};
 use crate::store::events::NewEvent;
 use crate::{memory, store};
 
@@ -25,8 +29,9 @@ const IDLE_BEFORE_RELEASING_MEMORY: Duration = Duration::from_secs(5);
 /// Why an event was not stored.
 #[derive(Debug, Clone)]
 enum WriteFailure {
-    /// PostgreSQL is down or cannot work right now: the client may retry (503).
-    Unavailable(Arc<sqlx::Error>),
+    /// PostgreSQL is down or cannot work right now, and the spool could not take the event
+    /// either: the client may retry (503).
+    Unavailable(Arc<anyhow::Error>),
     /// PostgreSQL refused this event's data: a fault of Faultline's (500, filed).
     Refused(Arc<sqlx::Error>),
 }
@@ -34,7 +39,7 @@ enum WriteFailure {
 impl WriteFailure {
     fn classify(error: sqlx::Error) -> Self {
         if store::is_unavailable(&error) {
-            WriteFailure::Unavailable(Arc::new(error))
+            WriteFailure::Unavailable(Arc::new(error.into()))
         } else {
             WriteFailure::Refused(Arc::new(error))
         }
@@ -57,7 +62,12 @@ pub struct Pipeline {
 impl Pipeline {
     /// Starts the writer tasks on the current Tokio runtime. They have their own connections
     /// (`pool` should be theirs alone), so a burst of requests can never starve them.
-    pub fn start(pool: PgPool, settings: &PipelineSettings) -> Self {
+    pub fn start(
+        pool: PgPool,
+        settings: &PipelineSettings,
+        spool: Arc<Spool>,
+        spool_settings: &SpoolSettings,
+    ) -> Self {
         let (queue, jobs) = mpsc::channel(settings.queue_capacity.max(1));
         let jobs = Arc::new(Mutex::new(jobs));
         let wrote_since_idle = Arc::new(AtomicBool::new(false));
@@ -68,6 +78,8 @@ impl Pipeline {
                 wrote_since_idle: wrote_since_idle.clone(),
                 batch_size: settings.batch_size.max(1),
                 batch_wait: Duration::from_millis(settings.batch_wait_ms),
+                spool: spool.clone(),
+                spool_after: Duration::from_millis(spool_settings.spool_after_ms),
             };
             tokio::spawn(supervise(move || writer.clone().run()));
         }
@@ -131,6 +143,8 @@ struct Writer {
     wrote_since_idle: Arc<AtomicBool>,
     batch_size: usize,
     batch_wait: Duration,
+    spool: Arc<Spool>,
+    spool_after: Duration,
 }
 
 impl Writer {
@@ -138,7 +152,7 @@ impl Writer {
         while let Some(batch) = self.collect_batch().await {
             let events: Vec<&NewEvent> = batch.iter().map(|job| &job.event).collect();
             let started = Instant::now();
-            let replies = write_isolating_refusals(&self.pool, &events).await;
+            let replies = self.write(&events).await;
             tracing::debug!(
                 batch.size = events.len(),
                 duration_ms = started.elapsed().as_millis() as u64,
@@ -150,6 +164,55 @@ impl Writer {
                 let _ = job.reply.send(reply);
             }
         }
+    }
+
+    /// Commits the batch, or spools what PostgreSQL cannot take; one reply per event.
+    async fn write(&self, events: &[&NewEvent]) -> Vec<Reply> {
+        let replies = if self.spool.is_database_down() {
+            // No point waiting for a database known to be away: straight to the spool.
+            vec![Err(unavailable("PostgreSQL is down")); events.len()]
+        } else {
+            let written = write_isolating_refusals(&self.pool, events);
+            match tokio::time::timeout(self.spool_after, written).await {
+                Ok(replies) => replies,
+                // The commit may still complete: the spooled copy is then stored once.
+                Err(_) => vec![Err(unavailable("the commit took too long")); events.len()],
+            }
+        };
+        self.spool_unavailable(events, replies).await
+    }
+
+    /// Spools the events whose write failed for want of the database; they are answered 200
+    /// once fsync'd, or 503 if the spool cannot take them either.
+    async fn spool_unavailable(&self, events: &[&NewEvent], mut replies: Vec<Reply>) -> Vec<Reply> {
+        let waiting: Vec<usize> = (0..events.len())
+            .filter(|&i| matches!(replies[i], Err(WriteFailure::Unavailable(_))))
+            .collect();
+        if waiting.is_empty() {
+            return replies;
+        }
+        self.spool.mark_database_down();
+        let batch: Vec<&NewEvent> = waiting.iter().map(|&i| events[i]).collect();
+        let frames = spool::encode_all(&batch);
+        let spool = self.spool.clone();
+        let count = batch.len() as u64;
+        let appended = tokio::task::spawn_blocking(move || spool.append_frames(&frames, count))
+            .await
+            .unwrap_or_else(|e| Err(SpoolError::Io(std::io::Error::other(e))));
+        match appended {
+            Ok(()) => {
+                for &i in &waiting {
+                    replies[i] = Ok(());
+                }
+            }
+            Err(e) => {
+                tracing::error!(batch.size = count, error = %e, "events could not be spooled");
+                for &i in &waiting {
+                    replies[i] = Err(unavailable(&e.to_string()));
+                }
+            }
+        }
+        replies
     }
 
     /// The next batch: the first waiting event, then whatever else arrives within
@@ -181,6 +244,10 @@ impl Writer {
             }
         }
     }
+}
+
+fn unavailable(why: &str) -> WriteFailure {
+    WriteFailure::Unavailable(Arc::new(anyhow::anyhow!("{why}")))
 }
 
 /// Writes `events` and returns one reply per event, in order. When PostgreSQL refuses a batch

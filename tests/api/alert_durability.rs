@@ -90,9 +90,10 @@ async fn a_delivery_claimed_by_an_instance_that_died_is_sent_once_its_lease_runs
 }
 
 /// `faultline serve` as its own process on `port`, alerting to local receivers quickly.
-fn serve(app: &TestApp, port: u16) -> Child {
+fn serve(app: &TestApp, port: u16, spool: &std::path::Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_faultline"))
         .arg("serve")
+        .env("FAULTLINE_SPOOL_DIR", spool)
         .env("DATABASE_URL", &app.database_url)
         .env("FAULTLINE_BIND", format!("127.0.0.1:{port}"))
         .env("FAULTLINE_BASE_URL", "http://localhost:8000")
@@ -143,7 +144,8 @@ async fn an_instance_killed_right_after_the_200_still_alerts_once_after_a_restar
         client: app.client.clone(),
         _database: app._database.clone(),
     };
-    let mut first = serve(&app, port);
+    let spool = crate::helpers::new_spool_dir();
+    let mut first = serve(&app, port, &spool);
     wait_until_ready(&app.client, &process.address).await;
 
     // Five new issues at once; the process dies the moment the last 200 is in.
@@ -156,7 +158,7 @@ async fn an_instance_killed_right_after_the_200_still_alerts_once_after_a_restar
     first.kill().expect("SIGKILL");
     first.wait().unwrap();
 
-    let mut second = serve(&app, port);
+    let mut second = serve(&app, port, &spool);
     let posts = receiver.wait_for(5).await;
     tokio::time::sleep(Duration::from_millis(3000)).await;
     second.kill().unwrap();

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 use faultline::config::{
     AlertSettings, DashboardSettings, DatabaseSettings, Limits, PipelineSettings, PublicSettings,
-    RetentionSettings, Settings,
+    RetentionSettings, Settings, SpoolSettings,
 };
 use faultline::startup::Application;
 use faultline::store::projects;
@@ -46,6 +46,7 @@ pub fn test_settings(database_url: &str) -> Settings {
         workers: 2,
         limits: Limits::default(),
         pipeline: PipelineSettings::default(),
+        spool: SpoolSettings::in_dir(new_spool_dir()),
         dashboard: DashboardSettings::default(),
         retention: RetentionSettings::default(),
         alerts: AlertSettings {
@@ -55,6 +56,14 @@ pub fn test_settings(database_url: &str) -> Settings {
             ..AlertSettings::default()
         },
     }
+}
+
+/// A spool directory of its own (each process locks its spool).
+pub fn new_spool_dir() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!(
+        "faultline-test-spool-{}",
+        uuid::Uuid::new_v4().simple()
+    ))
 }
 
 pub fn new_database_url() -> String {

@@ -22,4 +22,5 @@ mod real_clients;
 mod retention;
 mod scrubbing;
 mod smtp_sink;
+mod spool;
 mod upkeep;

@@ -4,11 +4,12 @@
 //! takes the other events of its batch down with it.
 
 use chrono::Utc;
-use faultline::config::{Limits, PipelineSettings};
+use faultline::config::{Limits, PipelineSettings, SpoolSettings};
 use faultline::ingest::error::IngestError;
 use faultline::ingest::normalize::EnvelopeContext;
 use faultline::ingest::pipeline::Pipeline;
 use faultline::ingest::process;
+use faultline::spool::Spool;
 use futures_util::future::join_all;
 use serde_json::{json, Value};
 
@@ -137,7 +138,9 @@ async fn an_event_the_database_refuses_fails_alone_and_the_rest_of_its_batch_is_
         writers: 1,
         ..PipelineSettings::default()
     };
-    let pipeline = Pipeline::start(app.pool.clone(), &settings);
+    let spool_settings = SpoolSettings::in_dir(crate::helpers::new_spool_dir());
+    let spool = std::sync::Arc::new(Spool::open(&spool_settings).unwrap());
+    let pipeline = Pipeline::start(app.pool.clone(), &settings, spool, &spool_settings);
     let prepare = |event: &Value| {
         process::prepare(
             &serde_json::to_vec(event).unwrap(),

@@ -1,6 +1,7 @@
-//! PostgreSQL going away and coming back: ingest answers 503 with Retry-After meanwhile and
-//! recovers by itself, without a restart. The database is reached through a proxy the test
-//! can cut, so the outage is a real one for the server.
+//! PostgreSQL going away and coming back: events are acknowledged into the spool meanwhile,
+//! replayed once it is back, each stored once; only a full spool answers 503 with
+//! Retry-After. The database is reached through a proxy the test can cut, so the outage is a
+//! real one for the server.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -8,17 +9,22 @@ use std::sync::Arc;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 
-use crate::helpers::{envelope, error_event, new_database_url, start, test_settings};
+use std::time::Duration;
+
+use faultline::config::Settings;
+use serde_json::Value;
+
+use crate::helpers::{envelope, error_event, new_database_url, start, test_settings, TestApp};
 
 /// Forwards connections to PostgreSQL while `up`; cutting it drops every open connection.
-struct DatabaseProxy {
-    port: u16,
+pub struct DatabaseProxy {
+    pub port: u16,
     up: Arc<AtomicBool>,
     cut: Arc<Notify>,
 }
 
 impl DatabaseProxy {
-    async fn start(target: std::net::SocketAddr) -> Self {
+    pub async fn start(target: std::net::SocketAddr) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let up = Arc::new(AtomicBool::new(true));
@@ -44,18 +50,25 @@ impl DatabaseProxy {
         DatabaseProxy { port, up, cut }
     }
 
-    fn cut(&self) {
+    pub fn cut(&self) {
         self.up.store(false, Ordering::SeqCst);
         self.cut.notify_waiters();
     }
 
-    fn restore(&self) {
+    pub fn restore(&self) {
         self.up.store(true, Ordering::SeqCst);
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn database_outage_gives_503_with_retry_after_and_ingest_recovers_by_itself() {
+/// A server that reaches its database through a proxy the test can cut; `bootstrap` talks to
+/// the database directly.
+pub struct ProxiedApp {
+    pub app: TestApp,
+    pub bootstrap: TestApp,
+    pub proxy: DatabaseProxy,
+}
+
+pub async fn proxied_app(adjust: impl FnOnce(&mut Settings)) -> ProxiedApp {
     let direct_url = new_database_url();
     let database = direct_url.rsplit('/').next().unwrap().to_owned();
     let proxy = DatabaseProxy::start("127.0.0.1:5432".parse().unwrap()).await;
@@ -66,12 +79,48 @@ async fn database_outage_gives_503_with_retry_after_and_ingest_recovers_by_itsel
         .await
         .unwrap();
     let proxied_url = format!("postgres://postgres@127.0.0.1:{}/{database}", proxy.port);
-    let app = crate::helpers::TestApp {
+    let mut settings = test_settings(&proxied_url);
+    adjust(&mut settings);
+    let app = TestApp {
         project_id,
         key,
-        ..start(test_settings(&proxied_url)).await
+        ..start(settings).await
     };
+    ProxiedApp {
+        app,
+        bootstrap,
+        proxy,
+    }
+}
 
+async fn ready(app: &TestApp) -> (u16, Value) {
+    let answer = app
+        .client
+        .get(format!("{}/readyz", app.address))
+        .send()
+        .await
+        .unwrap();
+    (answer.status().as_u16(), answer.json().await.unwrap())
+}
+
+/// Waits until the database holds `count` events.
+async fn wait_for_events(bootstrap: &TestApp, count: i64) {
+    for _ in 0..200 {
+        if bootstrap.event_count().await >= count {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(bootstrap.event_count().await, count);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_outage_is_ridden_out_in_the_spool_and_every_event_lands_once() {
+    let ProxiedApp {
+        app,
+        bootstrap,
+        proxy,
+    } = proxied_app(|_| {}).await;
     let before = error_event("ValueError", "before", "f", 1);
     assert_eq!(
         app.post_envelope(envelope(&before, true)).await.status(),
@@ -79,39 +128,79 @@ async fn database_outage_gives_503_with_retry_after_and_ingest_recovers_by_itsel
     );
 
     proxy.cut();
-    let during = error_event("ValueError", "during", "f", 1);
-    let response = app.post_envelope(envelope(&during, true)).await;
-    assert_eq!(response.status(), 503);
-    assert!(response.headers().contains_key("retry-after"));
-    let body: serde_json::Value = response.json().await.unwrap();
-    assert_eq!(body["error"], faultline::error::GENERIC_ERROR);
-    assert!(body["error_id"].is_string());
-    let ready = app
-        .client
-        .get(format!("{}/readyz", app.address))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ready.status(), 503);
+    for i in 0..20 {
+        let during = error_event("ValueError", &format!("during {i}"), "f", 1);
+        let answer = app.post_envelope(envelope(&during, true)).await;
+        assert_eq!(answer.status(), 200, "acknowledged into the spool");
+    }
+    let (status, body) = ready(&app).await;
+    assert_eq!(status, 200, "still accepting events: {body}");
+    assert_eq!(body["database"], "down");
+    assert_eq!(body["spooled_events"], 20, "{body}");
+    assert_eq!(bootstrap.event_count().await, 1);
 
     proxy.restore();
+    wait_for_events(&bootstrap, 21).await;
     let after = error_event("ValueError", "after", "f", 1);
-    let mut status = 0;
-    for _ in 0..20 {
-        status = app
-            .post_envelope(envelope(&after, true))
-            .await
-            .status()
-            .as_u16();
-        if status == 200 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-    }
-    assert_eq!(status, 200, "ingest recovered without a restart");
     assert_eq!(
-        bootstrap.event_count().await,
-        2,
-        "before and after are stored; during was refused"
+        app.post_envelope(envelope(&after, true)).await.status(),
+        200
+    );
+    let counted: i64 = sqlx::query_scalar("SELECT sum(event_count)::int8 FROM issues")
+        .fetch_one(&bootstrap.pool)
+        .await
+        .unwrap();
+    assert_eq!(counted, 22, "issue counts are exact");
+    let (status, body) = ready(&app).await;
+    assert_eq!(
+        (status, &body["database"], &body["spooled_events"]),
+        (200, &"up".into(), &0.into()),
+        "{body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_spool_answers_503_with_retry_after_and_loses_nothing_it_acknowledged() {
+    let ProxiedApp {
+        app,
+        bootstrap,
+        proxy,
+    } = proxied_app(|s| s.spool.spool_max_bytes = 40_000).await;
+    let before = error_event("ValueError", "before", "f", 1);
+    assert_eq!(
+        app.post_envelope(envelope(&before, true)).await.status(),
+        200
+    );
+
+    proxy.cut();
+    let mut acknowledged = 1;
+    let mut refused = None;
+    for i in 0..200 {
+        let during = error_event("ValueError", &format!("during {i}"), "f", 1);
+        let answer = app.post_envelope(envelope(&during, true)).await;
+        if answer.status() == 200 {
+            acknowledged += 1;
+            continue;
+        }
+        refused = Some(answer);
+        break;
+    }
+    let refused = refused.expect("the spool fills up");
+    assert_eq!(refused.status(), 503);
+    assert!(refused.headers().contains_key("retry-after"));
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"], faultline::error::GENERIC_ERROR);
+    assert!(body["error_id"].is_string());
+    let (status, body) = ready(&app).await;
+    assert_eq!(
+        status, 503,
+        "neither the database nor the spool can take events: {body}"
+    );
+
+    proxy.restore();
+    wait_for_events(&bootstrap, acknowledged).await;
+    assert!(
+        acknowledged > 2,
+        "some events fit in the spool: {acknowledged}"
     );
 }

@@ -1,0 +1,147 @@
+//! Drains the spool into PostgreSQL: whenever events wait (or the database was found down),
+//! it checks the database every second; once it answers, writers go back to it and the
+//! sealed segments are written oldest first, each deleted only after its events are
+//! committed. Writing is idempotent through the `event_ids` ledger, so an event both committed
+//! and spooled (a commit that was slow, not failed) is stored once.
+
+use std::ops::Range;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::PgPool;
+
+use super::frame::{self, Read};
+use super::Spool;
+use crate::store;
+use crate::store::events::NewEvent;
+
+const CHECK_EVERY: Duration = Duration::from_secs(1);
+/// Events per transaction while replaying.
+const REPLAY_BATCH: usize = 500;
+
+pub fn spawn(spool: Arc<Spool>, pool: PgPool) {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = spool.wake_replayer.notified() => {}
+                _ = tokio::time::sleep(CHECK_EVERY) => {}
+            }
+            if spool.events() == 0 && !spool.is_database_down() {
+                continue;
+            }
+            if !store::ping(&pool).await {
+                tokio::time::sleep(CHECK_EVERY).await;
+                continue;
+            }
+            spool.mark_database_up();
+            if let Err(e) = replay_all(&spool, &pool).await {
+                tracing::warn!(error = %e, "spool replay interrupted; it resumes when PostgreSQL answers");
+                if e.downcast_ref::<sqlx::Error>()
+                    .is_some_and(store::is_unavailable)
+                {
+                    spool.mark_database_down();
+                }
+                tokio::time::sleep(CHECK_EVERY).await;
+            }
+        }
+    });
+}
+
+/// Replays every sealed segment, oldest first.
+pub async fn replay_all(spool: &Spool, pool: &PgPool) -> anyhow::Result<()> {
+    let segments = spool.seal()?;
+    for path in segments {
+        let bytes = tokio::fs::read(&path).await?;
+        let (events, frames) = read_segment(spool, &path, &bytes)?;
+        write_events(spool, pool, &events, &frames, &bytes).await?;
+        spool.remove_segment(&path, bytes.len() as u64, frames.len() as u64)?;
+        tracing::info!(
+            spool.segment = %path.display(),
+            events = events.len(),
+            spool.events_left = spool.events(),
+            "spooled events replayed into PostgreSQL"
+        );
+    }
+    Ok(())
+}
+
+/// A segment's events, and the byte range of each one's frame. A torn tail is cut off and a
+/// damaged frame quarantined, each logged; neither stops the replay.
+fn read_segment(
+    spool: &Spool,
+    path: &Path,
+    bytes: &[u8],
+) -> std::io::Result<(Vec<NewEvent>, Vec<Range<usize>>)> {
+    let mut events = Vec::new();
+    let mut frames = Vec::new();
+    let mut offset = 0;
+    loop {
+        match frame::read_at(bytes, offset) {
+            Read::Frame(payload, next) => {
+                match frame::decode(payload) {
+                    Some(event) => {
+                        events.push(event);
+                        frames.push(offset..next);
+                    }
+                    None => quarantine(spool, path, &bytes[offset..next], "unreadable record")?,
+                }
+                offset = next;
+            }
+            Read::Damaged(next) => {
+                quarantine(spool, path, &bytes[offset..next], "checksum failed")?;
+                offset = next;
+            }
+            Read::TornTail => {
+                tracing::warn!(
+                    spool.segment = %path.display(),
+                    bytes = bytes.len() - offset,
+                    "a record torn by a crash mid-write at the end of a spool segment is cut off"
+                );
+                return Ok((events, frames));
+            }
+            Read::End => return Ok((events, frames)),
+        }
+    }
+}
+
+fn quarantine(spool: &Spool, path: &Path, frame: &[u8], why: &str) -> std::io::Result<()> {
+    tracing::error!(
+        spool.segment = %path.display(),
+        bytes = frame.len(),
+        why,
+        "a spooled record cannot be replayed; it is kept in the spool's quarantine file"
+    );
+    spool.quarantine(frame)
+}
+
+/// Writes the events in batches. A batch PostgreSQL refuses for its data is written one event
+/// at a time, and the refused events are quarantined; an outage stops the replay (the
+/// segment stays, and is replayed again from its start, idempotently).
+async fn write_events(
+    spool: &Spool,
+    pool: &PgPool,
+    events: &[NewEvent],
+    frames: &[Range<usize>],
+    bytes: &[u8],
+) -> anyhow::Result<()> {
+    for (chunk, chunk_frames) in events.chunks(REPLAY_BATCH).zip(frames.chunks(REPLAY_BATCH)) {
+        let batch: Vec<&NewEvent> = chunk.iter().collect();
+        match store::events::write_batch(pool, &batch).await {
+            Ok(_) => continue,
+            Err(e) if store::is_unavailable(&e) => return Err(e.into()),
+            Err(_) => {}
+        }
+        for (event, range) in batch.iter().zip(chunk_frames) {
+            match store::events::write_batch(pool, &[*event]).await {
+                Ok(_) => {}
+                Err(e) if store::is_unavailable(&e) => return Err(e.into()),
+                Err(e) => {
+                    tracing::error!(event.id = %event.event_id, error = %e, "PostgreSQL refuses a spooled event");
+                    spool.quarantine(&bytes[range.clone()])?;
+                }
+            }
+        }
+    }
+    Ok(())
+}

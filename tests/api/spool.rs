@@ -1,0 +1,101 @@
+//! The spool on disk: what a process that died left behind is replayed at start-up, a torn
+//! tail is cut off, a damaged record is quarantined, and a second process on the same
+//! directory is refused.
+
+use std::io::Write;
+use std::time::Duration;
+
+use chrono::Utc;
+use faultline::config::{Limits, SpoolSettings};
+use faultline::ingest::normalize::EnvelopeContext;
+use faultline::ingest::process;
+use faultline::spool::{self, Spool};
+use faultline::startup::Application;
+
+use crate::helpers::{error_event, new_spool_dir, spawn_app, start, test_settings, TestApp};
+
+fn prepared(app: &TestApp, value: &str) -> faultline::store::events::NewEvent {
+    let event = error_event("SpooledError", value, "f", 1);
+    process::prepare(
+        &serde_json::to_vec(&event).unwrap(),
+        app.project_id,
+        &EnvelopeContext::default(),
+        Utc::now(),
+        &Limits::default(),
+    )
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_process_spool_is_replayed_at_start_up_cutting_a_torn_tail_and_quarantining_damage()
+{
+    let app = spawn_app().await;
+    let dir = new_spool_dir();
+    let settings = SpoolSettings::in_dir(dir.clone());
+    let events: Vec<_> = (0..5).map(|i| prepared(&app, &format!("v{i}"))).collect();
+    {
+        // What a process killed while PostgreSQL was away leaves: three batches, the last
+        // cut short mid-write.
+        let spool = Spool::open(&settings).unwrap();
+        spool.append(&[&events[0], &events[1]]).unwrap();
+        spool.append(&[&events[2], &events[3]]).unwrap();
+    }
+    let segment = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "spool"))
+        .unwrap();
+    let mut bytes = std::fs::read(&segment).unwrap();
+    let first_frame = spool::encode_all(&[&events[0]]).len();
+    // Damage the second event's record (in the middle of the file)…
+    bytes[first_frame + 40] ^= 0x55;
+    // …and leave half of a fifth one at the end.
+    let torn = spool::encode_all(&[&events[4]]);
+    bytes.extend_from_slice(&torn[..torn.len() / 2]);
+    std::fs::File::create(&segment)
+        .unwrap()
+        .write_all(&bytes)
+        .unwrap();
+
+    let mut restarted = test_settings(&app.database_url);
+    restarted.spool = settings;
+    let _second = start(restarted).await;
+    for _ in 0..100 {
+        if app.event_count().await >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(app.event_count().await, 3, "events 0, 2 and 3");
+    for kept in [0, 2, 3] {
+        app.stored_event(&events[kept].event_id.simple().to_string())
+            .await;
+    }
+    let quarantined = std::fs::read(dir.join("quarantine")).unwrap();
+    assert_eq!(
+        quarantined.len(),
+        spool::encode_all(&[&events[1]]).len(),
+        "the damaged record, whole, for an operator"
+    );
+    assert!(!segment.exists(), "a replayed segment is deleted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_process_on_the_same_spool_directory_is_refused_with_a_clear_message() {
+    let app = spawn_app().await;
+    let dir = new_spool_dir();
+    let mut first = test_settings(&app.database_url);
+    first.spool = SpoolSettings::in_dir(dir.clone());
+    let _first = start(first).await;
+    let mut second = test_settings(&app.database_url);
+    second.spool = SpoolSettings::in_dir(dir.clone());
+    let Err(refused) = Application::build(second).await else {
+        panic!("a second process on one spool directory must not start");
+    };
+    let message = format!("{refused:#}");
+    assert!(
+        message.contains("another Faultline process is using the spool directory"),
+        "{message}"
+    );
+}
