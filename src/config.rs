@@ -27,6 +27,7 @@ mod defaults {
     pub const ALERT_CAP: i64 = 20;
     pub const ALERT_CAP_WINDOW_SECONDS: i64 = 600;
     pub const ALERT_LEASE_SECONDS: i64 = 60;
+    pub const SHUTDOWN_TIMEOUT_SECS: u64 = 20;
     pub const SPOOL_DIR: &str = "./data/spool";
     pub const SPOOL_MAX_BYTES: u64 = 1024 * 1024 * 1024;
     pub const SPOOL_AFTER_MS: u64 = 2000;
@@ -107,6 +108,11 @@ pub struct Settings {
     /// Number of HTTP worker threads (0: one per CPU core).
     #[arg(long, env = "FAULTLINE_WORKERS", default_value_t = 0)]
     pub workers: usize,
+
+    /// On SIGTERM or SIGINT: seconds to finish the requests in flight (each waits until its
+    /// event is committed or spooled) before exiting.
+    #[arg(long, env = "FAULTLINE_SHUTDOWN_TIMEOUT", default_value_t = defaults::SHUTDOWN_TIMEOUT_SECS)]
+    pub shutdown_timeout: u64,
 
     #[command(flatten)]
     pub limits: Limits,

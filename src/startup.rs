@@ -28,6 +28,7 @@ const CONTENT_SECURITY_POLICY: &str =
 pub struct Application {
     port: u16,
     server: Server,
+    spool: Arc<Spool>,
 }
 
 impl Application {
@@ -69,7 +70,7 @@ impl Application {
                 spool.clone(),
                 &settings.spool,
             ),
-            spool,
+            spool: spool.clone(),
             keys: KeyCache::new(pool.clone()),
             limits: settings.limits.clone(),
             public: settings.public.clone(),
@@ -97,7 +98,10 @@ impl Application {
                 .configure(dashboard::configure)
                 .default_service(web::to(not_found))
         })
-        .listen(listener)?;
+        .listen(listener)?
+        // SIGTERM/SIGINT: stop accepting, let requests in flight finish (their events are
+        // committed or spooled first), then stop.
+        .shutdown_timeout(settings.shutdown_timeout);
         if settings.workers > 0 {
             server = server.workers(settings.workers);
         }
@@ -105,6 +109,7 @@ impl Application {
         Ok(Application {
             port,
             server: server.run(),
+            spool,
         })
     }
 
@@ -112,8 +117,14 @@ impl Application {
         self.port
     }
 
+    /// Serves until SIGTERM or SIGINT, then until the requests in flight are answered.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        self.server.await?;
+        tracing::info!(
+            spool.events = self.spool.events(),
+            "Faultline stopped: every request in flight was answered"
+        );
+        Ok(())
     }
 }
 

@@ -21,6 +21,7 @@ mod python_sdk;
 mod real_clients;
 mod retention;
 mod scrubbing;
+mod shutdown;
 mod smtp_sink;
 mod spool;
 mod upkeep;
