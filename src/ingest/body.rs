@@ -88,6 +88,41 @@ pub fn decode(body: Bytes, encoding: ContentEncoding, limit: usize) -> Result<By
     Ok(Bytes::from(inflated))
 }
 
+/// The bodies old clients (raven-python, raven-node, raven-ruby, raven-go, raven-java) still
+/// send to `/store/` without a `Content-Encoding`: JSON as is, the base64 text of JSON or of
+/// zlib-deflated JSON, or zlib-deflated JSON as bytes. Decoded the way Relay does, and never
+/// to more than `limit` bytes (a larger result is a 413).
+pub fn decode_legacy_store_body(body: Bytes, limit: usize) -> Result<Bytes, IngestError> {
+    let start = body.iter().position(|b| !b.is_ascii_whitespace());
+    if start.is_none_or(|i| body[i] == b'{') {
+        return Ok(body);
+    }
+    use base64::Engine;
+    let text: Vec<u8> = body
+        .iter()
+        .copied()
+        .filter(|b| !b.is_ascii_whitespace())
+        .collect();
+    let decoded = match base64::engine::general_purpose::STANDARD.decode(&text) {
+        Ok(decoded) => decoded,
+        Err(_) if looks_like_zlib(&body) => return decode(body, ContentEncoding::Deflate, limit),
+        Err(_) => {
+            return Err(IngestError::malformed(
+                "request body is neither JSON, base64 text nor zlib-compressed data",
+            ))
+        }
+    };
+    if decoded.first() == Some(&b'{') {
+        return Ok(Bytes::from(decoded));
+    }
+    decode(Bytes::from(decoded), ContentEncoding::Deflate, limit).map_err(|e| match e {
+        IngestError::Malformed(_) => IngestError::malformed(
+            "request body is base64 text, but not of JSON or zlib-compressed JSON",
+        ),
+        other => other,
+    })
+}
+
 fn corrupt(encoding: &str) -> IngestError {
     IngestError::malformed(format!(
         "request body is not valid {encoding} data (Content-Encoding: {encoding})"
@@ -189,5 +224,38 @@ mod tests {
     fn unknown_encoding_is_refused_with_415() {
         let err = ContentEncoding::parse(Some("compress")).unwrap_err();
         assert!(matches!(err, IngestError::UnsupportedEncoding(_)));
+    }
+
+    #[test]
+    fn legacy_store_bodies_decode_as_relay_does() {
+        use base64::Engine;
+        use std::io::Write;
+        let json = br#"{"message":"hi"}"#;
+        let mut zlib = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+        zlib.write_all(json).unwrap();
+        let zlib = zlib.finish().unwrap();
+        let b64 = |d: &[u8]| Bytes::from(base64::engine::general_purpose::STANDARD.encode(d));
+        let limit = 1 << 20;
+        for body in [
+            Bytes::from_static(json),
+            b64(json),
+            b64(&zlib),
+            Bytes::from(zlib.clone()),
+        ] {
+            assert_eq!(&decode_legacy_store_body(body, limit).unwrap()[..], json);
+        }
+        let bomb = {
+            let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+            e.write_all(&vec![b' '; 4 << 20]).unwrap();
+            e.finish().unwrap()
+        };
+        assert!(matches!(
+            decode_legacy_store_body(b64(&bomb), limit),
+            Err(IngestError::TooLarge(_))
+        ));
+        assert!(matches!(
+            decode_legacy_store_body(Bytes::from_static(b"%%%"), limit),
+            Err(IngestError::Malformed(_))
+        ));
     }
 }

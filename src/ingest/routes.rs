@@ -92,6 +92,7 @@ async fn store_endpoint(
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(IngestError::malformed("request body is empty"));
     }
+    let body = body::decode_legacy_store_body(body, state.limits.max_decompressed_bytes)?;
     let raw = process::parse_payload(&body, &state.limits)?;
     if process::is_transaction(&raw) {
         // Old SDKs sent transactions to /store/ too; like envelope transactions, they are dropped.

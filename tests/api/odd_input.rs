@@ -226,3 +226,85 @@ async fn lone_surrogate_escapes_are_stored_as_replacement_characters() {
     let (status, _) = store_raw_json(&app, r#"{"message":"\ud83d" "#.into()).await;
     assert_eq!(status, 400);
 }
+
+/// What old clients still in production send to `/store/` (shared/PROTOCOL.md §14.5).
+#[tokio::test]
+async fn legacy_store_bodies_of_old_raven_clients_are_accepted() {
+    use base64::Engine;
+    use std::io::Write;
+    let app = spawn_app().await;
+    let zlib = |data: &[u8]| {
+        let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+        encoder.write_all(data).unwrap();
+        encoder.finish().unwrap()
+    };
+    let base64 = |data: &[u8]| {
+        base64::engine::general_purpose::STANDARD
+            .encode(data)
+            .into_bytes()
+    };
+    let cases: Vec<(&str, Box<dyn Fn(&[u8]) -> Vec<u8>>, Option<&str>)> = vec![
+        (
+            "raven-node: base64(zlib(JSON))",
+            Box::new(move |j| base64(&zlib(j))),
+            None,
+        ),
+        (
+            "raven-python >= 5.6: zlib(JSON), Content-Encoding: deflate",
+            Box::new(zlib),
+            Some("deflate"),
+        ),
+        ("zlib(JSON) without the header", Box::new(zlib), None),
+        ("base64(JSON)", Box::new(move |j| base64(j)), None),
+    ];
+    for (client, encode, content_encoding) in cases {
+        let event = error_event("LegacyError", client, "f", 1);
+        let body = encode(&serde_json::to_vec(&event).unwrap());
+        let mut request = app
+            .client
+            .post(app.store_url())
+            .header("Content-Type", "application/octet-stream")
+            .header(
+                "X-Sentry-Auth",
+                format!(
+                    "Sentry sentry_version=5, sentry_timestamp=1700000000000, \
+                     sentry_client=raven-node/2.6.2, sentry_key={}, sentry_secret=unused",
+                    app.key
+                ),
+            )
+            .body(body);
+        if let Some(encoding) = content_encoding {
+            request = request.header("Content-Encoding", encoding);
+        }
+        let answer = request.send().await.unwrap();
+        assert_eq!(
+            answer.status(),
+            200,
+            "{client}: {}",
+            answer.text().await.unwrap()
+        );
+        let stored = app.stored_event(event["event_id"].as_str().unwrap()).await;
+        assert_eq!(stored["exception"]["values"][0]["value"], client);
+    }
+
+    // Bodies that are none of these are precise 400s.
+    for (body, says) in [
+        (
+            &b"not base64 at all!"[..],
+            "neither JSON, base64 text nor zlib",
+        ),
+        (&b"aGVsbG8gd29ybGQ="[..], "base64 text, but not of JSON"),
+    ] {
+        let answer = app
+            .client
+            .post(app.store_url())
+            .header("X-Sentry-Auth", app.auth_header())
+            .body(body.to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 400);
+        let text = answer.text().await.unwrap();
+        assert!(text.contains(says), "{text}");
+    }
+}
