@@ -243,7 +243,8 @@ async fn legacy_store_bodies_of_old_raven_clients_are_accepted() {
             .encode(data)
             .into_bytes()
     };
-    let cases: Vec<(&str, Box<dyn Fn(&[u8]) -> Vec<u8>>, Option<&str>)> = vec![
+    type Encoder = Box<dyn Fn(&[u8]) -> Vec<u8>>;
+    let cases: Vec<(&str, Encoder, Option<&str>)> = vec![
         (
             "raven-node: base64(zlib(JSON))",
             Box::new(move |j| base64(&zlib(j))),
