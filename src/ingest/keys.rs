@@ -17,10 +17,16 @@ const FRESH_FOR: Duration = Duration::from_secs(5);
 /// How long a cached answer may stand in for the database when it cannot be reached.
 const STALE_UP_TO: Duration = Duration::from_secs(600);
 const MAX_ENTRIES: usize = 10_000;
+/// After a failed lookup, cached answers stand in without asking the database for this long:
+/// during an outage each request would otherwise wait for a connection that never comes.
+const RETRY_LOOKUPS_AFTER: Duration = Duration::from_secs(2);
+/// The longest a lookup may take before the cached answer is used instead.
+const LOOKUP_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub struct KeyCache {
     pool: PgPool,
     entries: Mutex<HashMap<(i64, String), (KeyLookup, Instant)>>,
+    last_failure: Mutex<Option<Instant>>,
 }
 
 impl KeyCache {
@@ -28,6 +34,7 @@ impl KeyCache {
         KeyCache {
             pool,
             entries: Mutex::new(HashMap::new()),
+            last_failure: Mutex::new(None),
         }
     }
 
@@ -35,24 +42,46 @@ impl KeyCache {
     pub async fn authorize(&self, project_id: i64, key: &PublicKey) -> Result<(), IngestError> {
         let cache_key = (project_id, key.as_str().to_owned());
         let cached = self.cached(&cache_key);
+        let stale = cached.filter(|(_, at)| at.elapsed() < STALE_UP_TO);
         let found = match cached {
             Some((found, at)) if at.elapsed() < FRESH_FOR => found,
-            _ => match lookup(&self.pool, project_id, key.as_str()).await {
+            _ if stale.is_some() && self.failed_recently() => stale.expect("checked").0,
+            _ => match self.look_up(project_id, key).await {
                 Ok(found) => {
                     self.remember(cache_key, found);
                     found
                 }
-                Err(e) => match cached {
-                    Some((found, at)) if at.elapsed() < STALE_UP_TO => found,
-                    _ => {
-                        return Err(IngestError::Unavailable(
-                            anyhow::Error::new(e).context("DSN key lookup failed"),
-                        ))
+                Err(e) => match stale {
+                    Some((found, _)) => found,
+                    None => {
+                        return Err(IngestError::Unavailable(e.context("DSN key lookup failed")))
                     }
                 },
             },
         };
         verdict(project_id, found)
+    }
+
+    async fn look_up(&self, project_id: i64, key: &PublicKey) -> anyhow::Result<KeyLookup> {
+        let looked_up =
+            tokio::time::timeout(LOOKUP_TIMEOUT, lookup(&self.pool, project_id, key.as_str()))
+                .await
+                .map_err(anyhow::Error::from)
+                .and_then(|found| found.map_err(anyhow::Error::from));
+        if looked_up.is_err() {
+            if let Ok(mut last) = self.last_failure.lock() {
+                *last = Some(Instant::now());
+            }
+        }
+        looked_up
+    }
+
+    fn failed_recently(&self) -> bool {
+        self.last_failure
+            .lock()
+            .ok()
+            .and_then(|last| *last)
+            .is_some_and(|at| at.elapsed() < RETRY_LOOKUPS_AFTER)
     }
 
     /// Drops every cached answer: a key revoked here is refused by this instance at once

@@ -16,26 +16,43 @@ use serde_json::Value;
 
 use crate::helpers::{envelope, error_event, new_database_url, start, test_settings, TestApp};
 
-/// Forwards connections to PostgreSQL while `up`; cutting it drops every open connection.
+/// Forwards connections to PostgreSQL while up. Cutting it drops every open connection and
+/// closes its port (new connections are refused, as when the database host is down);
+/// restoring it listens on the same port again.
 pub struct DatabaseProxy {
     pub port: u16,
-    up: Arc<AtomicBool>,
+    target: std::net::SocketAddr,
     cut: Arc<Notify>,
+    up: AtomicBool,
 }
 
 impl DatabaseProxy {
     pub async fn start(target: std::net::SocketAddr) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
-        let up = Arc::new(AtomicBool::new(true));
-        let cut = Arc::new(Notify::new());
-        let (up2, cut2) = (up.clone(), cut.clone());
+        let proxy = DatabaseProxy {
+            port,
+            target,
+            cut: Arc::new(Notify::new()),
+            up: AtomicBool::new(true),
+        };
+        proxy.forward(listener);
+        proxy
+    }
+
+    fn forward(&self, listener: TcpListener) {
+        let (target, cut) = (self.target, self.cut.clone());
         tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
-                if !up2.load(Ordering::SeqCst) {
-                    continue; // dropped: connection refused-ish
-                }
-                let cut = cut2.clone();
+            loop {
+                let accepted = tokio::select! {
+                    accepted = listener.accept() => accepted,
+                    // The listener is dropped with this task: the port refuses connections.
+                    _ = cut.notified() => return,
+                };
+                let Ok((mut client, _)) = accepted else {
+                    return;
+                };
+                let cut = cut.clone();
                 tokio::spawn(async move {
                     let Ok(mut server) = TcpStream::connect(target).await else {
                         return;
@@ -47,7 +64,6 @@ impl DatabaseProxy {
                 });
             }
         });
-        DatabaseProxy { port, up, cut }
     }
 
     pub fn cut(&self) {
@@ -55,8 +71,15 @@ impl DatabaseProxy {
         self.cut.notify_waiters();
     }
 
-    pub fn restore(&self) {
-        self.up.store(true, Ordering::SeqCst);
+    /// Ends a cut; does nothing when the proxy is up.
+    pub async fn restore(&self) {
+        if self.up.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let listener = TcpListener::bind(("127.0.0.1", self.port))
+            .await
+            .expect("the proxy's port is free again");
+        self.forward(listener);
     }
 }
 
@@ -133,14 +156,32 @@ async fn a_database_outage_is_ridden_out_in_the_spool_and_every_event_lands_once
         let answer = app.post_envelope(envelope(&during, true)).await;
         assert_eq!(answer.status(), 200, "acknowledged into the spool");
     }
+    // Longer than the key cache keeps an answer fresh: known keys keep working without
+    // each request waiting for the database (a 3 s client timeout would catch that).
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let patient = reqwest::Client::builder()
+        .timeout(Duration::from_secs(3))
+        .build()
+        .unwrap();
+    for i in 0..10 {
+        let later = error_event("ValueError", &format!("during {}", 20 + i), "f", 1);
+        let answer = patient
+            .post(app.envelope_url())
+            .header("X-Sentry-Auth", app.auth_header())
+            .body(envelope(&later, true))
+            .send()
+            .await
+            .expect("answered without waiting for the database");
+        assert_eq!(answer.status(), 200);
+    }
     let (status, body) = ready(&app).await;
     assert_eq!(status, 200, "still accepting events: {body}");
     assert_eq!(body["database"], "down");
-    assert_eq!(body["spooled_events"], 20, "{body}");
+    assert_eq!(body["spooled_events"], 30, "{body}");
     assert_eq!(bootstrap.event_count().await, 1);
 
-    proxy.restore();
-    wait_for_events(&bootstrap, 21).await;
+    proxy.restore().await;
+    wait_for_events(&bootstrap, 31).await;
     let after = error_event("ValueError", "after", "f", 1);
     assert_eq!(
         app.post_envelope(envelope(&after, true)).await.status(),
@@ -150,7 +191,7 @@ async fn a_database_outage_is_ridden_out_in_the_spool_and_every_event_lands_once
         .fetch_one(&bootstrap.pool)
         .await
         .unwrap();
-    assert_eq!(counted, 22, "issue counts are exact");
+    assert_eq!(counted, 32, "issue counts are exact");
     let (status, body) = ready(&app).await;
     assert_eq!(
         (status, &body["database"], &body["spooled_events"]),
@@ -197,7 +238,7 @@ async fn a_full_spool_answers_503_with_retry_after_and_loses_nothing_it_acknowle
         "neither the database nor the spool can take events: {body}"
     );
 
-    proxy.restore();
+    proxy.restore().await;
     wait_for_events(&bootstrap, acknowledged).await;
     assert!(
         acknowledged > 2,

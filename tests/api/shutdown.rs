@@ -186,7 +186,7 @@ async fn sigkill_at_random_moments_with_and_without_the_database_loses_no_acknow
         for client in clients {
             client.abort();
         }
-        proxy.restore();
+        proxy.restore().await;
     }
 
     // One last start replays whatever the killed processes left in the spool.
