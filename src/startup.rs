@@ -71,7 +71,7 @@ impl Application {
                 &settings.spool,
             ),
             spool: spool.clone(),
-            keys: KeyCache::new(pool.clone()),
+            keys: KeyCache::new(pool.clone(), spool.clone()),
             limits: settings.limits.clone(),
             public: settings.public.clone(),
             // The admin password was needed once, at start-up; handlers never see it.

@@ -4,13 +4,14 @@
 //! known keys while the database is briefly away.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
 
 use super::auth::PublicKey;
 use super::error::IngestError;
+use crate::spool::Spool;
 use crate::store::keys::{lookup, KeyLookup};
 
 const FRESH_FOR: Duration = Duration::from_secs(5);
@@ -25,14 +26,18 @@ const LOOKUP_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub struct KeyCache {
     pool: PgPool,
+    /// Knows when the database is down (the writers found it so): cached answers are then
+    /// used without asking.
+    spool: Arc<Spool>,
     entries: Mutex<HashMap<(i64, String), (KeyLookup, Instant)>>,
     last_failure: Mutex<Option<Instant>>,
 }
 
 impl KeyCache {
-    pub fn new(pool: PgPool) -> Self {
+    pub fn new(pool: PgPool, spool: Arc<Spool>) -> Self {
         KeyCache {
             pool,
+            spool,
             entries: Mutex::new(HashMap::new()),
             last_failure: Mutex::new(None),
         }
@@ -45,7 +50,9 @@ impl KeyCache {
         let stale = cached.filter(|(_, at)| at.elapsed() < STALE_UP_TO);
         let found = match cached {
             Some((found, at)) if at.elapsed() < FRESH_FOR => found,
-            _ if stale.is_some() && self.failed_recently() => stale.expect("checked").0,
+            _ if stale.is_some() && (self.spool.is_database_down() || self.failed_recently()) => {
+                stale.expect("checked").0
+            }
             _ => match self.look_up(project_id, key).await {
                 Ok(found) => {
                     self.remember(cache_key, found);
