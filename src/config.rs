@@ -109,6 +109,11 @@ pub struct Settings {
     #[arg(long, env = "FAULTLINE_WORKERS", default_value_t = 0)]
     pub workers: usize,
 
+    /// Where Prometheus scrapes `GET /metrics`, e.g. 127.0.0.1:9464; off when unset. Its own
+    /// listener, so it is never public by accident.
+    #[arg(long, env = "FAULTLINE_METRICS_BIND")]
+    pub metrics_bind: Option<SocketAddr>,
+
     /// On SIGTERM or SIGINT: seconds to finish the requests in flight (each waits until its
     /// event is committed or spooled) before exiting.
     #[arg(long, env = "FAULTLINE_SHUTDOWN_TIMEOUT", default_value_t = defaults::SHUTDOWN_TIMEOUT_SECS)]

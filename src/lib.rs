@@ -9,6 +9,7 @@ pub mod domain;
 pub mod error;
 pub mod ingest;
 pub mod memory;
+pub mod metrics;
 pub mod self_report;
 pub mod spool;
 pub mod startup;

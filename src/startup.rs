@@ -27,6 +27,7 @@ const CONTENT_SECURITY_POLICY: &str =
 
 pub struct Application {
     port: u16,
+    metrics: Option<(Server, u16)>,
     server: Server,
     spool: Arc<Spool>,
 }
@@ -83,6 +84,16 @@ impl Application {
             alerts: settings.alerts.clone(),
             pool,
         });
+        let metrics = match settings.metrics_bind {
+            Some(bind) => {
+                let (server, port) =
+                    crate::metrics::serve(bind, state.pool.clone(), state.spool.clone())
+                        .with_context(|| format!("could not listen for metrics on {bind}"))?;
+                tracing::info!(port, "Prometheus metrics at /metrics");
+                Some((server, port))
+            }
+            None => None,
+        };
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
@@ -108,6 +119,7 @@ impl Application {
         tracing::info!(port, "Faultline is listening");
         Ok(Application {
             port,
+            metrics,
             server: server.run(),
             spool,
         })
@@ -117,8 +129,17 @@ impl Application {
         self.port
     }
 
+    /// The metrics listener's port, when there is one.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(|(_, port)| *port)
+    }
+
     /// Serves until SIGTERM or SIGINT, then until the requests in flight are answered.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        if let Some((metrics, _)) = self.metrics {
+            // It stops with the process: a scrape during shutdown still answers.
+            tokio::spawn(metrics);
+        }
         self.server.await?;
         tracing::info!(
             spool.events = self.spool.events(),

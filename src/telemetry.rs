@@ -40,6 +40,13 @@ pub async fn log_request(
         .match_pattern()
         .unwrap_or_else(|| "(unmatched)".into());
     let status = response.status().as_u16();
+    metrics::histogram!(
+        "faultline_http_request_duration_seconds",
+        "method" => method.clone(),
+        "route" => route.clone(),
+        "status" => status.to_string()
+    )
+    .record(started.elapsed().as_secs_f64());
     tracing::info!(
         request.id = %request_id,
         http.method = %method,

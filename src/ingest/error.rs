@@ -66,12 +66,37 @@ impl IngestError {
     }
 }
 
+impl IngestError {
+    /// A short name for metrics.
+    fn reason(&self) -> &'static str {
+        match self {
+            IngestError::Malformed(_) => "malformed",
+            IngestError::Unauthorized(_) => "unauthorized",
+            IngestError::Forbidden(_) => "forbidden",
+            IngestError::UnknownProject(_) => "unknown_project",
+            IngestError::TooLarge(_) => "too_large",
+            IngestError::UnsupportedEncoding(_) => "unsupported_encoding",
+            IngestError::QueueFull => "queue_full",
+            IngestError::Unavailable(_) => "unavailable",
+            IngestError::Internal(_) => "internal",
+        }
+    }
+}
+
 impl ResponseError for IngestError {
     fn status_code(&self) -> StatusCode {
         self.to_api_error().status_code()
     }
 
     fn error_response(&self) -> HttpResponse {
-        self.to_api_error().error_response()
+        let response = self.to_api_error().error_response();
+        metrics::counter!(
+            "faultline_ingest_requests_total",
+            "outcome" => "rejected",
+            "reason" => self.reason(),
+            "status" => response.status().as_str().to_owned()
+        )
+        .increment(1);
+        response
     }
 }

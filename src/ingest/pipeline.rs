@@ -90,6 +90,8 @@ impl Pipeline {
     /// may retry later); a database failure is a 503.
     pub async fn store(&self, event: NewEvent) -> Result<(), IngestError> {
         let (reply, answer) = oneshot::channel();
+        metrics::gauge!("faultline_queue_depth")
+            .set((self.queue.max_capacity() - self.queue.capacity()) as f64);
         self.queue
             .try_send(Job { event, reply })
             .map_err(|e| match e {
@@ -153,6 +155,8 @@ impl Writer {
             let events: Vec<&NewEvent> = batch.iter().map(|job| &job.event).collect();
             let started = Instant::now();
             let replies = self.write(&events).await;
+            metrics::histogram!("faultline_batch_size").record(events.len() as f64);
+            metrics::histogram!("faultline_batch_seconds").record(started.elapsed().as_secs_f64());
             tracing::debug!(
                 batch.size = events.len(),
                 duration_ms = started.elapsed().as_millis() as u64,
@@ -201,6 +205,7 @@ impl Writer {
             .unwrap_or_else(|e| Err(SpoolError::Io(std::io::Error::other(e))));
         match appended {
             Ok(()) => {
+                metrics::counter!("faultline_events_spooled_total").increment(count);
                 for &i in &waiting {
                     replies[i] = Ok(());
                 }

@@ -154,6 +154,13 @@ async fn store_prepared(event: NewEvent, state: &AppState) -> Result<String, Ing
 }
 
 fn accepted(event_id: Option<String>) -> HttpResponse {
+    metrics::counter!(
+        "faultline_ingest_requests_total",
+        "outcome" => "accepted",
+        "reason" => if event_id.is_some() { "event" } else { "nothing_to_store" },
+        "status" => "200"
+    )
+    .increment(1);
     let body = match event_id {
         Some(id) => json!({ "id": id }),
         None => Value::Object(Default::default()),

@@ -56,6 +56,7 @@ pub async fn replay_all(spool: &Spool, pool: &PgPool) -> anyhow::Result<()> {
         let (events, frames) = read_segment(spool, &path, &bytes)?;
         write_events(spool, pool, &events, &frames, &bytes).await?;
         spool.remove_segment(&path, bytes.len() as u64, frames.len() as u64)?;
+        metrics::counter!("faultline_spool_replayed_events_total").increment(events.len() as u64);
         tracing::info!(
             spool.segment = %path.display(),
             events = events.len(),
@@ -112,6 +113,7 @@ fn quarantine(spool: &Spool, path: &Path, frame: &[u8], why: &str) -> std::io::R
         why,
         "a spooled record cannot be replayed; it is kept in the spool's quarantine file"
     );
+    metrics::counter!("faultline_spool_quarantined_records_total").increment(1);
     spool.quarantine(frame)
 }
 

@@ -45,6 +45,7 @@ pub fn test_settings(database_url: &str) -> Settings {
         bind: "127.0.0.1:0".parse().expect("valid address"),
         workers: 2,
         shutdown_timeout: 5,
+        metrics_bind: None,
         limits: Limits::default(),
         pipeline: PipelineSettings::default(),
         spool: SpoolSettings::in_dir(new_spool_dir()),

@@ -14,6 +14,7 @@ mod grouping;
 mod health;
 mod helpers;
 mod hostile;
+mod metrics;
 mod odd_input;
 mod outage;
 mod protocol;
