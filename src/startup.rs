@@ -47,7 +47,7 @@ impl Application {
         // Its own small pool (a listening connection and four senders): sending alerts never
         // waits behind, or holds up, requests.
         crate::alerts::spawn_sender(
-            store::dedicated_pool(&pool, 5),
+            store::bookkeeping_pool(&pool, 5),
             settings.public.base_url.clone(),
             settings.alerts.clone(),
         );

@@ -62,6 +62,22 @@ pub fn dedicated_pool(pool: &PgPool, size: u32) -> PgPool {
         .connect_lazy_with((*pool.connect_options()).clone())
 }
 
+/// A separate pool whose transactions commit without waiting for the WAL flush
+/// (`synchronous_commit = off`). Only for bookkeeping that is safe to redo: the alert
+/// sender's claims, expansions and outcomes. A PostgreSQL crash can lose their last moments,
+/// which at worst sends a notification again with the same delivery id; it never loses a
+/// trigger (those are written in the event writer's transaction, which waits for the flush).
+/// It keeps the sender's many small commits from queueing behind ingest's for the disk.
+pub fn bookkeeping_pool(pool: &PgPool, size: u32) -> PgPool {
+    let options = (*pool.connect_options())
+        .clone()
+        .options([("synchronous_commit", "off")]);
+    PgPoolOptions::new()
+        .max_connections(size.max(1))
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_lazy_with(options)
+}
+
 pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
     MIGRATOR
         .run(pool)
