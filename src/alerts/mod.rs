@@ -101,7 +101,13 @@ impl Sender {
         if look_for_spikes {
             alerts::detect_spikes(&self.pool).await?;
         }
-        alerts::expand_outbox(&self.pool).await?;
+        let settings = &self.settings;
+        alerts::expand_outbox(
+            &self.pool,
+            settings.alert_cap,
+            settings.alert_cap_window_seconds,
+        )
+        .await?;
         loop {
             let due =
                 alerts::claim_due(&self.pool, CLAIM_AT_ONCE, self.settings.alert_lease_seconds)

@@ -147,7 +147,11 @@ pub async fn detect_spikes(pool: &PgPool) -> sqlx::Result<u64> {
 
 /// Turns pending outbox rows into one delivery per matching channel, in one transaction.
 /// Ignored issues alert no one; a channel hears only its triggers, environments and levels.
-pub async fn expand_outbox(pool: &PgPool) -> sqlx::Result<u64> {
+/// Storm control starts here: a delivery that would take its channel past `cap` (counting
+/// those sent in the last `window_seconds` and those still waiting to go) is created already
+/// held for the digest, so a storm's thousands never go through claims one by one. The
+/// sender's cap check (`take_cap_slots`) still decides the rest, under the channel's lock.
+pub async fn expand_outbox(pool: &PgPool, cap: i64, window_seconds: i64) -> sqlx::Result<u64> {
     let mut tx = pool.begin().await?;
     let rows = sqlx::query(
         "WITH pending AS (
@@ -157,19 +161,32 @@ pub async fn expand_outbox(pool: &PgPool) -> sqlx::Result<u64> {
              UPDATE alert_outbox o SET expanded_at = now() FROM pending
               WHERE o.id = pending.id
              RETURNING o.*
+         ), matched AS (
+             SELECT m.id AS outbox_id, c.id AS channel_id,
+                    row_number() OVER (PARTITION BY c.id ORDER BY m.id) AS rank
+               FROM marked m
+               JOIN issues i ON i.id = m.issue_id AND i.status <> 'ignored'
+               JOIN alert_channels c ON c.project_id = i.project_id AND c.disabled_at IS NULL
+              WHERE m.trigger = ANY (c.triggers)
+                AND (m.channel_id IS NULL OR m.channel_id = c.id)
+                AND (cardinality(c.environments) = 0 OR m.environment = ANY (c.environments))
+                AND array_position($1::text[], m.level) >= array_position($1::text[], c.min_level)
+         ), busy AS (
+             SELECT d.channel_id, count(*) AS n FROM alert_deliveries d
+              WHERE d.channel_id IN (SELECT channel_id FROM matched) AND d.held_at IS NULL
+                AND (d.sent_at > now() - make_interval(secs => $3)
+                     OR (d.sent_at IS NULL AND d.delivered_at IS NULL AND d.abandoned_at IS NULL))
+              GROUP BY d.channel_id
          )
-         INSERT INTO alert_deliveries (outbox_id, channel_id)
-         SELECT m.id, c.id
-           FROM marked m
-           JOIN issues i ON i.id = m.issue_id AND i.status <> 'ignored'
-           JOIN alert_channels c ON c.project_id = i.project_id AND c.disabled_at IS NULL
-          WHERE m.trigger = ANY (c.triggers)
-            AND (m.channel_id IS NULL OR m.channel_id = c.id)
-            AND (cardinality(c.environments) = 0 OR m.environment = ANY (c.environments))
-            AND array_position($1::text[], m.level) >= array_position($1::text[], c.min_level)
+         INSERT INTO alert_deliveries (outbox_id, channel_id, held_at)
+         SELECT m.outbox_id, m.channel_id,
+                CASE WHEN m.rank + coalesce(b.n, 0) > $2 THEN now() END
+           FROM matched m LEFT JOIN busy b USING (channel_id)
          ON CONFLICT (outbox_id, channel_id) DO NOTHING",
     )
     .bind(Level::ALL.map(Level::as_str).as_slice())
+    .bind(cap)
+    .bind(window_seconds as f64)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
