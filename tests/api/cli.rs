@@ -13,7 +13,9 @@ fn faultline(database_url: &str) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_faultline"));
     command
         .env("DATABASE_URL", database_url)
-        .env("FAULTLINE_BASE_URL", "http://errors.example.com:8000");
+        .env("FAULTLINE_BASE_URL", "http://errors.example.com:8000")
+        // Its own spool: a server left running from ./ (a benchmark) must not lock it out.
+        .env("FAULTLINE_SPOOL_DIR", crate::helpers::new_spool_dir());
     command
 }
 

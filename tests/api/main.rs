@@ -2,6 +2,7 @@
 
 mod access;
 mod alert_durability;
+mod alert_formats;
 mod alert_receiver;
 mod alerts;
 mod api_tokens;
