@@ -1,6 +1,7 @@
 //! Every SQL query Faultline runs lives under this module.
 
 pub mod alert_channels;
+pub mod alert_deliveries;
 pub mod alert_digests;
 pub mod alerts;
 pub mod event_body;
