@@ -15,6 +15,7 @@ use faultline::ingest::error::IngestError;
 use faultline::ingest::normalize::EnvelopeContext;
 use faultline::ingest::{envelope, process};
 use proptest::prelude::*;
+use serde_json::{json, Value};
 
 /// Every captured request body, as its SDK sent it (gzip'd ones inflated).
 fn seeds() -> &'static Vec<Vec<u8>> {
@@ -167,4 +168,150 @@ proptest! {
             prop_assert!(is_client_error(&e), "{e:?}");
         }
     }
+}
+
+/// A change to an event's JSON that keeps it JSON: the values SDKs and hostile clients send
+/// where a field expects something else.
+#[derive(Debug, Clone)]
+enum ValueMutation {
+    Replace(usize, Value),
+    Remove(usize),
+}
+
+fn odd_value() -> impl Strategy<Value = Value> {
+    let deep = (0..40).fold(json!("bottom"), |inner, _| json!([inner]));
+    prop_oneof![
+        Just(json!("nul \u{0} inside")),
+        Just(json!("<script>alert(1)</script>&amp;")),
+        Just(json!("x".repeat(20_000))),
+        Just(Value::Null),
+        Just(json!(-1)),
+        Just(json!(1e308)),
+        Just(json!(18446744073709551615u64)),
+        Just(json!([])),
+        Just(json!({})),
+        Just(json!(true)),
+        Just(deep),
+        any::<String>().prop_map(Value::String),
+        any::<i64>().prop_map(|n| json!(n)),
+    ]
+}
+
+fn value_mutation() -> impl Strategy<Value = ValueMutation> {
+    prop_oneof![
+        3 => (any::<usize>(), odd_value()).prop_map(|(at, v)| ValueMutation::Replace(at, v)),
+        1 => any::<usize>().prop_map(ValueMutation::Remove),
+    ]
+}
+
+fn count_nodes(value: &Value) -> usize {
+    1 + match value {
+        Value::Array(items) => items.iter().map(count_nodes).sum(),
+        Value::Object(map) => map.values().map(count_nodes).sum(),
+        _ => 0,
+    }
+}
+
+/// Applies `mutation` to the node at its index (pre-order, modulo the node count); the root
+/// itself is never removed or replaced, so the payload stays an object.
+fn mutate(root: &mut Value, mutation: &ValueMutation) {
+    let nodes = count_nodes(root).max(2);
+    let (at, replacement) = match mutation {
+        ValueMutation::Replace(at, v) => (at % (nodes - 1) + 1, Some(v.clone())),
+        ValueMutation::Remove(at) => (at % (nodes - 1) + 1, None),
+    };
+    let mut seen = 0;
+    visit(root, at, &mut seen, &replacement);
+}
+
+/// Walks to the `at`-th node; returns true once it was changed.
+fn visit(value: &mut Value, at: usize, seen: &mut usize, replacement: &Option<Value>) -> bool {
+    let children: Vec<String> = match value {
+        Value::Object(map) => map.keys().cloned().collect(),
+        Value::Array(items) => (0..items.len()).map(|i| i.to_string()).collect(),
+        _ => return false,
+    };
+    for key in children {
+        *seen += 1;
+        if *seen == at {
+            match (value, replacement) {
+                (Value::Object(map), Some(v)) => *map.get_mut(&key).unwrap() = v.clone(),
+                (Value::Object(map), None) => drop(map.remove(&key)),
+                (Value::Array(items), Some(v)) => items[key.parse::<usize>().unwrap()] = v.clone(),
+                (Value::Array(items), None) => drop(items.remove(key.parse::<usize>().unwrap())),
+                _ => {}
+            }
+            return true;
+        }
+        let child = match value {
+            Value::Object(map) => map.get_mut(&key).unwrap(),
+            Value::Array(items) => &mut items[key.parse::<usize>().unwrap()],
+            _ => unreachable!(),
+        };
+        if visit(child, at, seen, replacement) {
+            return true;
+        }
+    }
+    false
+}
+
+/// The seeds' event payloads as JSON.
+fn event_values() -> &'static Vec<Value> {
+    static VALUES: OnceLock<Vec<Value>> = OnceLock::new();
+    VALUES.get_or_init(|| {
+        seeds()
+            .iter()
+            .filter_map(|s| envelope::parse(s).ok())
+            .filter_map(|e| {
+                e.items
+                    .iter()
+                    .find(|i| i.item_type == "event")
+                    .and_then(|i| serde_json::from_slice(i.payload).ok())
+            })
+            .collect()
+    })
+}
+
+fn mutated_event(seed: prop::sample::Index, mutations: &[ValueMutation]) -> Vec<u8> {
+    let values = event_values();
+    let mut event = values[seed.index(values.len())].clone();
+    for m in mutations {
+        mutate(&mut event, m);
+    }
+    serde_json::to_vec(&event).unwrap()
+}
+
+proptest! {
+    #[test]
+    fn events_with_odd_values_anywhere_never_panic_or_fail_as_server_errors(
+        seed in any::<prop::sample::Index>(),
+        mutations in prop::collection::vec(value_mutation(), 1..8),
+    ) {
+        prop_assert_eq!(prepare(&mutated_event(seed, &mutations)), Ok(()));
+    }
+}
+
+/// The value mutations must leave most events acceptable, or the property above would only
+/// test refusals: a sample of its cases is counted. (Byte mutations mostly exercise the
+/// parsers' refusals, by design.)
+#[test]
+fn most_events_with_odd_values_still_go_through_the_whole_preparation() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+    let mut runner = TestRunner::deterministic();
+    let strategy = (
+        any::<prop::sample::Index>(),
+        prop::collection::vec(value_mutation(), 1..8),
+    );
+    let (mut accepted, total) = (0, 2000);
+    for _ in 0..total {
+        let (seed, mutations) = strategy.new_tree(&mut runner).unwrap().current();
+        let body = mutated_event(seed, &mutations);
+        let limits = Limits::default();
+        if process::prepare(&body, 1, &EnvelopeContext::default(), Utc::now(), &limits).is_ok() {
+            accepted += 1;
+        }
+    }
+    println!("{accepted} of {total} events with odd values accepted");
+    assert!(accepted * 2 >= total, "only {accepted} of {total} accepted");
 }
