@@ -4,10 +4,9 @@
 //! real one for the server.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Notify;
+use tokio::sync::watch;
 
 use std::time::Duration;
 
@@ -18,12 +17,12 @@ use crate::helpers::{envelope, error_event, new_database_url, start, test_settin
 
 /// Forwards connections to PostgreSQL while up. Cutting it drops every open connection and
 /// closes its port (new connections are refused, as when the database host is down);
-/// restoring it listens on the same port again.
+/// restoring it listens on the same port again. The state is a watch channel, so a cut is
+/// never missed by a task that was busy at that moment.
 pub struct DatabaseProxy {
     pub port: u16,
     target: std::net::SocketAddr,
-    cut: Arc<Notify>,
-    up: AtomicBool,
+    up: watch::Sender<bool>,
 }
 
 impl DatabaseProxy {
@@ -33,33 +32,33 @@ impl DatabaseProxy {
         let proxy = DatabaseProxy {
             port,
             target,
-            cut: Arc::new(Notify::new()),
-            up: AtomicBool::new(true),
+            up: watch::channel(true).0,
         };
         proxy.forward(listener);
         proxy
     }
 
     fn forward(&self, listener: TcpListener) {
-        let (target, cut) = (self.target, self.cut.clone());
+        let target = self.target;
+        let mut up = self.up.subscribe();
         tokio::spawn(async move {
             loop {
                 let accepted = tokio::select! {
                     accepted = listener.accept() => accepted,
                     // The listener is dropped with this task: the port refuses connections.
-                    _ = cut.notified() => return,
+                    _ = up.wait_for(|up| !*up) => return,
                 };
                 let Ok((mut client, _)) = accepted else {
                     return;
                 };
-                let cut = cut.clone();
+                let mut cut = up.clone();
                 tokio::spawn(async move {
                     let Ok(mut server) = TcpStream::connect(target).await else {
                         return;
                     };
                     tokio::select! {
                         _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-                        _ = cut.notified() => {}
+                        _ = cut.wait_for(|up| !*up) => {}
                     }
                 });
             }
@@ -67,19 +66,23 @@ impl DatabaseProxy {
     }
 
     pub fn cut(&self) {
-        self.up.store(false, Ordering::SeqCst);
-        self.cut.notify_waiters();
+        self.up.send_replace(false);
     }
 
     /// Ends a cut; does nothing when the proxy is up.
     pub async fn restore(&self) {
-        if self.up.swap(true, Ordering::SeqCst) {
+        if self.up.send_replace(true) {
             return;
         }
-        let listener = TcpListener::bind(("127.0.0.1", self.port))
-            .await
-            .expect("the proxy's port is free again");
-        self.forward(listener);
+        // The cut listener's task drops it as soon as it runs; until then the port is busy.
+        for _ in 0..100 {
+            if let Ok(listener) = TcpListener::bind(("127.0.0.1", self.port)).await {
+                self.forward(listener);
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("the proxy's port did not come free");
     }
 }
 
@@ -126,9 +129,9 @@ async fn ready(app: &TestApp) -> (u16, Value) {
     (answer.status().as_u16(), answer.json().await.unwrap())
 }
 
-/// Waits until the database holds `count` events.
+/// Waits, up to 60 s, until the database holds `count` events.
 async fn wait_for_events(bootstrap: &TestApp, count: i64) {
-    for _ in 0..200 {
+    for _ in 0..600 {
         if bootstrap.event_count().await >= count {
             break;
         }
@@ -244,4 +247,78 @@ async fn a_full_spool_answers_503_with_retry_after_and_loses_nothing_it_acknowle
         acknowledged > 2,
         "some events fit in the spool: {acknowledged}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thirty_second_outage_under_load_gives_no_5xx_and_every_2xx_is_stored_once() {
+    let ProxiedApp {
+        app,
+        bootstrap,
+        proxy,
+    } = proxied_app(|_| {}).await;
+    let app = std::sync::Arc::new(app);
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = (0..4)
+        .map(|client| {
+            let (app, stop) = (app.clone(), stop.clone());
+            tokio::spawn(async move {
+                let (mut acknowledged, mut server_errors) = (Vec::new(), 0);
+                for n in 0.. {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let event = error_event(
+                        &format!("OutageLoad{}", n % 5),
+                        &format!("c{client}"),
+                        "f",
+                        1,
+                    );
+                    let status = app.post_envelope(envelope(&event, true)).await.status();
+                    if status == 200 {
+                        acknowledged.push(event["event_id"].as_str().unwrap().to_owned());
+                    } else if status.is_server_error() {
+                        server_errors += 1;
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                (acknowledged, server_errors)
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    proxy.cut();
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    proxy.restore().await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.store(true, Ordering::SeqCst);
+    let (mut acknowledged, mut server_errors) = (Vec::new(), 0);
+    for client in clients {
+        let (ids, errors) = client.await.unwrap();
+        acknowledged.extend(ids);
+        server_errors += errors;
+    }
+    assert_eq!(server_errors, 0, "no 5xx through the outage");
+    assert!(
+        acknowledged.len() > 500,
+        "the load ran: {}",
+        acknowledged.len()
+    );
+
+    // Within 60 s of the cut ending, every acknowledged event is stored, once.
+    wait_for_events(&bootstrap, acknowledged.len() as i64).await;
+    let ids: Vec<uuid::Uuid> = acknowledged
+        .iter()
+        .map(|id| uuid::Uuid::parse_str(id).unwrap())
+        .collect();
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE event_id = ANY($1)")
+        .bind(&ids)
+        .fetch_one(&bootstrap.pool)
+        .await
+        .unwrap();
+    assert_eq!(stored, acknowledged.len() as i64);
+    let counted: i64 = sqlx::query_scalar("SELECT sum(event_count)::int8 FROM issues")
+        .fetch_one(&bootstrap.pool)
+        .await
+        .unwrap();
+    assert_eq!(counted, stored, "issue counts are exact");
 }
