@@ -1,7 +1,7 @@
 //! Property tests of the ingest path's pure stages, seeded from the real SDK requests in
 //! `tests/fixtures/sdk-requests` and mutated: whatever the bytes, nothing panics, a refusal is
 //! always a client error (4xx), and an accepted event is stored in a form the dashboard reads
-//! back. The suite runs proptest's default number of cases; a long run sets PROPTEST_CASES
+//! back and builds its event page from. The suite runs proptest's default number of cases; a long run sets PROPTEST_CASES
 //! (docs/RELIABILITY.md has the command and the figure).
 
 use std::path::Path;
@@ -121,6 +121,9 @@ fn prepare(payload: &[u8]) -> Result<(), String> {
             if !stored.is_object() || event.title.is_empty() || event.hash.is_empty() {
                 return Err(format!("accepted but not displayable: {:?}", event.title));
             }
+            // What the event page shows, with and without the full stack: it must build.
+            faultline::web::event_view::build(&stored, true);
+            faultline::web::event_view::build(&stored, false);
             Ok(())
         }
         Err(e) if is_client_error(&e) => Ok(()),
