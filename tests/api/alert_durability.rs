@@ -11,7 +11,9 @@ use futures_util::StreamExt;
 use serde_json::Value;
 
 use crate::alert_receiver::{add_webhook, Receiver};
-use crate::helpers::{error_event, spawn_app, spawn_app_with, start, test_settings, TestApp};
+use crate::helpers::{
+    error_event, free_port, spawn_app, spawn_app_with, start, test_settings, TestApp,
+};
 
 /// How many posts name each issue title.
 fn posts_per_title(posts: &[(String, String, Value)]) -> HashMap<String, usize> {
@@ -120,30 +122,13 @@ async fn wait_until_ready(client: &reqwest::Client, base: &str) {
     panic!("faultline at {base} did not become ready");
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_instance_killed_right_after_the_200_still_alerts_once_after_a_restart() {
     let app = spawn_app().await;
     let receiver = Receiver::default();
     add_webhook(&app, &receiver.start(), &[]).await;
     let port = free_port();
-    let process = TestApp {
-        address: format!("http://127.0.0.1:{port}"),
-        addr: ([127, 0, 0, 1], port).into(),
-        pool: app.pool.clone(),
-        database_url: app.database_url.clone(),
-        project_id: app.project_id,
-        key: app.key.clone(),
-        client: app.client.clone(),
-        _database: app._database.clone(),
-    };
+    let process = app.at_port(port);
     let spool = crate::helpers::new_spool_dir();
     let mut first = serve(&app, port, &spool);
     wait_until_ready(&app.client, &process.address).await;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::helpers::new_database_url;
+use crate::helpers::{free_port, new_database_url};
 
 fn faultline(database_url: &str) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_faultline"));
@@ -92,14 +92,6 @@ impl Drop for Server {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[test]

@@ -237,7 +237,30 @@ pub async fn start(settings: Settings) -> TestApp {
     }
 }
 
+/// A port nothing listens on (yet).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("a free port")
+        .local_addr()
+        .expect("its address")
+        .port()
+}
+
 impl TestApp {
+    /// This app's project and database, served by another process or instance on `port`.
+    pub fn at_port(&self, port: u16) -> TestApp {
+        TestApp {
+            address: format!("http://127.0.0.1:{port}"),
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            pool: self.pool.clone(),
+            database_url: self.database_url.clone(),
+            project_id: self.project_id,
+            key: self.key.clone(),
+            client: self.client.clone(),
+            _database: self._database.clone(),
+        }
+    }
+
     pub fn dsn(&self) -> String {
         format!(
             "http://{}@127.0.0.1:{}/{}",

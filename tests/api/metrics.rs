@@ -2,7 +2,7 @@
 
 use faultline::startup::Application;
 
-use crate::helpers::{error_event, spawn_app, test_settings, TestApp};
+use crate::helpers::{error_event, spawn_app, test_settings};
 
 /// A sample's value in the exposition text: the line that starts with `series`.
 fn value(text: &str, series: &str) -> Option<f64> {
@@ -20,16 +20,7 @@ async fn metrics_count_accepted_and_rejected_events_on_their_own_listener() {
     let application = Application::build(settings).await.unwrap();
     let (port, metrics_port) = (application.port(), application.metrics_port().unwrap());
     tokio::spawn(application.run_until_stopped());
-    let server = TestApp {
-        address: format!("http://127.0.0.1:{port}"),
-        addr: ([127, 0, 0, 1], port).into(),
-        pool: app.pool.clone(),
-        database_url: app.database_url.clone(),
-        project_id: app.project_id,
-        key: app.key.clone(),
-        client: app.client.clone(),
-        _database: app._database.clone(),
-    };
+    let server = app.at_port(port);
     let scrape = || async {
         let answer = reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics"))
             .await

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use rand::Rng;
 
-use crate::helpers::{error_event, new_spool_dir, spawn_app, TestApp};
+use crate::helpers::{error_event, free_port, new_spool_dir, spawn_app, TestApp};
 use crate::outage::DatabaseProxy;
 
 fn serve(database_url: &str, port: u16, spool: &Path) -> Child {
@@ -27,20 +27,14 @@ fn serve(database_url: &str, port: u16, spool: &Path) -> Child {
         .expect("faultline serve starts")
 }
 
-/// The test's app, answering on `port` (another process's).
+/// The test's app on `port` (another process's), with a client that gives up after 10 s.
 fn at_port(app: &TestApp, port: u16) -> TestApp {
     TestApp {
-        address: format!("http://127.0.0.1:{port}"),
-        addr: ([127, 0, 0, 1], port).into(),
-        pool: app.pool.clone(),
-        database_url: app.database_url.clone(),
-        project_id: app.project_id,
-        key: app.key.clone(),
         client: reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .build()
             .unwrap(),
-        _database: app._database.clone(),
+        ..app.at_port(port)
     }
 }
 
@@ -62,14 +56,6 @@ async fn wait_until_ready(app: &TestApp) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("faultline did not start");
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Four clients sending new events until told to stop (or the server is gone); the ids of
