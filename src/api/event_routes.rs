@@ -67,3 +67,29 @@ pub(super) async fn project_event(
     let issue = find_issue(&state, &row.issue_id.to_string()).await?;
     Ok(HttpResponse::Ok().json(serialize::event(&row, &issue, true).map_err(ApiError::Internal)?))
 }
+
+/// Sentry's event-id lookup: which project and issue an event belongs to, with the event.
+pub(super) async fn lookup_event_id(
+    _user: ApiUser,
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    super::check_org(&state, &path.0)?;
+    let not_found = || ApiError::NotFound("no such event".into());
+    let event_id = Uuid::try_parse(&path.1).map_err(|_| not_found())?;
+    let (project_id, project_name, _) = event_reads::locate(&state.pool, event_id)
+        .await?
+        .ok_or_else(not_found)?;
+    let row = event_reads::find_in_project(&state.pool, project_id, event_id)
+        .await?
+        .ok_or_else(not_found)?;
+    let issue = find_issue(&state, &row.issue_id.to_string()).await?;
+    let event = serialize::event(&row, &issue, true).map_err(ApiError::Internal)?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "organizationSlug": state.dashboard.org,
+        "projectSlug": project_name,
+        "groupId": issue.id.to_string(),
+        "eventId": event_id.simple().to_string(),
+        "event": event,
+    })))
+}

@@ -39,6 +39,7 @@ api_routes! {
     get "/api/0/projects/{org}/{project}/events/{event_id}/" => event_routes::project_event,
     get "/api/0/issues/{issue_id}/" => issue_routes::get_issue,
     put "/api/0/issues/{issue_id}/" => issue_routes::update_issue,
+    get "/api/0/organizations/{org}/eventids/{event_id}/" => event_routes::lookup_event_id,
     get "/api/0/organizations/{org}/issues/{issue_id}/" => issue_routes::get_org_issue,
     put "/api/0/organizations/{org}/issues/{issue_id}/" => issue_routes::update_org_issue,
     get "/api/0/issues/{issue_id}/events/" => event_routes::list_issue_events,

@@ -125,6 +125,21 @@ pub async fn list_for_issue(
         .await
 }
 
+/// Where an event is, by its id alone: `(project id, project name, issue id)`. One index
+/// entry in the `event_ids` ledger; ids are random, so two projects sharing one is a curiosity
+/// (the earliest received wins).
+pub async fn locate(pool: &PgPool, event_id: Uuid) -> sqlx::Result<Option<(i64, String, i64)>> {
+    sqlx::query_as(
+        "SELECT e.project_id, p.name, e.issue_id
+           FROM event_ids e JOIN projects p ON p.id = e.project_id
+          WHERE e.event_id = $1
+          ORDER BY e.received_at LIMIT 1",
+    )
+    .bind(event_id)
+    .fetch_optional(pool)
+    .await
+}
+
 /// An event by id within a project. `event_ids` says when it arrived, so the second query
 /// reads one partition through one index entry.
 pub async fn find_in_project(

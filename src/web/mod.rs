@@ -36,6 +36,7 @@ page_routes! {
     post "/issues/{issue_id}/status" => issues::set_status,
     get "/issues/{issue_id}/events/{event_id}" => issues::show_event,
     get "/issues/{issue_id}/events/{event_id}/json" => issues::download_event,
+    get "/events/{event_id}" => issues::find_event,
     get "/projects" => projects::list,
     post "/projects" => projects::create,
     get "/projects/{project_id}" => projects::show,

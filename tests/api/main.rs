@@ -9,6 +9,7 @@ mod api_tokens;
 mod cli;
 mod concurrency;
 mod dashboard;
+mod event_lookup;
 mod faults;
 mod fixtures;
 mod grouping;

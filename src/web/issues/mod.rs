@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 
 pub use actions::{download_event, set_status};
 pub use list::list;
-pub use page::{show, show_event};
+pub use page::{find_event, show, show_event};
 
 use super::view::{exact_time, relative_time, short_count, BarChart};
 use super::WebError;

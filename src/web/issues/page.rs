@@ -111,6 +111,25 @@ pub async fn show_event(
     render_issue(&operator, issue_id, choice, &query, &state).await
 }
 
+/// `/events/{event_id}`: a stable link to any event by its id alone (support tools build it
+/// from the id a user's 500 page showed); 303 to the event's page.
+pub async fn find_event(
+    _operator: Operator,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, WebError> {
+    let event_id = Uuid::try_parse(path.trim()).map_err(|_| WebError::NotFound)?;
+    let (_, _, issue_id) = event_reads::locate(&state.pool, event_id)
+        .await?
+        .ok_or(WebError::NotFound)?;
+    Ok(HttpResponse::SeeOther()
+        .insert_header((
+            actix_web::http::header::LOCATION,
+            format!("/issues/{issue_id}/events/{}", event_id.simple()),
+        ))
+        .finish())
+}
+
 async fn render_issue(
     operator: &Operator,
     issue_id: i64,
