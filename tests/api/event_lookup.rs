@@ -37,6 +37,25 @@ async fn an_event_id_leads_to_its_event_page_and_through_the_api_to_its_issue() 
     let unknown = uuid::Uuid::new_v4().simple().to_string();
     assert_eq!(admin.get(&format!("/events/{unknown}")).await.status, 404);
     assert_eq!(admin.get("/events/not-an-id").await.status, 404);
+    // Pasted into the issue list's search box, an id opens its event; an unknown one says so
+    // on the list.
+    for id in [&event_id, &dashed] {
+        let searched = admin.get(&format!("/?query=+{id}+")).await;
+        assert_eq!(searched.status, 303, "{}", searched.body);
+        assert_eq!(
+            searched.location,
+            format!("/issues/{issue_id}/events/{event_id}")
+        );
+    }
+    let missing = admin.get(&format!("/?query={unknown}")).await;
+    assert_eq!(missing.status, 200);
+    assert!(
+        missing
+            .body
+            .contains(&format!("No event has the id {unknown}.")),
+        "{}",
+        missing.body
+    );
     // Only operators: an anonymous visitor is sent to log in.
     let anonymous = browser_client()
         .get(format!("{}/events/{event_id}", app.address))

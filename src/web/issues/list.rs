@@ -9,6 +9,7 @@ use super::{issue_item, IssueItem};
 use crate::domain::period::StatsPeriod;
 use crate::domain::search;
 use crate::state::AppState;
+use crate::store::event_reads;
 use crate::store::issues::{
     self, FilterKey, IssueCursor, IssueFilter, IssueRow, IssueSort, IssueStatus,
 };
@@ -150,6 +151,8 @@ struct ListPage {
     unhandled: bool,
     choices: Choices,
     period_label: &'static str,
+    /// Said when the search was an event id that no event has.
+    notice: Option<String>,
 }
 
 pub async fn list(
@@ -157,6 +160,21 @@ pub async fn list(
     query: web::Query<ListQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, WebError> {
+    // An event id pasted into the search box (from a user's 500 page) opens that event.
+    let mut notice = None;
+    if let Ok(event_id) = uuid::Uuid::try_parse(query.query.trim()) {
+        match event_reads::locate(&state.pool, event_id).await? {
+            Some((_, _, issue_id)) => {
+                return Ok(HttpResponse::SeeOther()
+                    .insert_header((
+                        actix_web::http::header::LOCATION,
+                        format!("/issues/{issue_id}/events/{}", event_id.simple()),
+                    ))
+                    .finish())
+            }
+            None => notice = Some(format!("No event has the id {}.", event_id.simple())),
+        }
+    }
     let filter = query.to_filter()?;
     let rows = issues::list(&state.pool, &filter).await?;
     let counted = issues::count(&state.pool, &filter, COUNT_UP_TO).await?;
@@ -184,6 +202,7 @@ pub async fn list(
             StatsPeriod::Day => "24 hours",
             StatsPeriod::TwoWeeks => "14 days",
         },
+        notice,
     };
     html(page.render())
 }
