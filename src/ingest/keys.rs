@@ -48,10 +48,11 @@ impl KeyCache {
         let cache_key = (project_id, key.as_str().to_owned());
         let cached = self.cached(&cache_key);
         let stale = cached.filter(|(_, at)| at.elapsed() < STALE_UP_TO);
-        let found = match cached {
-            Some((found, at)) if at.elapsed() < FRESH_FOR => found,
-            _ if stale.is_some() && (self.spool.is_database_down() || self.failed_recently()) => {
-                stale.expect("checked").0
+        let found = match (cached, stale) {
+            (Some((found, at)), _) if at.elapsed() < FRESH_FOR => found,
+            // The database is known to be away: the cached answer stands in without asking.
+            (_, Some((found, _))) if self.spool.is_database_down() || self.failed_recently() => {
+                found
             }
             _ => match self.look_up(project_id, key).await {
                 Ok(found) => {

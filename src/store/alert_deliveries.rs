@@ -161,13 +161,22 @@ pub async fn mark_delivered(pool: &PgPool, delivery: &DueDelivery) -> sqlx::Resu
     .bind(delivery.delivery_id)
     .execute(&mut *tx)
     .await?;
+    record_channel_success(&mut tx, delivery.channel_id).await?;
+    tx.commit().await
+}
+
+/// The channel took a notification: it is no longer failing.
+pub(super) async fn record_channel_success(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    channel_id: i64,
+) -> sqlx::Result<()> {
     sqlx::query(
         "UPDATE alert_channels SET last_success_at = now(), failing_since = NULL WHERE id = $1",
     )
-    .bind(delivery.channel_id)
-    .execute(&mut *tx)
+    .bind(channel_id)
+    .execute(&mut **tx)
     .await?;
-    tx.commit().await
+    Ok(())
 }
 
 /// Records a failed attempt: tried again at `retry_at`, or abandoned when that is `None`.

@@ -164,11 +164,6 @@ pub async fn mark_digest_delivered(pool: &PgPool, digest: &DueDigest) -> sqlx::R
         .bind(&digest.delivery_ids)
         .execute(&mut *tx)
         .await?;
-    sqlx::query(
-        "UPDATE alert_channels SET last_success_at = now(), failing_since = NULL WHERE id = $1",
-    )
-    .bind(digest.channel_id)
-    .execute(&mut *tx)
-    .await?;
+    super::alert_deliveries::record_channel_success(&mut tx, digest.channel_id).await?;
     tx.commit().await
 }
