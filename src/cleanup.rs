@@ -1,14 +1,15 @@
 //! The retention job: keeps `events` partitions ahead of time and removes events older than
 //! `FAULTLINE_RETENTION_DAYS`, hourly in the background and once with `faultline cleanup`.
 //! Issues keep their totals; only occurrences go. Settled alerts older than the retention
-//! period go too (their delivery history is shown for the last 100 only).
+//! period go too (their delivery history is shown for the last 100 only), and so does user
+//! feedback received before it.
 
 use std::time::Duration;
 
 use chrono::Utc;
 use sqlx::PgPool;
 
-use crate::store::{alerts, retention};
+use crate::store::{alerts, feedback, retention};
 
 const EVERY: Duration = Duration::from_secs(3600);
 
@@ -20,6 +21,8 @@ pub struct CleanupReport {
     pub ids_deleted: u64,
     /// Settled alert triggers removed with their deliveries.
     pub alerts_deleted: u64,
+    /// User reports older than the retention period.
+    pub feedback_deleted: u64,
 }
 
 /// One pass; `None` when another instance is already running one. `progress` hears one line
@@ -78,6 +81,8 @@ async fn clean(
     }
     report.alerts_deleted = alerts::delete_settled_before(pool, cutoff).await?;
     progress(&format!("deleted {} settled alerts", report.alerts_deleted));
+    report.feedback_deleted = feedback::delete_received_before(pool, cutoff).await?;
+    progress(&format!("deleted {} user reports", report.feedback_deleted));
     Ok(report)
 }
 
@@ -93,6 +98,7 @@ pub fn spawn_background(pool: PgPool, retention_days: i64) {
                     partitions.dropped = report.partitions_dropped.len(),
                     events.removed = report.partitions_dropped.iter().map(|p| p.1).sum::<i64>(),
                     alerts.removed = report.alerts_deleted,
+                    feedback.removed = report.feedback_deleted,
                     "retention clean-up done"
                 ),
                 Ok(None) => tracing::debug!("another instance is cleaning up"),

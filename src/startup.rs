@@ -82,6 +82,7 @@ impl Application {
             },
             filter_values: Default::default(),
             alerts: settings.alerts.clone(),
+            report_limiter: Default::default(),
             pool,
         });
         let metrics = match settings.metrics_bind {

@@ -8,6 +8,7 @@ use sqlx::PgPool;
 use crate::config::{AlertSettings, DashboardSettings, Limits, PublicSettings};
 use crate::ingest::keys::KeyCache;
 use crate::ingest::pipeline::Pipeline;
+use crate::ingest::report_dialog::ReportLimiter;
 use crate::spool::Spool;
 use crate::web::filter_values::FilterValues;
 
@@ -24,4 +25,6 @@ pub struct AppState {
     pub filter_values: FilterValues,
     /// For "Send test" and checking webhook URLs as channels are added.
     pub alerts: AlertSettings,
+    /// Crash-report dialog submissions per client address.
+    pub report_limiter: ReportLimiter,
 }

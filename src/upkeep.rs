@@ -1,4 +1,5 @@
-//! Keeps the counter tables compact while the server runs.
+//! Keeps the counter tables compact while the server runs, and links user feedback whose event
+//! was stored while the feedback was being saved (the writer links the rest at once).
 //!
 //! Every batch rewrites its issues' rows (counts, last seen), so at a steady 1,000 events/s
 //! the 500-row `issues` table gathers thousands of dead row versions a second. PostgreSQL's
@@ -10,7 +11,7 @@ use std::time::Duration;
 
 use sqlx::PgPool;
 
-use crate::store::maintenance;
+use crate::store::{feedback, maintenance};
 
 const EVERY: Duration = Duration::from_secs(10);
 
@@ -30,6 +31,9 @@ pub fn spawn_background(pool: PgPool) {
             ticker.tick().await;
             if let Err(e) = maintenance::vacuum_counter_tables(&pool).await {
                 tracing::warn!(error = %e, "could not vacuum the counter tables");
+            }
+            if let Err(e) = feedback::link_pending(&pool).await {
+                tracing::warn!(error = %e, "could not link user feedback to its events");
             }
         }
     });

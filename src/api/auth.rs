@@ -28,7 +28,7 @@ impl FromRequest for ApiUser {
     }
 }
 
-async fn user_from_token(req: &HttpRequest) -> Result<ApiUser, ApiError> {
+pub(super) async fn user_from_token(req: &HttpRequest) -> Result<ApiUser, ApiError> {
     let unauthorized = || {
         ApiError::Unauthorized("authentication required: send Authorization: Bearer <token>".into())
     };

@@ -3,6 +3,7 @@
 
 mod auth;
 mod event_routes;
+mod feedback_routes;
 mod issue_routes;
 mod serialize;
 
@@ -44,6 +45,10 @@ api_routes! {
     put "/api/0/organizations/{org}/issues/{issue_id}/" => issue_routes::update_org_issue,
     get "/api/0/issues/{issue_id}/events/" => event_routes::list_issue_events,
     get "/api/0/issues/{issue_id}/events/{event_id}/" => event_routes::issue_event,
+    get "/api/0/projects/{org}/{project}/user-feedback/" => feedback_routes::list_user_feedback,
+    post "/api/0/projects/{org}/{project}/user-feedback/" => feedback_routes::create_user_feedback,
+    get "/api/0/projects/{org}/{project}/user-reports/" => feedback_routes::list_user_feedback,
+    post "/api/0/projects/{org}/{project}/user-reports/" => feedback_routes::create_user_feedback,
 }
 
 async fn index(user: ApiUser) -> HttpResponse {

@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 use crate::domain::period::{bucket_counts, StatsPeriod};
 use crate::store::event_body::decompress;
 use crate::store::event_reads::EventRow;
+use crate::store::feedback::FeedbackRow;
 use crate::store::issues::{IssueRow, TagValueRow};
 
 fn time(t: DateTime<Utc>) -> String {
@@ -198,4 +199,26 @@ fn entries(body: &Value) -> Value {
         entries.push(json!({"type": "threads", "data": threads}));
     }
     Value::Array(entries)
+}
+
+/// A user report in the shape of Sentry's user-feedback API.
+pub fn user_report(row: &FeedbackRow) -> Value {
+    let event_id = row.event_id.map(|id| id.simple().to_string());
+    json!({
+        "id": row.id.to_string(),
+        "eventID": event_id,
+        "name": row.name,
+        "email": row.email,
+        "comments": row.comments,
+        "dateCreated": time(row.received_at),
+        "user": null,
+        "event": {"id": event_id, "eventID": event_id},
+        "issue": row.issue_id.map(|id| json!({
+            "id": id.to_string(),
+            "title": row.issue_title.as_deref().unwrap_or_default(),
+        })),
+        "environment": row.environment,
+        "url": row.url,
+        "source": row.source,
+    })
 }

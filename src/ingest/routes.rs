@@ -10,12 +10,15 @@ use serde_json::{json, Value};
 
 use super::auth::{self, PublicKey};
 use super::body::{self, ContentEncoding};
-use super::envelope;
+use super::envelope::{self, Item};
 use super::error::IngestError;
+use super::feedback;
 use super::normalize::EnvelopeContext;
 use super::process;
+use super::report_dialog::{self, store_error};
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::store;
 use crate::store::events::NewEvent;
 
 /// Categories Faultline accepts and drops. Advertising a day-long limit for them on every
@@ -30,6 +33,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             header::ACCESS_CONTROL_EXPOSE_HEADERS,
             "x-sentry-error, x-sentry-rate-limits, retry-after",
         ));
+    // Before the `/api/{project_id}` scope, which would otherwise take `/api/embed/…`.
+    report_dialog::configure(cfg);
     cfg.service(
         web::scope("/api/{project_id}")
             .wrap(cors)
@@ -122,18 +127,49 @@ async fn ingest_envelope(
         state.keys.authorize(project_id, &key).await?;
     }
     let header_event_id = envelope.header_str("event_id").map(str::to_owned);
-    let Some(item) = envelope.items.iter().find(|item| item.item_type == "event") else {
-        // Sessions, transactions, client reports…: accepted and dropped.
-        let id = header_event_id.and_then(|id| uuid::Uuid::try_parse(&id).ok());
-        return Ok(accepted(id.map(|id| id.simple().to_string())));
+    let mut stored_id = None;
+    if let Some(item) = envelope.items.iter().find(|item| item.item_type == "event") {
+        let context = EnvelopeContext {
+            event_id: header_event_id.clone(),
+            sdk: envelope.headers.get("sdk").cloned(),
+            client_ip: client_ip(req),
+        };
+        stored_id = Some(store_event(item.payload, project_id, context, state).await?);
+    }
+    for item in envelope.items.iter().filter(|item| is_feedback(item)) {
+        store_feedback(item, project_id, header_event_id.as_deref(), state).await?;
+    }
+    // Sessions, transactions, client reports…: accepted and dropped.
+    let id = stored_id.or_else(|| {
+        header_event_id
+            .and_then(|id| uuid::Uuid::try_parse(&id).ok())
+            .map(|id| id.simple().to_string())
+    });
+    Ok(accepted(id))
+}
+
+fn is_feedback(item: &Item) -> bool {
+    matches!(item.item_type.as_str(), "user_report" | "feedback")
+}
+
+/// Saves a `user_report` or `feedback` item at once (PROTOCOL.md §14.1–14.2). It is linked
+/// to its event now if that is stored, or when it arrives.
+async fn store_feedback(
+    item: &Item<'_>,
+    project_id: i64,
+    header_event_id: Option<&str>,
+    state: &AppState,
+) -> Result<(), IngestError> {
+    let now = Utc::now();
+    let report = if item.item_type == "user_report" {
+        feedback::from_user_report(project_id, item.payload, header_event_id, now)?
+    } else {
+        feedback::from_feedback_event(project_id, item.payload, header_event_id, now)?
     };
-    let context = EnvelopeContext {
-        event_id: header_event_id,
-        sdk: envelope.headers.get("sdk").cloned(),
-        client_ip: client_ip(req),
-    };
-    let event_id = store_event(item.payload, project_id, context, state).await?;
-    Ok(accepted(Some(event_id)))
+    store::feedback::save(&state.pool, &report)
+        .await
+        .map_err(store_error)?;
+    Ok(())
 }
 
 async fn store_event(

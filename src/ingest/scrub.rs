@@ -144,6 +144,11 @@ fn scrubbed_text(text: &str) -> Option<String> {
     }
 }
 
+/// Free text people typed (user feedback): the value rules, as for event strings.
+pub fn scrub_free_text(text: &str) -> String {
+    scrub_text(text)
+}
+
 /// Value rules on a borrowed string, always returning an owned result.
 fn scrub_text(text: &str) -> String {
     scrubbed_text(text).unwrap_or_else(|| text.to_owned())

@@ -193,7 +193,13 @@ async fn insert_events(
              INSERT INTO event_ids (project_id, event_id, issue_id, received_at)
              SELECT project_id, event_id, issue_id, received_at FROM batch ORDER BY 1, 2
              ON CONFLICT (project_id, event_id) DO NOTHING
-             RETURNING project_id, event_id
+             RETURNING project_id, event_id, issue_id
+         ), linked_feedback AS (
+             -- User feedback that arrived before its event (usually none: one probe of an
+             -- empty partial index per event).
+             UPDATE user_feedback f SET issue_id = a.issue_id
+               FROM accepted a
+              WHERE f.issue_id IS NULL AND f.project_id = a.project_id AND f.event_id = a.event_id
          )
          INSERT INTO events (project_id, event_id, issue_id, received_at, occurred_at, level,
                              environment, release, user_key, body)

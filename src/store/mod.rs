@@ -7,6 +7,7 @@ pub mod alerts;
 pub mod event_body;
 pub mod event_reads;
 pub mod events;
+pub mod feedback;
 pub mod issue_filter;
 pub mod issues;
 pub mod keys;

@@ -6,6 +6,7 @@ mod alerts;
 pub mod auth;
 pub mod errors;
 pub mod event_view;
+pub mod feedback;
 pub mod filter_values;
 pub mod issues;
 pub mod login;
@@ -40,6 +41,7 @@ page_routes! {
     get "/projects" => projects::list,
     post "/projects" => projects::create,
     get "/projects/{project_id}" => projects::show,
+    get "/projects/{project_id}/feedback" => feedback::list,
     post "/projects/{project_id}/keys" => projects::add_key,
     post "/projects/{project_id}/keys/{key_id}/revoke" => projects::revoke_key,
     post "/projects/{project_id}/keys/{key_id}/rotate" => projects::rotate_key,

@@ -52,6 +52,7 @@ async fn every_api_route_refuses_anonymous_requests_with_401_json() {
             "put" => client
                 .put(&url)
                 .json(&serde_json::json!({"status": "resolved"})),
+            "post" => client.post(&url).json(&serde_json::json!({})),
             other => panic!("untested method {other}"),
         };
         for request in [

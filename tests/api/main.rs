@@ -11,6 +11,7 @@ mod concurrency;
 mod dashboard;
 mod event_lookup;
 mod faults;
+mod feedback;
 mod fixtures;
 mod grouping;
 mod health;

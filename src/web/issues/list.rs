@@ -9,11 +9,11 @@ use super::{issue_item, IssueItem};
 use crate::domain::period::StatsPeriod;
 use crate::domain::search;
 use crate::state::AppState;
-use crate::store::event_reads;
 use crate::store::issues::{
     self, FilterKey, IssueCursor, IssueFilter, IssueRow, IssueSort, IssueStatus,
 };
 use crate::store::projects;
+use crate::store::{event_reads, feedback};
 use crate::web::auth::Operator;
 use crate::web::errors::urlencode;
 use crate::web::view::{bar_chart, html, Layout};
@@ -216,6 +216,7 @@ async fn list_items(
 ) -> Result<Vec<IssueItem>, WebError> {
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
     let hourly = issues::hourly_counts(&state.pool, &ids, period.since(now)).await?;
+    let feedback = feedback::counts_for_issues(&state.pool, &ids).await?;
     Ok(rows
         .iter()
         .map(|row| {
@@ -225,7 +226,10 @@ async fn list_items(
                 .map(|h| (h.1, h.2))
                 .collect();
             let spark = bar_chart(&counts, period.bucket(), period.buckets(), now, 120.0, 28.0);
-            issue_item(row, spark, now)
+            IssueItem {
+                feedback: feedback.get(&row.id).copied().unwrap_or(0),
+                ..issue_item(row, spark, now)
+            }
         })
         .collect())
 }

@@ -12,16 +12,19 @@ use crate::domain::event_shape::tag;
 use crate::state::AppState;
 use crate::store::event_body::decompress;
 use crate::store::event_reads::{self, EventChoice, EventRow};
-use crate::store::issues;
+use crate::store::{feedback, issues};
 use crate::web::auth::Operator;
 use crate::web::errors::urlencode;
 use crate::web::event_view::{self, EventView};
+use crate::web::feedback::{feedback_item, FeedbackItem};
 use crate::web::view::{
     bar_chart, exact_time, html, relative_time, short_count, BarChart, Bucket, Layout,
 };
 use crate::web::WebError;
 
 const EVENTS_PAGE_SIZE: i64 = 20;
+/// The newest reports shown on the issue page; the project's feedback page has them all.
+const FEEDBACK_SHOWN: i64 = 20;
 
 pub struct TagGroup {
     pub key: String,
@@ -80,6 +83,7 @@ struct IssuePage {
     nav: EventNav,
     events: Vec<EventListItem>,
     events_next: Option<String>,
+    feedback: Vec<FeedbackItem>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -171,6 +175,11 @@ async fn render_issue(
         Some(e) => Some(shown_event(&e, full_stack, now)?),
         None => None,
     };
+    let feedback = feedback::for_issue(&state.pool, issue_id, FEEDBACK_SHOWN)
+        .await?
+        .into_iter()
+        .map(|row| feedback_item(row, now))
+        .collect();
     let page = IssuePage {
         layout: Layout::new(operator, "issues"),
         status: row.status.as_str(),
@@ -187,6 +196,7 @@ async fn render_issue(
         nav,
         events,
         events_next,
+        feedback,
     };
     html(page.render())
 }
