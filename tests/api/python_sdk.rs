@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use crate::helpers::spawn_app;
+use crate::helpers::{spawn_app, TestApp};
 
 fn python() -> PathBuf {
     match std::env::var_os("FAULTLINE_TEST_PYTHON") {
@@ -12,16 +12,17 @@ fn python() -> PathBuf {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn python_sdk_scenario_gives_exactly_four_issues_with_everything_kept() {
-    let app = spawn_app().await;
+/// Runs one of tests/sdk/*.py with the app's DSN; returns what it printed, line by line.
+async fn run_script(app: &TestApp, name: &str) -> (Vec<String>, String) {
     let python = python();
     assert!(
         python.exists(),
         "{} is missing: run ./scripts/test, which installs sentry-sdk",
         python.display()
     );
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/python_scenario.py");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/sdk")
+        .join(name);
     let dsn = app.dsn();
     let output = tokio::task::spawn_blocking(move || {
         Command::new(python)
@@ -38,7 +39,14 @@ async fn python_sdk_scenario_gives_exactly_four_issues_with_everything_kept() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let ids: Vec<String> = stdout.lines().map(|l| l.trim().to_owned()).collect();
+    let lines = stdout.lines().map(|l| l.trim().to_owned()).collect();
+    (lines, stdout)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_sdk_scenario_gives_exactly_four_issues_with_everything_kept() {
+    let app = spawn_app().await;
+    let (ids, stdout) = run_script(&app, "python_scenario.py").await;
     assert_eq!(ids.len(), 6, "{stdout}");
 
     assert_eq!(app.event_count().await, 6);
@@ -109,4 +117,36 @@ async fn python_sdk_scenario_gives_exactly_four_issues_with_everything_kept() {
         "Payment declined for order 1001"
     );
     assert_eq!(message["level"], "info");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_service_feedback_reaches_its_issues_by_envelope_and_by_api() {
+    let app = spawn_app().await;
+    let (ids, stdout) = run_script(&app, "python_feedback.py").await;
+    assert_eq!(ids.len(), 2, "{stdout}");
+    let reports: Vec<(String, String, String, String)> = sqlx::query_as(
+        "SELECT f.event_id::text, f.source, f.comments, i.title
+           FROM user_feedback f JOIN issues i ON i.id = f.issue_id ORDER BY f.id",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    let dashed = |id: &str| uuid::Uuid::parse_str(id).unwrap().to_string();
+    assert_eq!(
+        reports,
+        vec![
+            (
+                dashed(&ids[0]),
+                "user_report".into(),
+                "The discount code made the total vanish.".into(),
+                "ZeroDivisionError: division by zero".into()
+            ),
+            (
+                dashed(&ids[1]),
+                "api".into(),
+                "My Amex card was refused twice.".into(),
+                "KeyError: 'amex'".into()
+            ),
+        ]
+    );
 }

@@ -61,7 +61,17 @@ async fn seed(app: &TestApp) {
         ]);
         frames[2]["post_context"] = json!(["    return total"]);
         frames[2]["vars"] = json!({"raw": "'abc'"});
-        app.store_ok(&event).await;
+        let id = app.store_ok(&event).await;
+        if i == 0 {
+            send_user_report(app, &id, "Jane Doe", "I typed 'abc' in the quantity box.").await;
+            send_user_report(
+                app,
+                &new_event_id(),
+                "<b>Mallory</b>",
+                "<script>alert(1)</script>",
+            )
+            .await;
+        }
     }
     let mut crash = error_event("ZeroDivisionError", "division by zero", "apply_discount", 7);
     crash["exception"]["values"][0]["mechanism"] = json!({"type": "flask", "handled": false});
@@ -75,6 +85,18 @@ async fn seed(app: &TestApp) {
     );
     hostile["tags"] = json!({"xss": "<b>bold</b>"});
     app.store_ok(&hostile).await;
+}
+
+/// A `user_report` envelope item about `event_id`, as the Java and .NET SDKs send it.
+async fn send_user_report(app: &TestApp, event_id: &str, name: &str, comments: &str) {
+    let payload = json!({"event_id": event_id, "name": name, "email": "buyer@example.com",
+                         "comments": comments})
+    .to_string();
+    let body = format!(
+        "{{\"event_id\":\"{event_id}\"}}\n{{\"type\":\"user_report\",\"length\":{}}}\n{payload}\n",
+        payload.len()
+    );
+    assert_eq!(app.post_envelope(body).await.status(), 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -105,6 +127,8 @@ async fn chromium_logs_in_and_shows_the_list_an_issue_and_an_event() {
         "dark-issues",
         "dark-event",
         "light-project",
+        "light-feedback",
+        "dark-feedback",
     ] {
         let shot = out_dir.join(format!("{name}.png"));
         assert!(
@@ -179,4 +203,74 @@ async fn sentry_cli_lists_and_resolves_issues() {
         ok && !unresolved.contains("KeyError") && unresolved.contains("ValueError"),
         "{unresolved}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_sdk_reports_an_error_and_the_users_words_through_the_dialog_and_capture_feedback()
+{
+    let app = spawn_app().await;
+    require_installed(&e2e_dir().join("node_modules/@sentry/browser"));
+    require_installed(&e2e_dir().join("node_modules/esbuild"));
+    let out_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("test-artifacts/screenshots");
+    let mut command = Command::new("node");
+    command
+        .arg(e2e_dir().join("browser_sdk.mjs"))
+        .env("DSN", app.dsn())
+        .env("OUT_DIR", &out_dir);
+    let (ok, output) = run(command).await;
+    assert!(ok && output.contains("browser sdk passed"), "{output}");
+    let line = output
+        .lines()
+        .find(|l| l.starts_with("{\"eventId\""))
+        .expect("the script prints the event id");
+    let event_id = serde_json::from_str::<serde_json::Value>(line).unwrap()["eventId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let (issue_id, title): (i64, String) = sqlx::query_as(
+        "SELECT i.id, i.title FROM event_ids e JOIN issues i ON i.id = e.issue_id
+          WHERE e.event_id = $1::uuid",
+    )
+    .bind(&event_id)
+    .fetch_one(&app.pool)
+    .await
+    .expect("the browser's error is stored");
+    assert!(title.starts_with("TypeError"), "{title}");
+    let reports: Vec<(String, String, String, String, Option<i64>)> = sqlx::query_as(
+        "SELECT source, name, email, comments, issue_id FROM user_feedback ORDER BY source",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(reports.len(), 2, "{reports:?}");
+    assert_eq!(
+        reports[0],
+        (
+            "crash_report_dialog".into(),
+            "Jane Doe".into(),
+            "jane@example.com".into(),
+            "I entered SPRING as the coupon and the page went blank.".into(),
+            Some(issue_id)
+        )
+    );
+    assert_eq!(
+        reports[1],
+        (
+            "feedback".into(),
+            "Ana".into(),
+            "ana@example.com".into(),
+            "The coupon field rejects every code.".into(),
+            Some(issue_id)
+        )
+    );
+    let browser = app.admin_browser().await;
+    let page = browser.get(&format!("/issues/{issue_id}")).await;
+    assert!(
+        page.body.contains("the page went blank") && page.body.contains("rejects every code"),
+        "both reports are on the issue page"
+    );
+    for shot in ["report-dialog", "report-dialog-sent"] {
+        assert!(out_dir.join(format!("{shot}.png")).exists(), "{shot}");
+    }
 }

@@ -56,6 +56,7 @@ async function tour(colorScheme) {
   check(await page.locator(".tag-group h3", { hasText: "environment" }).count() === 1, "tag distribution");
   check(await page.locator("table.source tr.current").count() >= 1, "the failing line is highlighted");
   check(await page.locator(".frame.in-app").count() >= 1, "in-app frames");
+  check(await page.locator("#feedback .feedback-text", { hasText: "quantity box" }).count() === 1, "the issue shows its user feedback");
   await shot("issue");
 
   await page.click("text=Show full stack");
@@ -70,6 +71,15 @@ async function tour(colorScheme) {
   await page.click("text=checkout-api");
   check((await page.locator("code.dsn").textContent()).startsWith("http://"), "the DSN is shown");
   await shot("project");
+  const projectUrl = page.url();
+
+  // What people wrote about the errors, as text.
+  await Promise.all([page.waitForURL(/\/feedback$/), page.click("text=User feedback")]);
+  check(await page.locator("li.feedback").count() === 2, "both reports are listed");
+  check(await page.locator(".feedback-text", { hasText: "<script>alert(1)</script>" }).count() === 1, "hostile feedback is shown as text");
+  check(await page.locator(".feedback-links a", { hasText: "ValueError" }).count() === 1, "a report links to its issue");
+  await shot("feedback");
+  await page.goto(projectUrl);
 
   // Alerts: add an e-mail channel through the form, then "Send test" says what happened
   // (this run has no SMTP server, so it says that).
