@@ -1,6 +1,17 @@
 //! The issue search box's syntax, the same for the dashboard and `/api/0/` (Sentry's, the parts
 //! Faultline supports): `is:unresolved|resolved|ignored|unhandled`, `level:`, `environment:`,
-//! `release:`, one other `key:value` as a tag, and free text matched against titles.
+//! `release:`, one other `key:value` as a tag, and free text matched against titles and
+//! culprits and, from [`MIN_STACK_SEARCH_CHARS`] characters, inside stack traces (exception
+//! types and values, messages, frame functions, modules and files).
+
+/// Text shorter than this cannot use the trigram index of stack-trace terms: it is matched
+/// against titles and culprits only, and the pages say so.
+pub const MIN_STACK_SEARCH_CHARS: usize = 3;
+
+/// Whether free text is long enough to be looked for inside stack traces.
+pub fn searches_stack_traces(text: &str) -> bool {
+    text.trim().chars().count() >= MIN_STACK_SEARCH_CHARS
+}
 
 /// A search query, parsed. Values are as typed; their meaning is checked where they are used.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

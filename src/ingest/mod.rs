@@ -15,3 +15,4 @@ pub mod process;
 pub mod report_dialog;
 pub mod routes;
 pub mod scrub;
+pub mod search_terms;

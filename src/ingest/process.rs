@@ -6,7 +6,7 @@ use serde_json::{json, Map, Value};
 
 use super::error::IngestError;
 use super::normalize::{apply_limits, normalize, EnvelopeContext};
-use super::{facets, grouping, lenient_json, scrub};
+use super::{facets, grouping, lenient_json, scrub, search_terms};
 use crate::config::Limits;
 use crate::domain::event_shape;
 use crate::store::event_body;
@@ -71,6 +71,7 @@ pub fn prepare_parsed(
             .and_then(Value::as_str)
             .map(str::to_owned)
     };
+    let search_terms = search_terms::search_terms(&event.body);
     let body = event_body::compress(&event.body).map_err(IngestError::Internal)?;
     Ok(NewEvent {
         project_id,
@@ -87,6 +88,7 @@ pub fn prepare_parsed(
         release: text("release"),
         user_key: facets::user_key(&event.body),
         tags: facets::tag_values(&event.body),
+        search_terms,
         body,
     })
 }

@@ -33,6 +33,9 @@ struct Header {
     release: Option<String>,
     user_key: Option<String>,
     tags: Vec<(String, String)>,
+    /// Absent from records spooled before stack-trace search existed.
+    #[serde(default)]
+    search_terms: Vec<String>,
 }
 
 /// Appends `event` to `out` as one frame.
@@ -52,6 +55,7 @@ pub fn encode(event: &NewEvent, out: &mut Vec<u8>) {
         release: event.release.clone(),
         user_key: event.user_key.clone(),
         tags: event.tags.clone(),
+        search_terms: event.search_terms.clone(),
     };
     let header = serde_json::to_vec(&header).expect("a header serialises");
     let mut payload = Vec::with_capacity(4 + header.len() + event.body.len());
@@ -120,6 +124,7 @@ pub fn decode(payload: &[u8]) -> Option<NewEvent> {
         release: header.release,
         user_key: header.user_key,
         tags: header.tags,
+        search_terms: header.search_terms,
         body,
     })
 }
@@ -145,6 +150,7 @@ mod tests {
             release: None,
             user_key: Some("id:42".into()),
             tags: vec![("handled".into(), "no".into())],
+            search_terms: vec!["KeyError".into(), "lookup".into()],
             body: vec![n; 300],
         }
     }
@@ -203,6 +209,24 @@ mod tests {
             panic!("the next frame")
         };
         assert!(same(&decode(second).unwrap(), &events[1]));
+    }
+
+    #[test]
+    fn a_record_spooled_before_search_terms_existed_still_reads() {
+        let mut old = event(1);
+        let bytes = frames(std::slice::from_ref(&old));
+        let Read::Frame(payload, _) = read_at(&bytes, 0) else {
+            panic!("a frame")
+        };
+        let header_length = u32::from_le_bytes(payload[..4].try_into().unwrap()) as usize;
+        let mut header: Value = serde_json::from_slice(&payload[4..4 + header_length]).unwrap();
+        header.as_object_mut().unwrap().remove("search_terms");
+        let header = serde_json::to_vec(&header).unwrap();
+        let mut older = (header.len() as u32).to_le_bytes().to_vec();
+        older.extend_from_slice(&header);
+        older.extend_from_slice(&payload[4 + header_length..]);
+        old.search_terms.clear();
+        assert!(same(&decode(&older).unwrap(), &old));
     }
 
     #[test]

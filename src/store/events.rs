@@ -29,6 +29,8 @@ pub struct NewEvent {
     pub release: Option<String>,
     pub user_key: Option<String>,
     pub tags: Vec<(String, String)>,
+    /// What the issue list's free text finds in this event (`ingest::search_terms`).
+    pub search_terms: Vec<String>,
     /// The normalised event as JSON, zstd-compressed.
     pub body: Vec<u8>,
 }
@@ -47,7 +49,7 @@ impl NewEvent {
 pub async fn write_batch(pool: &PgPool, events: &[&NewEvent]) -> sqlx::Result<usize> {
     let events = unique_events(events);
     let mut tx = pool.begin().await?;
-    let (issue_ids, created) = upsert_issues(&mut tx, &events).await?;
+    let (issue_ids, created, term_counts) = upsert_issues(&mut tx, &events).await?;
     let inserted = insert_events(&mut tx, &events, &issue_ids).await?;
     let new_events: Vec<(&NewEvent, i64)> = events
         .iter()
@@ -57,7 +59,12 @@ pub async fn write_batch(pool: &PgPool, events: &[&NewEvent]) -> sqlx::Result<us
     if !new_events.is_empty() {
         add_hourly_counts(&mut tx, &new_events).await?;
         let new_users = add_tag_values(&mut tx, &new_events).await?;
-        let regressed = update_issue_counts(&mut tx, &new_events, &new_users).await?;
+        let new_terms = add_search_terms(&mut tx, &new_events, &term_counts).await?;
+        let added = Added {
+            users: new_users,
+            search_terms: new_terms,
+        };
+        let regressed = update_issue_counts(&mut tx, &new_events, &added).await?;
         let triggers = alert_triggers(&new_events, &created, &regressed);
         if !triggers.is_empty() {
             alerts::record_triggers(&mut tx, &triggers).await?;
@@ -80,12 +87,12 @@ fn unique_events<'a>(events: &[&'a NewEvent]) -> Vec<&'a NewEvent> {
 type IssueKey<'a> = (i64, &'a str);
 
 /// Creates missing issues and locks existing ones, in `(project_id, hash)` order; the newest
-/// event of each issue sets its title, culprit, level and metadata. Returns every issue's id
-/// and the ids of those this batch created.
+/// event of each issue sets its title, culprit, level and metadata. Returns every issue's id,
+/// the ids of those this batch created, and how many search terms each issue has.
 async fn upsert_issues<'a>(
     tx: &mut Transaction<'_, Postgres>,
     events: &[&'a NewEvent],
-) -> sqlx::Result<(HashMap<IssueKey<'a>, i64>, HashSet<i64>)> {
+) -> sqlx::Result<(HashMap<IssueKey<'a>, i64>, HashSet<i64>, HashMap<i64, i32>)> {
     let mut newest: BTreeMap<IssueKey<'a>, &NewEvent> = BTreeMap::new();
     for event in events {
         let entry = newest
@@ -100,7 +107,7 @@ async fn upsert_issues<'a>(
         columns.push(event);
     }
     // `xmax = 0` marks a row this statement inserted rather than updated: a new issue.
-    let rows: Vec<(i64, i64, String, bool)> = sqlx::query_as(
+    let rows: Vec<(i64, i64, String, bool, i32)> = sqlx::query_as(
         "INSERT INTO issues (project_id, hash, title, culprit, level, first_seen, last_seen, grouping, metadata)
          SELECT p, h, t, c, l, s, s, g::jsonb, m::jsonb
            FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],
@@ -109,7 +116,7 @@ async fn upsert_issues<'a>(
          ON CONFLICT (project_id, hash) DO UPDATE
             SET title = EXCLUDED.title, culprit = EXCLUDED.culprit,
                 level = EXCLUDED.level, metadata = EXCLUDED.metadata
-         RETURNING id, project_id, hash, xmax = 0",
+         RETURNING id, project_id, hash, xmax = 0, search_terms",
     )
     .bind(&columns.project_ids)
     .bind(&columns.hashes)
@@ -123,18 +130,19 @@ async fn upsert_issues<'a>(
     .await?;
     let created = rows
         .iter()
-        .filter(|(_, _, _, created)| *created)
+        .filter(|(_, _, _, created, _)| *created)
         .map(|(id, ..)| *id)
         .collect();
+    let term_counts = rows.iter().map(|(id, .., terms)| (*id, *terms)).collect();
     let by_key: HashMap<(i64, String), i64> = rows
         .into_iter()
-        .map(|(id, project, hash, _)| ((project, hash), id))
+        .map(|(id, project, hash, ..)| ((project, hash), id))
         .collect();
     let ids = newest
         .keys()
         .filter_map(|key| by_key.get(&(key.0, key.1.to_owned())).map(|id| (*key, *id)))
         .collect();
-    Ok((ids, created))
+    Ok((ids, created, term_counts))
 }
 
 #[derive(Default)]
@@ -324,12 +332,68 @@ async fn add_tag_values(
     Ok(new_users)
 }
 
+/// The most search terms an issue keeps. Types, functions, modules and files are the same in
+/// every event of an issue; values and messages may differ in each, and past this bound only
+/// the first ones seen stay searchable.
+pub const MAX_SEARCH_TERMS_PER_ISSUE: i32 = 500;
+
+/// Stores the terms the issues do not have yet, up to [`MAX_SEARCH_TERMS_PER_ISSUE`] each;
+/// returns, per issue, how many were new. A term already stored costs one index probe and no
+/// write.
+async fn add_search_terms(
+    tx: &mut Transaction<'_, Postgres>,
+    events: &[(&NewEvent, i64)],
+    term_counts: &HashMap<i64, i32>,
+) -> sqlx::Result<HashMap<i64, i64>> {
+    let mut terms: BTreeMap<i64, Vec<&str>> = BTreeMap::new();
+    for (event, issue_id) in events {
+        let room = MAX_SEARCH_TERMS_PER_ISSUE - term_counts.get(issue_id).copied().unwrap_or(0);
+        let kept = terms.entry(*issue_id).or_default();
+        for term in &event.search_terms {
+            if (kept.len() as i32) < room && !kept.contains(&term.as_str()) {
+                kept.push(term);
+            }
+        }
+    }
+    let (mut issue_ids, mut values) = (Vec::new(), Vec::new());
+    for (issue_id, kept) in terms {
+        for term in kept {
+            issue_ids.push(issue_id);
+            values.push(term);
+        }
+    }
+    if values.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<(i64,)> = sqlx::query_as(
+        "INSERT INTO issue_search_terms (issue_id, term)
+         SELECT * FROM UNNEST($1::int8[], $2::text[]) ORDER BY 1, 2
+         ON CONFLICT DO NOTHING
+         RETURNING issue_id",
+    )
+    .bind(&issue_ids)
+    .bind(&values)
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut added: HashMap<i64, i64> = HashMap::new();
+    for (issue_id,) in rows {
+        *added.entry(issue_id).or_default() += 1;
+    }
+    Ok(added)
+}
+
+/// What a batch added to each issue besides events: new distinct users and search terms.
+struct Added {
+    users: HashMap<i64, i64>,
+    search_terms: HashMap<i64, i64>,
+}
+
 /// Adds the new events to their issues' totals. A resolved issue that receives an event is
 /// open again, marked as a regression; returns the ids of those.
 async fn update_issue_counts(
     tx: &mut Transaction<'_, Postgres>,
     events: &[(&NewEvent, i64)],
-    new_users: &HashMap<i64, i64>,
+    added: &Added,
 ) -> sqlx::Result<HashSet<i64>> {
     let mut per_issue: BTreeMap<i64, TagCount> = BTreeMap::new();
     for (event, issue_id) in events {
@@ -341,22 +405,27 @@ async fn update_issue_counts(
     }
     let ids: Vec<i64> = per_issue.keys().copied().collect();
     let counts: Vec<i64> = per_issue.values().map(|t| t.count).collect();
-    let users: Vec<i64> = ids
-        .iter()
-        .map(|id| new_users.get(id).copied().unwrap_or(0))
-        .collect();
+    let added_to = |counts: &HashMap<i64, i64>| -> Vec<i64> {
+        ids.iter()
+            .map(|id| counts.get(id).copied().unwrap_or(0))
+            .collect()
+    };
+    let users = added_to(&added.users);
+    let terms = added_to(&added.search_terms);
     let firsts: Vec<DateTime<Utc>> = per_issue.values().map(|t| t.first_seen).collect();
     let lasts: Vec<DateTime<Utc>> = per_issue.values().map(|t| t.last_seen).collect();
     let rows: Vec<(i64, bool)> = sqlx::query_as(
         "UPDATE issues
             SET event_count = issues.event_count + u.n,
                 user_count = issues.user_count + u.new_users,
+                search_terms = issues.search_terms + u.new_terms,
                 first_seen = LEAST(issues.first_seen, u.first_seen),
                 last_seen = GREATEST(issues.last_seen, u.last_seen),
                 regressed_at = CASE WHEN issues.status = 'resolved' THEN now() ELSE issues.regressed_at END,
                 status = CASE WHEN issues.status = 'resolved' THEN 'unresolved'::issue_status ELSE issues.status END
-           FROM UNNEST($1::int8[], $2::int8[], $3::int8[], $4::timestamptz[], $5::timestamptz[])
-                AS u(id, n, new_users, first_seen, last_seen)
+           FROM UNNEST($1::int8[], $2::int8[], $3::int8[], $4::timestamptz[], $5::timestamptz[],
+                       $6::int8[])
+                AS u(id, n, new_users, first_seen, last_seen, new_terms)
           WHERE issues.id = u.id
          RETURNING issues.id, issues.regressed_at IS NOT DISTINCT FROM now()",
     )
@@ -365,6 +434,7 @@ async fn update_issue_counts(
     .bind(&users)
     .bind(&firsts)
     .bind(&lasts)
+    .bind(&terms)
     .fetch_all(&mut **tx)
     .await?;
     // `now()` is the transaction's start: only this statement can have set it.

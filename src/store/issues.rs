@@ -1,5 +1,6 @@
 //! Reading issues for the dashboard and the API, and changing their status.
 
+use crate::domain::search;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::{PgPool, Postgres, QueryBuilder};
@@ -164,7 +165,15 @@ fn push_conditions(q: &mut QueryBuilder<Postgres>, filter: &IssueFilter) {
     if let Some(text) = filter.text.as_deref().filter(|t| !t.trim().is_empty()) {
         let pattern = format!("%{}%", escape_like(text.trim()));
         q.push(" AND (i.title ILIKE ").push_bind(pattern.clone());
-        q.push(" OR i.culprit ILIKE ").push_bind(pattern).push(")");
+        q.push(" OR i.culprit ILIKE ").push_bind(pattern.clone());
+        if search::searches_stack_traces(text) {
+            // The matching issues come from the trigram index of their terms, once, and are
+            // then checked per listed issue from a hash of their ids.
+            q.push(" OR i.id IN (SELECT t.issue_id FROM issue_search_terms t WHERE t.term ILIKE ")
+                .push_bind(pattern)
+                .push(")");
+        }
+        q.push(")");
     }
 }
 

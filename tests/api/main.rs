@@ -28,4 +28,5 @@ mod scrubbing;
 mod shutdown;
 mod smtp_sink;
 mod spool;
+mod stack_search;
 mod upkeep;

@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::{issue_item, IssueItem};
 use crate::domain::period::StatsPeriod;
-use crate::domain::search;
+use crate::domain::search::{self, MIN_STACK_SEARCH_CHARS};
 use crate::state::AppState;
 use crate::store::issues::{
     self, FilterKey, IssueCursor, IssueFilter, IssueRow, IssueSort, IssueStatus,
@@ -176,6 +176,15 @@ pub async fn list(
         }
     }
     let filter = query.to_filter()?;
+    if let Some(text) = filter.text.as_deref() {
+        if notice.is_none() && !search::searches_stack_traces(text) {
+            notice = Some(format!(
+                "“{}” is shorter than {MIN_STACK_SEARCH_CHARS} characters: only titles and \
+                 culprits were searched, not stack traces.",
+                text.trim()
+            ));
+        }
+    }
     let rows = issues::list(&state.pool, &filter).await?;
     let counted = issues::count(&state.pool, &filter, COUNT_UP_TO).await?;
     let total = if counted > COUNT_UP_TO {
