@@ -9,7 +9,7 @@ use std::time::Duration;
 use chrono::Utc;
 use sqlx::PgPool;
 
-use crate::store::{alerts, feedback, retention};
+use crate::store::{alerts, endpoints, feedback, retention};
 
 const EVERY: Duration = Duration::from_secs(3600);
 
@@ -23,6 +23,8 @@ pub struct CleanupReport {
     pub alerts_deleted: u64,
     /// User reports older than the retention period.
     pub feedback_deleted: u64,
+    /// Endpoint aggregate rows older than the retention period.
+    pub endpoint_rows_deleted: u64,
 }
 
 /// One pass; `None` when another instance is already running one. `progress` hears one line
@@ -83,6 +85,11 @@ async fn clean(
     progress(&format!("deleted {} settled alerts", report.alerts_deleted));
     report.feedback_deleted = feedback::delete_received_before(pool, cutoff).await?;
     progress(&format!("deleted {} user reports", report.feedback_deleted));
+    report.endpoint_rows_deleted = endpoints::delete_before(pool, cutoff).await?;
+    progress(&format!(
+        "deleted {} endpoint aggregate rows",
+        report.endpoint_rows_deleted
+    ));
     Ok(report)
 }
 

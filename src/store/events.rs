@@ -10,6 +10,8 @@ use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 use super::alerts;
+use super::endpoints::{self, EndpointHit};
+use crate::domain::event_shape::tag;
 use crate::domain::level::Level;
 
 /// Everything the writer stores for one event, prepared by ingest.
@@ -60,6 +62,7 @@ pub async fn write_batch(pool: &PgPool, events: &[&NewEvent]) -> sqlx::Result<us
         add_hourly_counts(&mut tx, &new_events).await?;
         let new_users = add_tag_values(&mut tx, &new_events).await?;
         let new_terms = add_search_terms(&mut tx, &new_events, &term_counts).await?;
+        endpoints::add_hits(&mut tx, &endpoint_hits(&new_events)).await?;
         let added = Added {
             users: new_users,
             search_terms: new_terms,
@@ -330,6 +333,29 @@ async fn add_tag_values(
         }
     }
     Ok(new_users)
+}
+
+/// The events that failed on a request, by the endpoint their `request` tag names.
+fn endpoint_hits<'a>(events: &[(&'a NewEvent, i64)]) -> Vec<EndpointHit<'a>> {
+    events
+        .iter()
+        .filter_map(|(event, issue_id)| {
+            let endpoint = event
+                .tags
+                .iter()
+                .find(|(key, _)| key == tag::REQUEST)
+                .map(|(_, value)| value.as_str())?;
+            Some(EndpointHit {
+                project_id: event.project_id,
+                endpoint,
+                environment: event.environment.as_deref().unwrap_or(""),
+                issue_id: *issue_id,
+                hour: event.hour(),
+                occurred_at: event.occurred_at,
+                user_key: event.user_key.as_deref(),
+            })
+        })
+        .collect()
 }
 
 /// The most search terms an issue keeps. Types, functions, modules and files are the same in

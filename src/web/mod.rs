@@ -4,6 +4,7 @@
 mod alert_form;
 mod alerts;
 pub mod auth;
+mod endpoints;
 pub mod errors;
 pub mod event_view;
 pub mod feedback;
@@ -38,6 +39,7 @@ page_routes! {
     get "/issues/{issue_id}/events/{event_id}" => issues::show_event,
     get "/issues/{issue_id}/events/{event_id}/json" => issues::download_event,
     get "/events/{event_id}" => issues::find_event,
+    get "/endpoints" => endpoints::list,
     get "/projects" => projects::list,
     post "/projects" => projects::create,
     get "/projects/{project_id}" => projects::show,

@@ -129,6 +129,8 @@ async fn chromium_logs_in_and_shows_the_list_an_issue_and_an_event() {
         "light-project",
         "light-feedback",
         "dark-feedback",
+        "light-endpoints",
+        "dark-endpoints",
     ] {
         let shot = out_dir.join(format!("{name}.png"));
         assert!(

@@ -67,6 +67,16 @@ async function tour(colorScheme) {
   check(await page.locator("h3", { hasText: "Request" }).count() === 1, "request section");
   await shot("event");
 
+  // Where the errors come from: one row per failing request.
+  await Promise.all([page.waitForURL(/\/endpoints$/), page.click("nav.nav >> text=Endpoints")]);
+  const endpoint = page.locator("a.endpoint-name", { hasText: "POST /cart/add" });
+  check(await endpoint.count() === 1, "the failing request is listed");
+  check(await page.locator("table.endpoints svg.spark").count() >= 1, "with its sparkline");
+  await shot("endpoints");
+  await Promise.all([page.waitForURL(/endpoint=/), endpoint.click()]);
+  const onEndpoint = await page.locator("a.issue-title").allTextContents();
+  check(onEndpoint.length === 1 && onEndpoint[0].startsWith("ValueError"), `the endpoint's issues: ${onEndpoint}`);
+
   await page.goto(`${BASE_URL}/projects`);
   await page.click("text=checkout-api");
   check((await page.locator("code.dsn").textContent()).startsWith("http://"), "the DSN is shown");

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::{issue_item, IssueItem};
+use crate::domain::event_shape::tag;
 use crate::domain::period::StatsPeriod;
 use crate::domain::search::{self, MIN_STACK_SEARCH_CHARS};
 use crate::state::AppState;
@@ -24,7 +25,7 @@ const PAGE_SIZE: i64 = 25;
 const COUNT_UP_TO: i64 = 1000;
 
 /// The list's filters, exactly as they appear in the URL so a view can be shared.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 pub struct ListQuery {
     #[serde(default)]
     project: String,
@@ -46,6 +47,9 @@ pub struct ListQuery {
     period: String,
     #[serde(default)]
     cursor: String,
+    /// From the Endpoints page: issues that failed on this request (`POST /orders/{id} → 500`).
+    #[serde(default)]
+    endpoint: String,
 }
 
 impl ListQuery {
@@ -77,6 +81,9 @@ impl ListQuery {
             after: IssueCursor::decode(&self.cursor, sort).map_err(|_| bad("cursor"))?,
             limit: PAGE_SIZE,
         };
+        if let Some(endpoint) = non_empty(&self.endpoint) {
+            filter.tag = Some((tag::REQUEST.to_owned(), endpoint));
+        }
         // What the search box says wins over the drop-downs.
         filter
             .apply_search(search::parse(&self.query))
@@ -104,6 +111,7 @@ impl ListQuery {
             ("unhandled", &self.unhandled),
             ("sort", &self.sort),
             ("period", &self.period),
+            ("endpoint", &self.endpoint),
         ];
         let mut url = String::from("/?");
         for (key, value) in pairs.iter().filter(|(_, v)| !v.is_empty()) {
@@ -125,7 +133,7 @@ pub struct SelectOption {
     pub selected: bool,
 }
 
-fn options(
+pub fn options(
     current: &str,
     choices: impl IntoIterator<Item = (String, String)>,
 ) -> Vec<SelectOption> {
@@ -148,6 +156,8 @@ struct ListPage {
     next_url: Option<String>,
     first_url: Option<String>,
     query: String,
+    /// The endpoint the list is narrowed to, if any, and the same view without it.
+    endpoint: Option<(String, String)>,
     unhandled: bool,
     choices: Choices,
     period_label: &'static str,
@@ -205,6 +215,14 @@ pub async fn list(
         next_url,
         first_url,
         query: query.query.clone(),
+        endpoint: non_empty(&query.endpoint).map(|endpoint| {
+            let without = ListQuery {
+                endpoint: String::new(),
+                cursor: String::new(),
+                ..query.0.clone()
+            };
+            (endpoint, without.first_page_url())
+        }),
         unhandled: filter.unhandled_only,
         choices: Choices::for_query(&query, &state).await?,
         period_label: match period {
@@ -311,7 +329,10 @@ fn pair((value, label): (&str, &str)) -> (String, String) {
     (value.to_owned(), label.to_owned())
 }
 
-async fn project_options(state: &AppState, current: &str) -> Result<Vec<SelectOption>, WebError> {
+pub async fn project_options(
+    state: &AppState,
+    current: &str,
+) -> Result<Vec<SelectOption>, WebError> {
     let mut choices = vec![(String::new(), "All projects".to_owned())];
     for project in projects::list(&state.pool).await? {
         choices.push((project.id.to_string(), project.name));
@@ -319,7 +340,7 @@ async fn project_options(state: &AppState, current: &str) -> Result<Vec<SelectOp
     Ok(options(current, choices))
 }
 
-async fn value_options(
+pub async fn value_options(
     state: &AppState,
     key: FilterKey,
     current: &str,

@@ -7,7 +7,7 @@ mod page;
 use chrono::{DateTime, Utc};
 
 pub use actions::{download_event, set_status};
-pub use list::list;
+pub use list::{list, options, project_options, value_options, SelectOption};
 pub use page::{find_event, show, show_event};
 
 use super::view::{exact_time, relative_time, short_count, BarChart};

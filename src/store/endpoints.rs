@@ -1,0 +1,277 @@
+//! The failing requests of each project by endpoint (method + route, and the response status
+//! when known: the `request` tag's value), kept by the writer as events arrive and read by the
+//! Endpoints page. Three aggregates: events per hour, issues per endpoint, users per endpoint.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgPool, Postgres, Transaction};
+
+/// One stored event that failed on an endpoint.
+pub struct EndpointHit<'a> {
+    pub project_id: i64,
+    pub endpoint: &'a str,
+    /// `""` when the event has none.
+    pub environment: &'a str,
+    pub issue_id: i64,
+    pub hour: DateTime<Utc>,
+    pub occurred_at: DateTime<Utc>,
+    pub user_key: Option<&'a str>,
+}
+
+type Scope<'a> = (i64, &'a str, &'a str);
+
+/// `(count, last seen)`, summed over a batch.
+#[derive(Clone, Copy)]
+struct Tally {
+    count: i64,
+    last_seen: DateTime<Utc>,
+}
+
+fn tally<K: Ord>(map: &mut BTreeMap<K, Tally>, key: K, at: DateTime<Utc>) {
+    let entry = map.entry(key).or_insert(Tally {
+        count: 0,
+        last_seen: at,
+    });
+    entry.count += 1;
+    entry.last_seen = entry.last_seen.max(at);
+}
+
+/// Adds a batch's hits to the three aggregates in one statement, rows in key order (so that
+/// concurrent writers never deadlock).
+pub async fn add_hits(
+    tx: &mut Transaction<'_, Postgres>,
+    hits: &[EndpointHit<'_>],
+) -> sqlx::Result<()> {
+    if hits.is_empty() {
+        return Ok(());
+    }
+    let mut hourly: BTreeMap<(Scope, DateTime<Utc>), Tally> = BTreeMap::new();
+    let mut issues: BTreeMap<(Scope, i64), Tally> = BTreeMap::new();
+    let mut users: BTreeMap<(Scope, &str), Tally> = BTreeMap::new();
+    for hit in hits {
+        let scope = (hit.project_id, hit.endpoint, hit.environment);
+        tally(&mut hourly, (scope, hit.hour), hit.occurred_at);
+        tally(&mut issues, (scope, hit.issue_id), hit.occurred_at);
+        if let Some(user) = hit.user_key {
+            tally(&mut users, (scope, user), hit.occurred_at);
+        }
+    }
+    let hourly = Columns::from(hourly.into_iter().map(|((s, hour), t)| (s, hour, t)));
+    let issues = Columns::from(issues.into_iter().map(|((s, issue), t)| (s, issue, t)));
+    let users = Columns::from(users.into_iter().map(|((s, user), t)| (s, user, t)));
+    sqlx::query(
+        "WITH hourly AS (
+             INSERT INTO endpoint_hourly_counts (project_id, endpoint, environment, hour, count, last_seen)
+             SELECT * FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::timestamptz[], $5::int8[], $6::timestamptz[])
+             ON CONFLICT (project_id, endpoint, environment, hour) DO UPDATE
+                SET count = endpoint_hourly_counts.count + EXCLUDED.count,
+                    last_seen = GREATEST(endpoint_hourly_counts.last_seen, EXCLUDED.last_seen)
+         ), issues AS (
+             INSERT INTO endpoint_issues (project_id, endpoint, environment, issue_id, count, last_seen)
+             SELECT * FROM UNNEST($7::int8[], $8::text[], $9::text[], $10::int8[], $11::int8[], $12::timestamptz[])
+             ON CONFLICT (project_id, endpoint, environment, issue_id) DO UPDATE
+                SET count = endpoint_issues.count + EXCLUDED.count,
+                    last_seen = GREATEST(endpoint_issues.last_seen, EXCLUDED.last_seen)
+         )
+         INSERT INTO endpoint_users (project_id, endpoint, environment, user_key, last_seen)
+         SELECT p, e, v, u, l FROM UNNEST($13::int8[], $14::text[], $15::text[], $16::text[], $17::timestamptz[])
+                AS t(p, e, v, u, l)
+         ON CONFLICT (project_id, endpoint, environment, user_key) DO UPDATE
+            SET last_seen = GREATEST(endpoint_users.last_seen, EXCLUDED.last_seen)",
+    )
+    .bind(&hourly.projects)
+    .bind(&hourly.endpoints)
+    .bind(&hourly.environments)
+    .bind(&hourly.keys)
+    .bind(&hourly.counts)
+    .bind(&hourly.last_seen)
+    .bind(&issues.projects)
+    .bind(&issues.endpoints)
+    .bind(&issues.environments)
+    .bind(&issues.keys)
+    .bind(&issues.counts)
+    .bind(&issues.last_seen)
+    .bind(&users.projects)
+    .bind(&users.endpoints)
+    .bind(&users.environments)
+    .bind(&users.keys)
+    .bind(&users.last_seen)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// One aggregate's rows as the arrays `UNNEST` takes; `K` is the hour, issue or user.
+struct Columns<'a, K> {
+    projects: Vec<i64>,
+    endpoints: Vec<&'a str>,
+    environments: Vec<&'a str>,
+    keys: Vec<K>,
+    counts: Vec<i64>,
+    last_seen: Vec<DateTime<Utc>>,
+}
+
+impl<'a, K> Columns<'a, K> {
+    fn from(rows: impl Iterator<Item = (Scope<'a>, K, Tally)>) -> Self {
+        let mut columns = Columns {
+            projects: Vec::new(),
+            endpoints: Vec::new(),
+            environments: Vec::new(),
+            keys: Vec::new(),
+            counts: Vec::new(),
+            last_seen: Vec::new(),
+        };
+        for ((project, endpoint, environment), key, tally) in rows {
+            columns.projects.push(project);
+            columns.endpoints.push(endpoint);
+            columns.environments.push(environment);
+            columns.keys.push(key);
+            columns.counts.push(tally.count);
+            columns.last_seen.push(tally.last_seen);
+        }
+        columns
+    }
+}
+
+/// What the Endpoints page shows.
+#[derive(Debug, Clone)]
+pub struct EndpointFilter<'a> {
+    pub project_id: Option<i64>,
+    pub environment: Option<&'a str>,
+    pub since: DateTime<Utc>,
+    pub limit: i64,
+}
+
+/// One endpoint's totals over the period.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct EndpointRow {
+    pub project_id: i64,
+    pub project_name: String,
+    pub endpoint: String,
+    pub events: i64,
+    pub last_seen: DateTime<Utc>,
+}
+
+/// The endpoints with the most events in the period.
+pub async fn busiest(pool: &PgPool, filter: &EndpointFilter<'_>) -> sqlx::Result<Vec<EndpointRow>> {
+    sqlx::query_as(
+        "SELECT h.project_id, p.name AS project_name, h.endpoint, sum(h.count)::int8 AS events,
+                max(h.last_seen) AS last_seen
+           FROM endpoint_hourly_counts h JOIN projects p ON p.id = h.project_id
+          WHERE h.hour >= $1 AND ($2::int8 IS NULL OR h.project_id = $2)
+            AND ($3::text IS NULL OR h.environment = $3)
+          GROUP BY h.project_id, p.name, h.endpoint
+          ORDER BY events DESC, h.endpoint, h.project_id
+          LIMIT $4",
+    )
+    .bind(filter.since)
+    .bind(filter.project_id)
+    .bind(filter.environment)
+    .bind(filter.limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// `(project id, endpoint)` of each listed row, as the detail queries take them.
+pub type EndpointKey = (i64, String);
+
+fn key_columns(keys: &[EndpointKey]) -> (Vec<i64>, Vec<&str>) {
+    keys.iter().map(|(p, e)| (*p, e.as_str())).unzip()
+}
+
+/// An issue failing on an endpoint, with its events there.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct EndpointIssue {
+    pub project_id: i64,
+    pub endpoint: String,
+    pub issue_id: i64,
+    pub title: String,
+    pub events: i64,
+}
+
+/// Per endpoint, every issue seen on it in the period, most events first.
+pub async fn issues(
+    pool: &PgPool,
+    keys: &[EndpointKey],
+    filter: &EndpointFilter<'_>,
+) -> sqlx::Result<Vec<EndpointIssue>> {
+    let (projects, endpoints) = key_columns(keys);
+    sqlx::query_as(
+        "SELECT e.project_id, e.endpoint, e.issue_id, i.title, sum(e.count)::int8 AS events
+           FROM endpoint_issues e JOIN issues i ON i.id = e.issue_id
+          WHERE (e.project_id, e.endpoint) IN (SELECT * FROM UNNEST($1::int8[], $2::text[]))
+            AND e.last_seen >= $3 AND ($4::text IS NULL OR e.environment = $4)
+          GROUP BY e.project_id, e.endpoint, e.issue_id, i.title
+          ORDER BY events DESC, e.issue_id",
+    )
+    .bind(&projects)
+    .bind(&endpoints)
+    .bind(filter.since)
+    .bind(filter.environment)
+    .fetch_all(pool)
+    .await
+}
+
+/// Per endpoint, how many distinct users it failed for in the period.
+pub async fn users(
+    pool: &PgPool,
+    keys: &[EndpointKey],
+    filter: &EndpointFilter<'_>,
+) -> sqlx::Result<HashMap<EndpointKey, i64>> {
+    let (projects, endpoints) = key_columns(keys);
+    let rows: Vec<(i64, String, i64)> = sqlx::query_as(
+        "SELECT project_id, endpoint, count(DISTINCT user_key)
+           FROM endpoint_users
+          WHERE (project_id, endpoint) IN (SELECT * FROM UNNEST($1::int8[], $2::text[]))
+            AND last_seen >= $3 AND ($4::text IS NULL OR environment = $4)
+          GROUP BY project_id, endpoint",
+    )
+    .bind(&projects)
+    .bind(&endpoints)
+    .bind(filter.since)
+    .bind(filter.environment)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(|(p, e, n)| ((p, e), n)).collect())
+}
+
+/// Per endpoint, its events per hour since `since` (the sparkline).
+pub async fn hourly(
+    pool: &PgPool,
+    keys: &[EndpointKey],
+    environment: Option<&str>,
+    since: DateTime<Utc>,
+) -> sqlx::Result<Vec<(i64, String, DateTime<Utc>, i64)>> {
+    let (projects, endpoints) = key_columns(keys);
+    sqlx::query_as(
+        "SELECT project_id, endpoint, hour, sum(count)::int8
+           FROM endpoint_hourly_counts
+          WHERE (project_id, endpoint) IN (SELECT * FROM UNNEST($1::int8[], $2::text[]))
+            AND hour >= $3 AND ($4::text IS NULL OR environment = $4)
+          GROUP BY project_id, endpoint, hour",
+    )
+    .bind(&projects)
+    .bind(&endpoints)
+    .bind(since)
+    .bind(environment)
+    .fetch_all(pool)
+    .await
+}
+
+/// Removes what is older than the retention period.
+pub async fn delete_before(pool: &PgPool, cutoff: DateTime<Utc>) -> sqlx::Result<u64> {
+    let mut deleted = 0;
+    for statement in [
+        "DELETE FROM endpoint_hourly_counts WHERE hour < $1",
+        "DELETE FROM endpoint_issues WHERE last_seen < $1",
+        "DELETE FROM endpoint_users WHERE last_seen < $1",
+    ] {
+        deleted += sqlx::query(statement)
+            .bind(cutoff)
+            .execute(pool)
+            .await?
+            .rows_affected();
+    }
+    Ok(deleted)
+}
