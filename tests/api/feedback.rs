@@ -484,37 +484,18 @@ async fn the_user_feedback_api_takes_tokens_and_dsns_and_lists_linked_reports() 
         .send()
         .await
         .unwrap();
-    let list: Vec<Value> = app
-        .client
-        .get(&url)
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, list) = app.api_get(&token, &url).await;
     let comments: Vec<&str> = list
+        .as_array()
+        .unwrap()
         .iter()
         .map(|r| r["comments"].as_str().unwrap())
         .collect();
     assert_eq!(comments, ["Me too", "It broke!"]);
-    let resolved = app
-        .client
-        .get(format!("{url}?status=resolved"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resolved.json::<Vec<Value>>().await.unwrap().len(), 0);
-    let bad = app
-        .client
-        .get(format!("{url}?status=nonsense"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(bad.status(), 400);
+    let (_, resolved) = app.api_get(&token, &format!("{url}?status=resolved")).await;
+    assert_eq!(resolved, json!([]));
+    let (status, _) = app.api_get(&token, &format!("{url}?status=nonsense")).await;
+    assert_eq!(status, 400);
 }
 
 #[tokio::test]

@@ -316,6 +316,19 @@ impl TestApp {
         body["id"].as_str().expect("id in answer").to_owned()
     }
 
+    /// GETs an API URL with a bearer token; returns the status and the JSON body.
+    pub async fn api_get(&self, token: &str, url: &str) -> (u16, Value) {
+        let answer = self
+            .client
+            .get(url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request sent");
+        let status = answer.status().as_u16();
+        (status, answer.json().await.unwrap_or(Value::Null))
+    }
+
     pub async fn event_count(&self) -> i64 {
         sqlx::query_scalar("SELECT count(*) FROM events")
             .fetch_one(&self.pool)

@@ -128,19 +128,16 @@ async fn free_text_finds_frames_files_values_and_messages_within_the_project_fil
 
     // The API's query is the same search.
     let token = app.create_token("api@example.com").await;
-    let found: Vec<Value> = app
-        .client
-        .get(format!(
-            "{}/api/0/projects/faultline/{}/issues/?query=send_charge",
-            app.address, app.project_id
-        ))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, found) = app
+        .api_get(
+            &token,
+            &format!(
+                "{}/api/0/projects/faultline/{}/issues/?query=send_charge",
+                app.address, app.project_id
+            ),
+        )
+        .await;
+    let found = found.as_array().unwrap();
     let titles: Vec<&str> = found.iter().map(|i| i["title"].as_str().unwrap()).collect();
     assert_eq!(titles, ["RuntimeError: charge failed"]);
 }
