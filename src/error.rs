@@ -43,13 +43,18 @@ pub enum ApiError {
 /// fault of Faultline's (500) otherwise.
 impl From<sqlx::Error> for ApiError {
     fn from(error: sqlx::Error) -> Self {
-        if crate::store::is_unavailable(&error) {
+        if crate::store::is_invalid_text(&error) {
+            ApiError::bad_request(INVALID_TEXT)
+        } else if crate::store::is_unavailable(&error) {
             ApiError::Unavailable(error.into())
         } else {
             ApiError::Internal(error.into())
         }
     }
 }
+
+/// What a request with text PostgreSQL cannot store (a NUL character) is told.
+pub const INVALID_TEXT: &str = "the request contains a NUL character, which is not allowed here";
 
 impl ApiError {
     pub fn bad_request(message: impl Into<String>) -> Self {

@@ -113,6 +113,15 @@ pub fn is_unavailable(error: &sqlx::Error) -> bool {
     }
 }
 
+/// Whether PostgreSQL refused text the request carried: a NUL character (which its `text`
+/// cannot hold) in a search, a filter or a form field. A client's mistake (400), not a fault.
+pub fn is_invalid_text(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Database(e) => matches!(e.code().as_deref(), Some("22021" | "22P05")),
+        _ => false,
+    }
+}
+
 /// Whether the database answers at all (for `/readyz`).
 pub async fn ping(pool: &PgPool) -> bool {
     let query = sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(pool);

@@ -27,7 +27,11 @@ pub enum WebError {
 
 impl From<sqlx::Error> for WebError {
     fn from(e: sqlx::Error) -> Self {
-        WebError::Internal(e.into())
+        if crate::store::is_invalid_text(&e) {
+            WebError::BadRequest(format!("Not valid: {}.", crate::error::INVALID_TEXT))
+        } else {
+            WebError::Internal(e.into())
+        }
     }
 }
 

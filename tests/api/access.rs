@@ -4,7 +4,7 @@
 use faultline::api::API_ROUTES;
 use faultline::web::{PAGE_ROUTES, PUBLIC_ROUTES};
 
-use crate::helpers::{browser_client, error_event, spawn_app, PASSWORD};
+use crate::helpers::{browser_client, error_event, spawn_app, spawn_app_with, PASSWORD};
 
 fn concrete(path: &str) -> String {
     let re = regex::Regex::new(r"\{[^}]+\}").unwrap();
@@ -309,4 +309,50 @@ async fn pages_carry_security_headers_and_errors_use_the_layout() {
         .unwrap();
     assert_eq!(api_missing.status(), 404);
     assert!(api_missing.json::<serde_json::Value>().await.unwrap()["error"].is_string());
+}
+
+/// Argon2 takes a good part of a second per login (more in a debug build); it runs on the
+/// blocking pool, so with a single HTTP worker other requests are still answered meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn password_checks_do_not_hold_up_other_requests() {
+    let app = spawn_app_with(|s| s.workers = 1).await;
+    app.create_user("ops@example.com", false).await;
+    let started = std::time::Instant::now();
+    let (_, answer) = app.try_login("ops@example.com", PASSWORD, "/").await;
+    assert_eq!(answer.status, 303);
+    let one_login = started.elapsed();
+
+    let logins: Vec<_> = (0..2)
+        .map(|_| {
+            let app = app.at_port(app.addr.port());
+            tokio::spawn(async move {
+                app.try_login("ops@example.com", PASSWORD, "/")
+                    .await
+                    .1
+                    .status
+            })
+        })
+        .collect();
+    // Health checks all the while the logins run: none may wait for a password check.
+    let mut waited = std::time::Duration::ZERO;
+    while !logins.iter().all(|l| l.is_finished()) {
+        let asked = std::time::Instant::now();
+        let health = app
+            .client
+            .get(format!("{}/healthz", app.address))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(health.status(), 200);
+        waited = waited.max(asked.elapsed());
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    for login in logins {
+        assert_eq!(login.await.unwrap(), 303);
+    }
+    // On the worker thread, the health check would wait for both password checks.
+    assert!(
+        waited < one_login / 2,
+        "/healthz took {waited:?} while logins ran; one login takes {one_login:?}"
+    );
 }

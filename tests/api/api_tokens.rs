@@ -193,3 +193,25 @@ async fn revoked_tokens_are_refused() {
         .unwrap();
     assert_eq!(get(&app, &token, "/api/0/").await.0, 401);
 }
+
+/// Parameters are checked before the database is asked: a bad `statsPeriod` is named in the
+/// answer even when the search itself would be refused by PostgreSQL (a NUL character).
+#[tokio::test]
+async fn a_bad_stats_period_is_refused_before_any_query_runs() {
+    let app = spawn_app().await;
+    let token = app.create_token("cli@example.com").await;
+    let (status, body) = app
+        .api_get(
+            &token,
+            &format!(
+                "{}/api/0/projects/faultline/{}/issues/?query=%00&statsPeriod=1y",
+                app.address, app.project_id
+            ),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(
+        body["error"].as_str().unwrap().contains("statsPeriod"),
+        "{body}"
+    );
+}

@@ -174,3 +174,37 @@ async fn an_issue_keeps_a_bounded_number_of_search_terms() {
     );
     assert_eq!(counted as i64, terms, "the issue's count matches its rows");
 }
+
+#[tokio::test]
+async fn search_text_with_a_nul_is_refused_with_400_and_odd_characters_are_searched() {
+    // A NUL cannot be stored, so it matches nothing: PostgreSQL refuses such text, which is the
+    // client's mistake (400), never a fault (500).
+    let app = spawn_app().await;
+    app.store_ok(&error_event("ValueError", "bad", "parse_quantity", 1))
+        .await;
+    let browser = app.admin_browser().await;
+    let token = app.create_token("api@example.com").await;
+    for (text, expected) in [
+        ("parse\u{0}quantity", 400),
+        ("\u{0}", 400),
+        ("%_\\", 200),
+        ("é\u{FFFF}", 200),
+    ] {
+        let page = browser
+            .get(&format!("/?status=all&query={}", urlencode(text)))
+            .await;
+        assert_eq!(page.status, expected, "{text:?}");
+        let (status, _) = app
+            .api_get(
+                &token,
+                &format!(
+                    "{}/api/0/projects/faultline/{}/issues/?query={}",
+                    app.address,
+                    app.project_id,
+                    urlencode(text)
+                ),
+            )
+            .await;
+        assert_eq!(status, expected, "{text:?}");
+    }
+}
