@@ -78,7 +78,12 @@ fn failed_request(event: &Value) -> Option<String> {
         .and_then(Value::as_str)
         .filter(|t| t.starts_with('/'))
         .map(str::to_owned)
-        .or_else(|| request.get("url").and_then(Value::as_str).map(url_path))?;
+        .or_else(|| {
+            request
+                .get("url")
+                .and_then(Value::as_str)
+                .map(|url| route_of(&url_path(url)))
+        })?;
     let mut described = format!("{} {}", method.to_ascii_uppercase(), route)
         .trim()
         .to_owned();
@@ -106,6 +111,26 @@ fn url_path(url: &str) -> String {
         Some(i) if without_query.contains("://") => after_scheme[i..].to_owned(),
         _ => without_query.to_owned(),
     }
+}
+
+/// The URL path as a route: each segment that is an id (digits, a UUID, or hex with digits,
+/// eight characters or more) becomes `{id}`, so `/orders/5` and `/orders/6` are one endpoint
+/// and a busy site does not make one per request.
+fn route_of(path: &str) -> String {
+    path.split('/')
+        .map(|segment| if is_id(segment) { "{id}" } else { segment })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+fn is_id(segment: &str) -> bool {
+    let all_digits = !segment.is_empty() && segment.bytes().all(|b| b.is_ascii_digit());
+    let hex_digits = segment.bytes().filter(|b| *b != b'-');
+    let hexlike = segment.len() >= 8
+        && segment.bytes().any(|b| b.is_ascii_digit())
+        && hex_digits.clone().all(|b| b.is_ascii_hexdigit())
+        && hex_digits.count() >= 8;
+    all_digits || hexlike
 }
 
 fn text(event: &Value, path: &[&str]) -> Option<String> {
@@ -190,6 +215,25 @@ mod tests {
                 .map(|(_, v)| v.as_str()),
             Some("GET /cart")
         );
+    }
+
+    #[test]
+    fn ids_in_a_url_path_become_one_route() {
+        for (path, route) in [
+            ("/orders/5", "/orders/{id}"),
+            ("/orders/1234567/lines/2", "/orders/{id}/lines/{id}"),
+            (
+                "/carts/0b9f7c2e-4d1a-4e8b-9a55-3c2f1d0e9b7a",
+                "/carts/{id}",
+            ),
+            ("/blobs/3f9c1a2b4d5e6f70", "/blobs/{id}"),
+            ("/api/v2/cart", "/api/v2/cart"),
+            ("/feed/deadbeef", "/feed/deadbeef"),
+            ("/2fa/setup", "/2fa/setup"),
+            ("/", "/"),
+        ] {
+            assert_eq!(route_of(path), route, "{path}");
+        }
     }
 
     #[test]

@@ -18,6 +18,7 @@ use super::error::IngestError;
 use crate::config::{PipelineSettings, SpoolSettings};
 use crate::spool::{self, Spool, SpoolError};
 use crate::store::events::NewEvent;
+use crate::store::search_terms::KnownTerms;
 use crate::{memory, store};
 
 /// How often a batch is tried again after a deadlock or serialization failure.
@@ -71,6 +72,7 @@ impl Pipeline {
         let (queue, jobs) = mpsc::channel(settings.queue_capacity.max(1));
         let jobs = Arc::new(Mutex::new(jobs));
         let wrote_since_idle = Arc::new(AtomicBool::new(false));
+        let known_terms = Arc::new(KnownTerms::default());
         for _ in 0..settings.writers.max(1) {
             let writer = Writer {
                 pool: pool.clone(),
@@ -80,6 +82,7 @@ impl Pipeline {
                 batch_wait: Duration::from_millis(settings.batch_wait_ms),
                 spool: spool.clone(),
                 spool_after: Duration::from_millis(spool_settings.spool_after_ms),
+                known_terms: known_terms.clone(),
             };
             tokio::spawn(supervise(move || writer.clone().run()));
         }
@@ -147,6 +150,8 @@ struct Writer {
     batch_wait: Duration,
     spool: Arc<Spool>,
     spool_after: Duration,
+    /// Search terms the writers have stored, so batches send only new ones.
+    known_terms: Arc<KnownTerms>,
 }
 
 impl Writer {
@@ -176,7 +181,7 @@ impl Writer {
             // No point waiting for a database known to be away: straight to the spool.
             vec![Err(unavailable("PostgreSQL is down")); events.len()]
         } else {
-            let written = write_isolating_refusals(&self.pool, events);
+            let written = write_isolating_refusals(&self.pool, events, &self.known_terms);
             match tokio::time::timeout(self.spool_after, written).await {
                 Ok(replies) => replies,
                 // The commit may still complete: the spooled copy is then stored once.
@@ -259,12 +264,16 @@ fn unavailable(why: &str) -> WriteFailure {
 /// for its data (not for an outage), the batch is split in halves, each written in its own
 /// transaction, until the refused events stand alone: one bad event costs about
 /// 2·log₂(batch) extra transactions and fails only itself, never its neighbours.
-async fn write_isolating_refusals(pool: &PgPool, events: &[&NewEvent]) -> Vec<Reply> {
+async fn write_isolating_refusals(
+    pool: &PgPool,
+    events: &[&NewEvent],
+    known: &KnownTerms,
+) -> Vec<Reply> {
     let mut replies: Vec<Reply> = vec![Ok(()); events.len()];
     let mut pending: Vec<Range<usize>> = Vec::new();
     pending.push(0..events.len());
     while let Some(range) = pending.pop() {
-        let Err(error) = write_with_retry(pool, &events[range.clone()]).await else {
+        let Err(error) = write_with_retry(pool, &events[range.clone()], known).await else {
             continue;
         };
         let failure = WriteFailure::classify(error);
@@ -296,10 +305,14 @@ async fn write_isolating_refusals(pool: &PgPool, events: &[&NewEvent]) -> Vec<Re
     replies
 }
 
-async fn write_with_retry(pool: &PgPool, events: &[&NewEvent]) -> sqlx::Result<usize> {
+async fn write_with_retry(
+    pool: &PgPool,
+    events: &[&NewEvent],
+    known: &KnownTerms,
+) -> sqlx::Result<usize> {
     let mut attempt = 1;
     loop {
-        match store::events::write_batch(pool, events).await {
+        match store::events::write_batch_known(pool, events, known).await {
             Err(e) if attempt < MAX_ATTEMPTS && is_transient(&e) => {
                 tracing::warn!(attempt, error = %e, "retrying event batch");
                 attempt += 1;

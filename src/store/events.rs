@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use super::alerts;
 use super::endpoints::{self, EndpointHit};
+use super::search_terms::{self, KnownTerms};
 use crate::domain::event_shape::tag;
 use crate::domain::level::Level;
 
@@ -49,8 +50,19 @@ impl NewEvent {
 /// Writes `events` in one transaction. Events whose `(project_id, event_id)` is already stored
 /// (SDK retries) are skipped and counted nowhere. Returns how many events were new.
 pub async fn write_batch(pool: &PgPool, events: &[&NewEvent]) -> sqlx::Result<usize> {
+    write_batch_known(pool, events, &KnownTerms::default()).await
+}
+
+/// [`write_batch`], skipping the search terms `known` says are stored already (the writers
+/// keep one such memory each, across batches).
+pub async fn write_batch_known(
+    pool: &PgPool,
+    events: &[&NewEvent],
+    known: &KnownTerms,
+) -> sqlx::Result<usize> {
     let events = unique_events(events);
     let mut tx = pool.begin().await?;
+    let mut remember = Vec::new();
     let (issue_ids, created, term_counts) = upsert_issues(&mut tx, &events).await?;
     let inserted = insert_events(&mut tx, &events, &issue_ids).await?;
     let new_events: Vec<(&NewEvent, i64)> = events
@@ -61,7 +73,9 @@ pub async fn write_batch(pool: &PgPool, events: &[&NewEvent]) -> sqlx::Result<us
     if !new_events.is_empty() {
         add_hourly_counts(&mut tx, &new_events).await?;
         let new_users = add_tag_values(&mut tx, &new_events).await?;
-        let new_terms = add_search_terms(&mut tx, &new_events, &term_counts).await?;
+        let (new_terms, stored_terms) =
+            search_terms::add(&mut tx, &new_events, &term_counts, known).await?;
+        remember = stored_terms;
         endpoints::add_hits(&mut tx, &endpoint_hits(&new_events)).await?;
         let added = Added {
             users: new_users,
@@ -74,6 +88,8 @@ pub async fn write_batch(pool: &PgPool, events: &[&NewEvent]) -> sqlx::Result<us
         }
     }
     tx.commit().await?;
+    // Only once committed: a rolled-back batch stored none of them.
+    known.remember(remember);
     Ok(new_events.len())
 }
 
@@ -356,56 +372,6 @@ fn endpoint_hits<'a>(events: &[(&'a NewEvent, i64)]) -> Vec<EndpointHit<'a>> {
             })
         })
         .collect()
-}
-
-/// The most search terms an issue keeps. Types, functions, modules and files are the same in
-/// every event of an issue; values and messages may differ in each, and past this bound only
-/// the first ones seen stay searchable.
-pub const MAX_SEARCH_TERMS_PER_ISSUE: i32 = 500;
-
-/// Stores the terms the issues do not have yet, up to [`MAX_SEARCH_TERMS_PER_ISSUE`] each;
-/// returns, per issue, how many were new. A term already stored costs one index probe and no
-/// write.
-async fn add_search_terms(
-    tx: &mut Transaction<'_, Postgres>,
-    events: &[(&NewEvent, i64)],
-    term_counts: &HashMap<i64, i32>,
-) -> sqlx::Result<HashMap<i64, i64>> {
-    let mut terms: BTreeMap<i64, Vec<&str>> = BTreeMap::new();
-    for (event, issue_id) in events {
-        let room = MAX_SEARCH_TERMS_PER_ISSUE - term_counts.get(issue_id).copied().unwrap_or(0);
-        let kept = terms.entry(*issue_id).or_default();
-        for term in &event.search_terms {
-            if (kept.len() as i32) < room && !kept.contains(&term.as_str()) {
-                kept.push(term);
-            }
-        }
-    }
-    let (mut issue_ids, mut values) = (Vec::new(), Vec::new());
-    for (issue_id, kept) in terms {
-        for term in kept {
-            issue_ids.push(issue_id);
-            values.push(term);
-        }
-    }
-    if values.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let rows: Vec<(i64,)> = sqlx::query_as(
-        "INSERT INTO issue_search_terms (issue_id, term)
-         SELECT * FROM UNNEST($1::int8[], $2::text[]) ORDER BY 1, 2
-         ON CONFLICT DO NOTHING
-         RETURNING issue_id",
-    )
-    .bind(&issue_ids)
-    .bind(&values)
-    .fetch_all(&mut **tx)
-    .await?;
-    let mut added: HashMap<i64, i64> = HashMap::new();
-    for (issue_id,) in rows {
-        *added.entry(issue_id).or_default() += 1;
-    }
-    Ok(added)
 }
 
 /// What a batch added to each issue besides events: new distinct users and search terms.

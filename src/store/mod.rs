@@ -16,6 +16,7 @@ pub mod load_check;
 pub mod maintenance;
 pub mod projects;
 pub mod retention;
+pub mod search_terms;
 pub mod users;
 
 use std::time::Duration;

@@ -167,7 +167,7 @@ async fn an_issue_keeps_a_bounded_number_of_search_terms() {
     .unwrap();
     assert_eq!(issues, 1, "one issue");
     // Up to the bound (a term already stored may take a slot of the batch that reaches it).
-    let max = faultline::store::events::MAX_SEARCH_TERMS_PER_ISSUE as i64;
+    let max = faultline::store::search_terms::MAX_SEARCH_TERMS_PER_ISSUE as i64;
     assert!(
         (max - 10..=max).contains(&terms),
         "{terms} of 611 distinct terms kept"
