@@ -222,10 +222,7 @@ mod tests {
         for (path, route) in [
             ("/orders/5", "/orders/{id}"),
             ("/orders/1234567/lines/2", "/orders/{id}/lines/{id}"),
-            (
-                "/carts/0b9f7c2e-4d1a-4e8b-9a55-3c2f1d0e9b7a",
-                "/carts/{id}",
-            ),
+            ("/carts/0b9f7c2e-4d1a-4e8b-9a55-3c2f1d0e9b7a", "/carts/{id}"),
             ("/blobs/3f9c1a2b4d5e6f70", "/blobs/{id}"),
             ("/api/v2/cart", "/api/v2/cart"),
             ("/feed/deadbeef", "/feed/deadbeef"),

@@ -180,37 +180,57 @@ fn key_columns(keys: &[EndpointKey]) -> (Vec<i64>, Vec<&str>) {
     keys.iter().map(|(p, e)| (*p, e.as_str())).unzip()
 }
 
-/// An issue failing on an endpoint, with its events there.
+/// One of an endpoint's top issues, with its events there and how many issues the endpoint
+/// has in all.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct EndpointIssue {
     pub project_id: i64,
     pub endpoint: String,
     pub issue_id: i64,
-    pub title: String,
     pub events: i64,
+    pub issues: i64,
 }
 
-/// Per endpoint, every issue seen on it in the period, most events first.
-pub async fn issues(
+/// Per endpoint, its `top` issues of the period (most events first) and its issue count.
+/// Titles come separately ([`titles`]): joining them here would hash every issue.
+pub async fn top_issues(
     pool: &PgPool,
     keys: &[EndpointKey],
     filter: &EndpointFilter<'_>,
+    top: i64,
 ) -> sqlx::Result<Vec<EndpointIssue>> {
     let (projects, endpoints) = key_columns(keys);
     sqlx::query_as(
-        "SELECT e.project_id, e.endpoint, e.issue_id, i.title, sum(e.count)::int8 AS events
-           FROM endpoint_issues e JOIN issues i ON i.id = e.issue_id
-          WHERE (e.project_id, e.endpoint) IN (SELECT * FROM UNNEST($1::int8[], $2::text[]))
-            AND e.last_seen >= $3 AND ($4::text IS NULL OR e.environment = $4)
-          GROUP BY e.project_id, e.endpoint, e.issue_id, i.title
-          ORDER BY events DESC, e.issue_id",
+        "SELECT project_id, endpoint, issue_id, events, issues FROM (
+             SELECT e.project_id, e.endpoint, e.issue_id, sum(e.count)::int8 AS events,
+                    count(*) OVER w AS issues,
+                    row_number() OVER (w ORDER BY sum(e.count) DESC, e.issue_id) AS rank
+               FROM endpoint_issues e
+              WHERE (e.project_id, e.endpoint) IN (SELECT * FROM UNNEST($1::int8[], $2::text[]))
+                AND e.last_seen >= $3 AND ($4::text IS NULL OR e.environment = $4)
+              GROUP BY e.project_id, e.endpoint, e.issue_id
+             WINDOW w AS (PARTITION BY e.project_id, e.endpoint)
+         ) ranked
+         WHERE rank <= $5
+         ORDER BY rank",
     )
     .bind(&projects)
     .bind(&endpoints)
     .bind(filter.since)
     .bind(filter.environment)
+    .bind(top)
     .fetch_all(pool)
     .await
+}
+
+/// The titles of a few issues.
+pub async fn titles(pool: &PgPool, issue_ids: &[i64]) -> sqlx::Result<HashMap<i64, String>> {
+    let rows: Vec<(i64, String)> =
+        sqlx::query_as("SELECT id, title FROM issues WHERE id = ANY($1)")
+            .bind(issue_ids)
+            .fetch_all(pool)
+            .await?;
+    Ok(rows.into_iter().collect())
 }
 
 /// Per endpoint, how many distinct users it failed for in the period.

@@ -38,7 +38,10 @@ impl KnownTerms {
         if keys.is_empty() {
             return;
         }
-        let mut set = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut set = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if set.len() + keys.len() > REMEMBERED {
             set.clear();
         }
@@ -92,7 +95,10 @@ fn unknown_terms<'a>(
     let mut terms: BTreeMap<i64, Vec<&str>> = BTreeMap::new();
     let mut keys = Vec::new();
     let mut seen = HashSet::new();
-    let stored = known.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let stored = known
+        .0
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     for (event, issue_id) in events {
         let room = MAX_SEARCH_TERMS_PER_ISSUE - term_counts.get(issue_id).copied().unwrap_or(0);
         if room <= 0 {

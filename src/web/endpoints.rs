@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use actix_web::{web, HttpResponse};
 use askama::Template;
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
 
 use crate::domain::period::Bucket;
@@ -22,7 +22,7 @@ use crate::web::WebError;
 /// Endpoints listed; the busiest first.
 const SHOWN: i64 = 50;
 /// Top issues named per endpoint.
-const TOP_ISSUES: usize = 3;
+const TOP_ISSUES: i64 = 3;
 /// `(value in the URL, label, hours)`; the first is the default.
 const PERIODS: &[(&str, &str, i64)] = &[
     ("", "Last 24 hours", 24),
@@ -40,6 +40,9 @@ pub struct EndpointsQuery {
     period: String,
 }
 
+/// `(issue id, title, events on this endpoint)`.
+pub type TopIssue = (i64, String, String);
+
 pub struct EndpointItem {
     pub project_name: String,
     pub endpoint: String,
@@ -49,8 +52,7 @@ pub struct EndpointItem {
     pub last_seen: String,
     pub last_seen_exact: String,
     pub spark: BarChart,
-    /// `(issue id, title, events on this endpoint)`.
-    pub top_issues: Vec<(i64, String, String)>,
+    pub top_issues: Vec<TopIssue>,
     /// The issue list, filtered to this endpoint.
     pub issues_url: String,
 }
@@ -114,27 +116,40 @@ pub async fn list(
 async fn endpoint_items(
     state: &AppState,
     filter: &EndpointFilter<'_>,
-    now: chrono::DateTime<Utc>,
+    now: DateTime<Utc>,
 ) -> Result<Vec<EndpointItem>, WebError> {
     let rows = endpoints::busiest(&state.pool, filter).await?;
     let keys: Vec<EndpointKey> = rows
         .iter()
         .map(|r| (r.project_id, r.endpoint.clone()))
         .collect();
-    let mut issues: HashMap<EndpointKey, Vec<endpoints::EndpointIssue>> = HashMap::new();
-    for issue in endpoints::issues(&state.pool, &keys, filter).await? {
-        issues
-            .entry((issue.project_id, issue.endpoint.clone()))
-            .or_default()
-            .push(issue);
+    // Three independent reads of the listed endpoints, on three connections at once.
+    let (top, users, hourly) = tokio::try_join!(
+        endpoints::top_issues(&state.pool, &keys, filter, TOP_ISSUES),
+        endpoints::users(&state.pool, &keys, filter),
+        endpoints::hourly(
+            &state.pool,
+            &keys,
+            filter.environment,
+            now - Duration::hours(24)
+        ),
+    )?;
+    let ids: Vec<i64> = top.iter().map(|i| i.issue_id).collect();
+    let titles = endpoints::titles(&state.pool, &ids).await?;
+    let mut issues: HashMap<EndpointKey, (i64, Vec<TopIssue>)> = HashMap::new();
+    for issue in top {
+        let entry = issues
+            .entry((issue.project_id, issue.endpoint))
+            .or_default();
+        entry.0 = issue.issues;
+        let title = titles.get(&issue.issue_id).cloned().unwrap_or_default();
+        entry
+            .1
+            .push((issue.issue_id, title, short_count(issue.events)));
     }
-    let users = endpoints::users(&state.pool, &keys, filter).await?;
-    let mut hourly: HashMap<EndpointKey, Vec<(chrono::DateTime<Utc>, i64)>> = HashMap::new();
-    let day_ago = now - Duration::hours(24);
-    for (project, endpoint, hour, count) in
-        endpoints::hourly(&state.pool, &keys, filter.environment, day_ago).await?
-    {
-        hourly
+    let mut sparks: HashMap<EndpointKey, Vec<(DateTime<Utc>, i64)>> = HashMap::new();
+    for (project, endpoint, hour, count) in hourly {
+        sparks
             .entry((project, endpoint))
             .or_default()
             .push((hour, count));
@@ -143,16 +158,12 @@ async fn endpoint_items(
         .into_iter()
         .map(|row| {
             let key = (row.project_id, row.endpoint.clone());
-            let own = issues.remove(&key).unwrap_or_default();
-            let spark_counts = hourly.remove(&key).unwrap_or_default();
+            let (issue_count, top_issues) = issues.remove(&key).unwrap_or_default();
+            let spark_counts = sparks.remove(&key).unwrap_or_default();
             EndpointItem {
                 issues_url: issues_url(row.project_id, &row.endpoint, filter.environment),
-                issues: own.len() as i64,
-                top_issues: own
-                    .into_iter()
-                    .take(TOP_ISSUES)
-                    .map(|i| (i.issue_id, i.title, short_count(i.events)))
-                    .collect(),
+                issues: issue_count,
+                top_issues,
                 users: short_count(users.get(&key).copied().unwrap_or(0)),
                 events: short_count(row.events),
                 last_seen: relative_time(row.last_seen, now),
