@@ -1,6 +1,7 @@
 -- Where the 500s come from (issue 11): per project, the failing requests by method + route (+
 -- response status), as the `request` tag names them, kept by the writer so the Endpoints page
--- never reads events. `environment` is '' for events without one. The text keys use the "C"
+-- never reads events. `environment` is '' for events without one; every hit is also counted
+-- under '*', every environment, which the page shows unless filtered. The text keys use the "C"
 -- collation: they are only grouped and matched, and byte order groups them several times
 -- faster than a language's rules.
 

@@ -1,6 +1,8 @@
 //! The failing requests of each project by endpoint (method + route, and the response status
 //! when known: the `request` tag's value), kept by the writer as events arrive and read by the
 //! Endpoints page. Three aggregates: events per hour, issues per endpoint, users per endpoint.
+//! Each hit counts twice: under its environment and under [`ALL_ENVIRONMENTS`], so the page's
+//! usual view (every environment) reads one row per key instead of summing environments.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -20,6 +22,20 @@ pub struct EndpointHit<'a> {
 }
 
 type Scope<'a> = (i64, &'a str, &'a str);
+
+/// The environment of the rows that count every environment.
+pub const ALL_ENVIRONMENTS: &str = "*";
+/// What an event's own environment named `*` is counted under.
+const LITERAL_STAR: &str = "(*)";
+
+/// The environment a filter reads: one, or all of them.
+fn environment_scope(environment: Option<&str>) -> &str {
+    match environment {
+        None => ALL_ENVIRONMENTS,
+        Some(ALL_ENVIRONMENTS) => LITERAL_STAR,
+        Some(environment) => environment,
+    }
+}
 
 /// `(count, last seen)`, summed over a batch.
 #[derive(Clone, Copy)]
@@ -50,11 +66,14 @@ pub async fn add_hits(
     let mut issues: BTreeMap<(Scope, i64), Tally> = BTreeMap::new();
     let mut users: BTreeMap<(Scope, &str), Tally> = BTreeMap::new();
     for hit in hits {
-        let scope = (hit.project_id, hit.endpoint, hit.environment);
-        tally(&mut hourly, (scope, hit.hour), hit.occurred_at);
-        tally(&mut issues, (scope, hit.issue_id), hit.occurred_at);
-        if let Some(user) = hit.user_key {
-            tally(&mut users, (scope, user), hit.occurred_at);
+        let own = environment_scope(Some(hit.environment));
+        for environment in [own, ALL_ENVIRONMENTS] {
+            let scope = (hit.project_id, hit.endpoint, environment);
+            tally(&mut hourly, (scope, hit.hour), hit.occurred_at);
+            tally(&mut issues, (scope, hit.issue_id), hit.occurred_at);
+            if let Some(user) = hit.user_key {
+                tally(&mut users, (scope, user), hit.occurred_at);
+            }
         }
     }
     let hourly = Columns::from(hourly.into_iter().map(|((s, hour), t)| (s, hour, t)));
@@ -160,14 +179,14 @@ pub async fn busiest(pool: &PgPool, filter: &EndpointFilter<'_>) -> sqlx::Result
                 max(h.last_seen) AS last_seen
            FROM endpoint_hourly_counts h JOIN projects p ON p.id = h.project_id
           WHERE h.hour >= $1 AND ($2::int8 IS NULL OR h.project_id = $2)
-            AND ($3::text IS NULL OR h.environment = $3)
+            AND h.environment = $3
           GROUP BY h.project_id, p.name, h.endpoint
           ORDER BY events DESC, h.endpoint, h.project_id
           LIMIT $4",
     )
     .bind(filter.since)
     .bind(filter.project_id)
-    .bind(filter.environment)
+    .bind(environment_scope(filter.environment))
     .bind(filter.limit)
     .fetch_all(pool)
     .await
@@ -202,13 +221,12 @@ pub async fn top_issues(
     let (projects, endpoints) = key_columns(keys);
     sqlx::query_as(
         "SELECT project_id, endpoint, issue_id, events, issues FROM (
-             SELECT e.project_id, e.endpoint, e.issue_id, sum(e.count)::int8 AS events,
+             SELECT e.project_id, e.endpoint, e.issue_id, e.count AS events,
                     count(*) OVER w AS issues,
-                    row_number() OVER (w ORDER BY sum(e.count) DESC, e.issue_id) AS rank
+                    row_number() OVER (w ORDER BY e.count DESC, e.issue_id) AS rank
                FROM endpoint_issues e
               WHERE (e.project_id, e.endpoint) IN (SELECT * FROM UNNEST($1::int8[], $2::text[]))
-                AND e.last_seen >= $3 AND ($4::text IS NULL OR e.environment = $4)
-              GROUP BY e.project_id, e.endpoint, e.issue_id
+                AND e.environment = $4 AND e.last_seen >= $3
              WINDOW w AS (PARTITION BY e.project_id, e.endpoint)
          ) ranked
          WHERE rank <= $5
@@ -217,7 +235,7 @@ pub async fn top_issues(
     .bind(&projects)
     .bind(&endpoints)
     .bind(filter.since)
-    .bind(filter.environment)
+    .bind(environment_scope(filter.environment))
     .bind(top)
     .fetch_all(pool)
     .await
@@ -241,16 +259,16 @@ pub async fn users(
 ) -> sqlx::Result<HashMap<EndpointKey, i64>> {
     let (projects, endpoints) = key_columns(keys);
     let rows: Vec<(i64, String, i64)> = sqlx::query_as(
-        "SELECT project_id, endpoint, count(DISTINCT user_key)
+        "SELECT project_id, endpoint, count(*)
            FROM endpoint_users
           WHERE (project_id, endpoint) IN (SELECT * FROM UNNEST($1::int8[], $2::text[]))
-            AND last_seen >= $3 AND ($4::text IS NULL OR environment = $4)
+            AND environment = $4 AND last_seen >= $3
           GROUP BY project_id, endpoint",
     )
     .bind(&projects)
     .bind(&endpoints)
     .bind(filter.since)
-    .bind(filter.environment)
+    .bind(environment_scope(filter.environment))
     .fetch_all(pool)
     .await?;
     Ok(rows.into_iter().map(|(p, e, n)| ((p, e), n)).collect())
@@ -265,16 +283,15 @@ pub async fn hourly(
 ) -> sqlx::Result<Vec<(i64, String, DateTime<Utc>, i64)>> {
     let (projects, endpoints) = key_columns(keys);
     sqlx::query_as(
-        "SELECT project_id, endpoint, hour, sum(count)::int8
+        "SELECT project_id, endpoint, hour, count
            FROM endpoint_hourly_counts
           WHERE (project_id, endpoint) IN (SELECT * FROM UNNEST($1::int8[], $2::text[]))
-            AND hour >= $3 AND ($4::text IS NULL OR environment = $4)
-          GROUP BY project_id, endpoint, hour",
+            AND environment = $4 AND hour >= $3",
     )
     .bind(&projects)
     .bind(&endpoints)
     .bind(since)
-    .bind(environment)
+    .bind(environment_scope(environment))
     .fetch_all(pool)
     .await
 }

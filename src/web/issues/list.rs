@@ -195,8 +195,11 @@ pub async fn list(
             ));
         }
     }
-    let rows = issues::list(&state.pool, &filter).await?;
-    let counted = issues::count(&state.pool, &filter, COUNT_UP_TO).await?;
+    // The page and its heading's count, on two connections at once.
+    let (rows, counted) = tokio::try_join!(
+        issues::list(&state.pool, &filter),
+        issues::count(&state.pool, &filter, COUNT_UP_TO)
+    )?;
     let total = if counted > COUNT_UP_TO {
         format!("{COUNT_UP_TO}+")
     } else {
