@@ -20,7 +20,10 @@ const MAX_TERMS_PER_EVENT: usize = 64;
 /// The event's distinct search terms, in the order met (exceptions, newest frames first,
 /// then the message), at most [`MAX_TERMS_PER_EVENT`].
 pub fn search_terms(event: &Value) -> Vec<String> {
-    let mut terms = Terms::default();
+    let mut terms = Terms {
+        list: Vec::with_capacity(MAX_TERMS_PER_EVENT),
+        seen: HashSet::with_capacity(MAX_TERMS_PER_EVENT),
+    };
     let exceptions = event_shape::exceptions(event);
     // The raised exception first: it is what the issue is about.
     for exception in exceptions.iter().rev() {
@@ -39,17 +42,17 @@ pub fn search_terms(event: &Value) -> Vec<String> {
     }
     terms.add(event.pointer("/logentry/formatted"));
     terms.add(event.pointer("/logentry/message"));
-    terms.list
+    terms.list.into_iter().map(str::to_owned).collect()
 }
 
-#[derive(Default)]
-struct Terms {
-    list: Vec<String>,
-    seen: HashSet<String>,
+/// The terms met so far, borrowed from the event: one copy each, at the end.
+struct Terms<'a> {
+    list: Vec<&'a str>,
+    seen: HashSet<&'a str>,
 }
 
-impl Terms {
-    fn add_frames(&mut self, frames: &[Value]) {
+impl<'a> Terms<'a> {
+    fn add_frames(&mut self, frames: &'a [Value]) {
         // Newest first: the frames near the crash matter most when the cap is reached.
         for frame in frames.iter().rev() {
             for key in ["function", "module", "filename"] {
@@ -58,7 +61,7 @@ impl Terms {
         }
     }
 
-    fn add(&mut self, value: Option<&Value>) {
+    fn add(&mut self, value: Option<&'a Value>) {
         let Some(text) = value.and_then(Value::as_str).map(str::trim) else {
             return;
         };
@@ -66,8 +69,8 @@ impl Terms {
             return;
         }
         let term = cut_chars(text, MAX_TERM_CHARS);
-        if self.seen.insert(term.to_owned()) {
-            self.list.push(term.to_owned());
+        if self.seen.insert(term) {
+            self.list.push(term);
         }
     }
 }
