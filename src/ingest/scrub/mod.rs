@@ -15,6 +15,10 @@ use std::sync::LazyLock;
 use regex::Regex;
 use serde_json::{Map, Value};
 
+use request::scrub_request;
+
+mod request;
+
 /// Replacement text for anything removed by the scrubber (same as Sentry).
 pub const FILTERED: &str = "[Filtered]";
 
@@ -219,132 +223,6 @@ fn scrub_pair(item: &mut Value, is_sensitive: fn(&str) -> bool) {
     } else {
         scrub_value(&mut pair[1], 1);
     }
-}
-
-/// `a=1&token=x` → `a=1&token=[Filtered]`, keeping the string form.
-/// Keys are percent-decoded before judging so `api%5Fkey` is caught too.
-fn scrub_query_string(query: &str) -> String {
-    let (prefix, body) = match query.strip_prefix('?') {
-        Some(body) => ("?", body),
-        None => ("", query),
-    };
-    let parts: Vec<String> = body
-        .split('&')
-        .map(|part| match part.split_once('=') {
-            Some((key, _)) if is_sensitive_key(&percent_decode(key)) => {
-                format!("{key}={FILTERED}")
-            }
-            _ => scrub_text(part),
-        })
-        .collect();
-    format!("{prefix}{}", parts.join("&"))
-}
-
-/// `theme=dark; sessionid=abc` → `theme=dark; sessionid=[Filtered]`,
-/// preserving the original separators and spacing.
-fn scrub_cookie_string(cookies: &str) -> String {
-    cookies
-        .split(';')
-        .map(|part| match part.split_once('=') {
-            Some((name, _)) if is_sensitive_cookie(name) => format!("{name}={FILTERED}"),
-            _ => scrub_text(part),
-        })
-        .collect::<Vec<_>>()
-        .join(";")
-}
-
-/// Minimal form-urlencoded decoding, only used to judge keys.
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let decoded = match bytes[i] {
-            b'+' => Some((b' ', 1)),
-            b'%' => text
-                .get(i + 1..i + 3)
-                .and_then(|hex| u8::from_str_radix(hex, 16).ok())
-                .map(|byte| (byte, 3)),
-            _ => None,
-        };
-        let (byte, width) = decoded.unwrap_or((bytes[i], 1));
-        out.push(byte);
-        i += width;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// Value rules on the whole URL (credentials), then the key rule on its
-/// query part in case the SDK did not split it into `query_string`.
-fn scrub_url(url: &str) -> String {
-    let url = scrub_text(url);
-    let Some((base, rest)) = url.split_once('?') else {
-        return url;
-    };
-    let (query, fragment) = match rest.split_once('#') {
-        Some((query, fragment)) => (query, Some(fragment)),
-        None => (rest, None),
-    };
-    let mut out = format!("{base}?{}", scrub_query_string(query));
-    if let Some(fragment) = fragment {
-        out.push('#');
-        out.push_str(fragment);
-    }
-    out
-}
-
-fn scrub_request(request: &mut Value) {
-    let Some(request) = request.as_object_mut() else {
-        return;
-    };
-    if let Some(Value::String(url)) = request.get_mut("url") {
-        *url = scrub_url(url);
-    }
-    if let Some(headers) = request.get_mut("headers") {
-        scrub_entries(headers, is_sensitive_key, scrub_text);
-    }
-    if let Some(query) = request.get_mut("query_string") {
-        scrub_entries(query, is_sensitive_key, scrub_query_string);
-    }
-    if let Some(cookies) = request.get_mut("cookies") {
-        scrub_entries(cookies, is_sensitive_cookie, scrub_cookie_string);
-    }
-    if let Some(data) = request.get_mut("data") {
-        scrub_request_data(data);
-    }
-    if let Some(env) = request.get_mut("env") {
-        scrub_value(env, 0);
-    }
-}
-
-/// Bodies often arrive as raw text. A JSON document is replaced by its
-/// scrubbed parsed form (so the key rule can see inside it); a form body is
-/// scrubbed like a query string; anything else gets the value rules.
-fn scrub_request_data(data: &mut Value) {
-    if let Value::String(text) = data {
-        if let Some(mut parsed) = parse_json_body(text) {
-            scrub_value(&mut parsed, 0);
-            *data = parsed;
-            return;
-        }
-        if text.contains('=') {
-            *text = scrub_query_string(text);
-            return;
-        }
-    }
-    scrub_value(data, 0);
-}
-
-/// Only structured documents count: a JSON string or number body gains
-/// nothing from parsing and is better kept as the text the SDK sent.
-fn parse_json_body(text: &str) -> Option<Value> {
-    let trimmed = text.trim_start();
-    if !trimmed.starts_with('{') && !trimmed.starts_with('[') {
-        return None;
-    }
-    serde_json::from_str::<Value>(text)
-        .ok()
-        .filter(|value| value.is_object() || value.is_array())
 }
 
 fn scrub_user(user: &mut Value) {
