@@ -2,6 +2,8 @@
 //! works through. Claims use `FOR UPDATE SKIP LOCKED` and leases, so several Faultline
 //! instances share the work and a delivery claimed by an instance that died is retried.
 
+use std::collections::{BTreeMap, HashSet};
+
 use sqlx::postgres::PgListener;
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
@@ -194,4 +196,33 @@ pub async fn expand_outbox(pool: &PgPool, cap: i64, window_seconds: i64) -> sqlx
     .await?;
     tx.commit().await?;
     Ok(rows.rows_affected())
+}
+
+/// One trigger per issue this batch created or reopened, carried by its newest new event.
+pub fn triggers_of<'a>(
+    events: &[(&'a NewEvent, i64)],
+    created: &HashSet<i64>,
+    regressed: &HashSet<i64>,
+) -> Vec<NewTrigger<'a>> {
+    let mut newest: BTreeMap<i64, &NewEvent> = BTreeMap::new();
+    for (event, issue_id) in events {
+        if created.contains(issue_id) || regressed.contains(issue_id) {
+            let entry = newest.entry(*issue_id).or_insert(event);
+            if event.occurred_at > entry.occurred_at {
+                *entry = event;
+            }
+        }
+    }
+    newest
+        .into_iter()
+        .map(|(issue_id, event)| NewTrigger {
+            issue_id,
+            trigger: if created.contains(&issue_id) {
+                Trigger::NewIssue
+            } else {
+                Trigger::Regression
+            },
+            event,
+        })
+        .collect()
 }

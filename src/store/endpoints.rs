@@ -9,6 +9,9 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Postgres, Transaction};
 
+use super::events::NewEvent;
+use crate::domain::event_shape::tag;
+
 /// One stored event that failed on an endpoint.
 pub struct EndpointHit<'a> {
     pub project_id: i64,
@@ -51,6 +54,29 @@ fn tally<K: Ord>(map: &mut BTreeMap<K, Tally>, key: K, at: DateTime<Utc>) {
     });
     entry.count += 1;
     entry.last_seen = entry.last_seen.max(at);
+}
+
+/// The events that failed on a request, by the endpoint their `request` tag names.
+pub fn hits_of<'a>(events: &[(&'a NewEvent, i64)]) -> Vec<EndpointHit<'a>> {
+    events
+        .iter()
+        .filter_map(|(event, issue_id)| {
+            let endpoint = event
+                .tags
+                .iter()
+                .find(|(key, _)| key == tag::REQUEST)
+                .map(|(_, value)| value.as_str())?;
+            Some(EndpointHit {
+                project_id: event.project_id,
+                endpoint,
+                environment: event.environment.as_deref().unwrap_or(""),
+                issue_id: *issue_id,
+                hour: event.hour(),
+                occurred_at: event.occurred_at,
+                user_key: event.user_key.as_deref(),
+            })
+        })
+        .collect()
 }
 
 /// Adds a batch's hits to the three aggregates in one statement, rows in key order (so that

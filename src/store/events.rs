@@ -10,9 +10,8 @@ use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 use super::alerts;
-use super::endpoints::{self, EndpointHit};
+use super::endpoints;
 use super::search_terms::{self, KnownTerms};
-use crate::domain::event_shape::tag;
 use crate::domain::level::Level;
 
 /// Everything the writer stores for one event, prepared by ingest.
@@ -76,13 +75,13 @@ pub async fn write_batch_known(
         let (new_terms, stored_terms) =
             search_terms::add(&mut tx, &new_events, &term_counts, known).await?;
         remember = stored_terms;
-        endpoints::add_hits(&mut tx, &endpoint_hits(&new_events)).await?;
+        endpoints::add_hits(&mut tx, &endpoints::hits_of(&new_events)).await?;
         let added = Added {
             users: new_users,
             search_terms: new_terms,
         };
         let regressed = update_issue_counts(&mut tx, &new_events, &added).await?;
-        let triggers = alert_triggers(&new_events, &created, &regressed);
+        let triggers = alerts::triggers_of(&new_events, &created, &regressed);
         if !triggers.is_empty() {
             alerts::record_triggers(&mut tx, &triggers).await?;
         }
@@ -351,29 +350,6 @@ async fn add_tag_values(
     Ok(new_users)
 }
 
-/// The events that failed on a request, by the endpoint their `request` tag names.
-fn endpoint_hits<'a>(events: &[(&'a NewEvent, i64)]) -> Vec<EndpointHit<'a>> {
-    events
-        .iter()
-        .filter_map(|(event, issue_id)| {
-            let endpoint = event
-                .tags
-                .iter()
-                .find(|(key, _)| key == tag::REQUEST)
-                .map(|(_, value)| value.as_str())?;
-            Some(EndpointHit {
-                project_id: event.project_id,
-                endpoint,
-                environment: event.environment.as_deref().unwrap_or(""),
-                issue_id: *issue_id,
-                hour: event.hour(),
-                occurred_at: event.occurred_at,
-                user_key: event.user_key.as_deref(),
-            })
-        })
-        .collect()
-}
-
 /// What a batch added to each issue besides events: new distinct users and search terms.
 struct Added {
     users: HashMap<i64, i64>,
@@ -435,33 +411,4 @@ async fn update_issue_counts(
         .filter(|(_, regressed)| *regressed)
         .map(|(id, _)| id)
         .collect())
-}
-
-/// One trigger per issue this batch created or reopened, carried by its newest new event.
-fn alert_triggers<'a>(
-    events: &[(&'a NewEvent, i64)],
-    created: &HashSet<i64>,
-    regressed: &HashSet<i64>,
-) -> Vec<alerts::NewTrigger<'a>> {
-    let mut newest: BTreeMap<i64, &NewEvent> = BTreeMap::new();
-    for (event, issue_id) in events {
-        if created.contains(issue_id) || regressed.contains(issue_id) {
-            let entry = newest.entry(*issue_id).or_insert(event);
-            if event.occurred_at > entry.occurred_at {
-                *entry = event;
-            }
-        }
-    }
-    newest
-        .into_iter()
-        .map(|(issue_id, event)| alerts::NewTrigger {
-            issue_id,
-            trigger: if created.contains(&issue_id) {
-                alerts::Trigger::NewIssue
-            } else {
-                alerts::Trigger::Regression
-            },
-            event,
-        })
-        .collect()
 }
