@@ -9,7 +9,7 @@ use std::time::Duration;
 use chrono::Utc;
 use sqlx::PgPool;
 
-use crate::store::{alerts, endpoints, feedback, retention};
+use crate::store::{alerts, artifacts, endpoints, feedback, retention};
 
 const EVERY: Duration = Duration::from_secs(3600);
 
@@ -25,6 +25,8 @@ pub struct CleanupReport {
     pub feedback_deleted: u64,
     /// Endpoint aggregate rows older than the retention period.
     pub endpoint_rows_deleted: u64,
+    /// Source-map bundles unused for the retention period, and chunks never assembled.
+    pub artifacts_deleted: u64,
 }
 
 /// One pass; `None` when another instance is already running one. `progress` hears one line
@@ -89,6 +91,13 @@ async fn clean(
     progress(&format!(
         "deleted {} endpoint aggregate rows",
         report.endpoint_rows_deleted
+    ));
+    // A chunk waits a day for its bundle to be assembled.
+    report.artifacts_deleted =
+        artifacts::delete_unused_before(pool, cutoff, now - chrono::Duration::days(1)).await?;
+    progress(&format!(
+        "deleted {} unused source-map bundles and chunks",
+        report.artifacts_deleted
     ));
     Ok(report)
 }

@@ -1,6 +1,7 @@
 //! A Sentry-shaped JSON API under `/api/0/` for tools such as sentry-cli (PROTOCOL.md §12),
 //! authenticated with bearer tokens (`faultline token create EMAIL`).
 
+mod artifact_routes;
 mod auth;
 mod event_routes;
 mod feedback_routes;
@@ -49,6 +50,9 @@ api_routes! {
     post "/api/0/projects/{org}/{project}/user-feedback/" => feedback_routes::create_user_feedback,
     get "/api/0/projects/{org}/{project}/user-reports/" => feedback_routes::list_user_feedback,
     post "/api/0/projects/{org}/{project}/user-reports/" => feedback_routes::create_user_feedback,
+    get "/api/0/organizations/{org}/chunk-upload/" => artifact_routes::chunk_upload_options,
+    post "/api/0/organizations/{org}/chunk-upload/" => artifact_routes::upload_chunks,
+    post "/api/0/organizations/{org}/artifactbundle/assemble/" => artifact_routes::assemble_bundle,
 }
 
 async fn index(user: ApiUser) -> HttpResponse {

@@ -4,6 +4,7 @@ pub mod alert_channels;
 pub mod alert_deliveries;
 pub mod alert_digests;
 pub mod alerts;
+pub mod artifacts;
 pub mod endpoints;
 pub mod event_body;
 pub mod event_reads;

@@ -28,6 +28,7 @@ mod retention;
 mod scrubbing;
 mod shutdown;
 mod smtp_sink;
+mod sourcemaps;
 mod spool;
 mod stack_search;
 mod upkeep;

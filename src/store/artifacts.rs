@@ -1,0 +1,182 @@
+//! Source-map uploads: chunks by checksum, assembled bundles, and their files.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+
+use crate::domain::artifact_bundle::Bundle;
+
+/// Stores chunks; one already stored is kept as it is (content-addressed).
+pub async fn save_chunks(pool: &PgPool, chunks: &[(String, Vec<u8>)]) -> sqlx::Result<()> {
+    if chunks.is_empty() {
+        return Ok(());
+    }
+    let (checksums, data): (Vec<&str>, Vec<&[u8]>) = chunks
+        .iter()
+        .map(|(checksum, data)| (checksum.as_str(), data.as_slice()))
+        .unzip();
+    sqlx::query(
+        "INSERT INTO upload_chunks (checksum, data)
+         SELECT * FROM UNNEST($1::text[], $2::bytea[]) ORDER BY 1
+         ON CONFLICT (checksum) DO NOTHING",
+    )
+    .bind(&checksums)
+    .bind(&data)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// The checksums of `chunks` that are not stored, in their order.
+pub async fn missing_chunks(pool: &PgPool, chunks: &[String]) -> sqlx::Result<Vec<String>> {
+    let stored: Vec<String> =
+        sqlx::query_scalar("SELECT checksum FROM upload_chunks WHERE checksum = ANY($1)")
+            .bind(chunks)
+            .fetch_all(pool)
+            .await?;
+    Ok(chunks
+        .iter()
+        .filter(|c| !stored.contains(c))
+        .cloned()
+        .collect())
+}
+
+/// The chunks' bytes, concatenated in the given order; `None` if one has gone.
+pub async fn concatenate(pool: &PgPool, chunks: &[String]) -> sqlx::Result<Option<Vec<u8>>> {
+    let rows: Vec<(String, Vec<u8>)> =
+        sqlx::query_as("SELECT checksum, data FROM upload_chunks WHERE checksum = ANY($1)")
+            .bind(chunks)
+            .fetch_all(pool)
+            .await?;
+    let mut out = Vec::new();
+    for checksum in chunks {
+        match rows.iter().find(|(c, _)| c == checksum) {
+            Some((_, data)) => out.extend_from_slice(data),
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(out))
+}
+
+/// Whether a bundle with this checksum is stored.
+pub async fn bundle_exists(pool: &PgPool, checksum: &str) -> sqlx::Result<bool> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM artifact_bundles WHERE checksum = $1)")
+        .bind(checksum)
+        .fetch_one(pool)
+        .await
+}
+
+/// Stores an assembled bundle for the projects, with its files, in one transaction, and
+/// drops the chunks it was made of. The same bundle again only adds projects.
+pub async fn save_bundle(
+    pool: &PgPool,
+    checksum: &str,
+    size: i64,
+    bundle: &Bundle,
+    project_ids: &[i64],
+    chunks: &[String],
+) -> sqlx::Result<i64> {
+    let mut tx = pool.begin().await?;
+    let inserted: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO artifact_bundles (checksum, bundle_id, release, dist, file_count, size)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (checksum) DO NOTHING RETURNING id",
+    )
+    .bind(checksum)
+    .bind(bundle.bundle_id)
+    .bind(&bundle.release)
+    .bind(&bundle.dist)
+    .bind(bundle.files.len() as i32)
+    .bind(size)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let id = match inserted {
+        Some(id) => {
+            for file in &bundle.files {
+                sqlx::query(
+                    "INSERT INTO artifact_files (bundle_id, path, file_type, url, debug_id, sourcemap, content)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(id)
+                .bind(&file.path)
+                .bind(&file.file_type)
+                .bind(&file.url)
+                .bind(file.debug_id)
+                .bind(&file.sourcemap)
+                .bind(&file.content)
+                .execute(&mut *tx)
+                .await?;
+            }
+            id
+        }
+        None => {
+            sqlx::query_scalar("SELECT id FROM artifact_bundles WHERE checksum = $1")
+                .bind(checksum)
+                .fetch_one(&mut *tx)
+                .await?
+        }
+    };
+    sqlx::query(
+        "INSERT INTO artifact_bundle_projects (bundle_id, project_id)
+         SELECT $1, p FROM UNNEST($2::int8[]) AS p ON CONFLICT DO NOTHING",
+    )
+    .bind(id)
+    .bind(project_ids)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("DELETE FROM upload_chunks WHERE checksum = ANY($1)")
+        .bind(chunks)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+/// One uploaded file of a project, found by debug id and type.
+#[derive(Debug, sqlx::FromRow)]
+pub struct ArtifactFile {
+    pub url: String,
+    pub file_type: String,
+    pub sourcemap: Option<String>,
+    pub content: Vec<u8>,
+}
+
+/// The project's file with this debug id and type (the newest bundle's, if several).
+pub async fn file_by_debug_id(
+    pool: &PgPool,
+    project_id: i64,
+    debug_id: uuid::Uuid,
+    file_type: &str,
+) -> sqlx::Result<Option<ArtifactFile>> {
+    sqlx::query_as(
+        "SELECT f.url, f.file_type, f.sourcemap, f.content
+           FROM artifact_files f
+           JOIN artifact_bundle_projects bp ON bp.bundle_id = f.bundle_id AND bp.project_id = $1
+          WHERE f.debug_id = $2 AND f.file_type = $3
+          ORDER BY f.bundle_id DESC LIMIT 1",
+    )
+    .bind(project_id)
+    .bind(debug_id)
+    .bind(file_type)
+    .fetch_optional(pool)
+    .await
+}
+
+/// Removes chunks stored before `chunk_cutoff` and never assembled, and bundles unused since
+/// `cutoff`.
+pub async fn delete_unused_before(
+    pool: &PgPool,
+    cutoff: DateTime<Utc>,
+    chunk_cutoff: DateTime<Utc>,
+) -> sqlx::Result<u64> {
+    let chunks = sqlx::query("DELETE FROM upload_chunks WHERE created_at < $1")
+        .bind(chunk_cutoff)
+        .execute(pool)
+        .await?
+        .rows_affected();
+    let bundles = sqlx::query("DELETE FROM artifact_bundles WHERE last_used_at < $1")
+        .bind(cutoff)
+        .execute(pool)
+        .await?
+        .rows_affected();
+    Ok(chunks + bundles)
+}

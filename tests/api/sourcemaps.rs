@@ -1,0 +1,257 @@
+//! Source-map uploads through the real sentry-cli (3.x, installed into tests/e2e): `sourcemaps
+//! inject` then `sourcemaps upload` against Faultline with a token, and the upload protocol's
+//! refusals.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use serde_json::{json, Value};
+use sha1::{Digest, Sha1};
+
+use crate::helpers::{spawn_app, TestApp};
+
+fn sentry_cli() -> PathBuf {
+    let cli =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/node_modules/.bin/sentry-cli");
+    assert!(
+        cli.exists(),
+        "{} is missing: run ./scripts/test, which installs the e2e clients",
+        cli.display()
+    );
+    cli
+}
+
+async fn run(app: &TestApp, token: &str, args: &[&str]) -> (bool, String) {
+    let mut command = Command::new(sentry_cli());
+    command
+        .args(args)
+        .env("SENTRY_URL", &app.address)
+        .env("SENTRY_AUTH_TOKEN", token)
+        .env("SENTRY_LOG_LEVEL", "warn");
+    let output = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .unwrap()
+        .expect("sentry-cli runs");
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+/// A minified file and its map, as a build step leaves them.
+fn build_output() -> tempdir::Dir {
+    let dir = tempdir::Dir::new();
+    std::fs::write(
+        dir.path().join("app.min.js"),
+        "function a(b){throw new Error(\"Order total is NaN: \"+b)}a(1);\n//# sourceMappingURL=app.min.js.map\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("app.min.js.map"),
+        json!({
+            "version": 3, "file": "app.min.js", "sources": ["../src/checkout.ts"],
+            "sourcesContent": ["export function applyCoupon(total: number) {\n  throw new Error(`Order total is NaN: ${total}`);\n}\n"],
+            "names": ["applyCoupon", "total"], "mappings": "AAAA,SAASA,EAAYC"
+        })
+        .to_string(),
+    )
+    .unwrap();
+    dir
+}
+
+mod tempdir {
+    /// A directory removed when dropped.
+    pub struct Dir(std::path::PathBuf);
+
+    impl Dir {
+        pub fn new() -> Self {
+            let path =
+                std::env::temp_dir().join(format!("faultline-maps-{}", uuid::Uuid::new_v4()));
+            std::fs::create_dir_all(&path).unwrap();
+            Dir(path)
+        }
+
+        pub fn path(&self) -> &std::path::Path {
+            &self.0
+        }
+    }
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sentry_cli_injects_and_uploads_a_bundle_that_is_indexed_by_debug_id() {
+    let app = spawn_app().await;
+    let token = app.create_token("ci@example.com").await;
+    let dir = build_output();
+    let path = dir.path().to_str().unwrap().to_owned();
+
+    let (ok, output) = run(&app, &token, &["sourcemaps", "inject", &path]).await;
+    assert!(ok, "{output}");
+    let minified = std::fs::read_to_string(dir.path().join("app.min.js")).unwrap();
+    let debug_id = minified
+        .lines()
+        .find_map(|l| l.strip_prefix("//# debugId="))
+        .expect("inject wrote a debug id")
+        .trim()
+        .to_owned();
+
+    let upload = [
+        "sourcemaps",
+        "upload",
+        "--org",
+        "faultline",
+        "--project",
+        "checkout-api",
+        "--release",
+        "shop@2.1.0",
+        &path,
+    ];
+    let (ok, output) = run(&app, &token, &upload).await;
+    assert!(ok, "{output}");
+
+    let files: Vec<(String, String, Option<uuid::Uuid>, Option<String>)> = sqlx::query_as(
+        "SELECT f.file_type, f.url, f.debug_id, b.release
+           FROM artifact_files f JOIN artifact_bundles b ON b.id = f.bundle_id
+           JOIN artifact_bundle_projects p ON p.bundle_id = b.id AND p.project_id = $1
+          ORDER BY f.file_type",
+    )
+    .bind(app.project_id)
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    let id = uuid::Uuid::try_parse(&debug_id).unwrap();
+    assert_eq!(
+        files,
+        vec![
+            (
+                "minified_source".into(),
+                "~/app.min.js".into(),
+                Some(id),
+                Some("shop@2.1.0".into())
+            ),
+            (
+                "source_map".into(),
+                "~/app.min.js.map".into(),
+                Some(id),
+                Some("shop@2.1.0".into())
+            ),
+        ],
+        "{output}"
+    );
+    let map =
+        faultline::store::artifacts::file_by_debug_id(&app.pool, app.project_id, id, "source_map")
+            .await
+            .unwrap()
+            .expect("the map is found by its debug id");
+    assert!(String::from_utf8(map.content)
+        .unwrap()
+        .contains("applyCoupon"));
+    let chunks: i64 = sqlx::query_scalar("SELECT count(*) FROM upload_chunks")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(chunks, 0, "chunks go once the bundle is assembled");
+
+    // The same upload again is one bundle.
+    let (ok, output) = run(&app, &token, &upload).await;
+    assert!(ok, "{output}");
+    let bundles: i64 = sqlx::query_scalar("SELECT count(*) FROM artifact_bundles")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(bundles, 1);
+}
+
+fn sha1_hex(data: &[u8]) -> String {
+    hex::encode(Sha1::digest(data))
+}
+
+#[tokio::test]
+async fn the_upload_protocol_reports_missing_chunks_and_refuses_bad_input() {
+    let app = spawn_app().await;
+    let token = app.create_token("ci@example.com").await;
+    let base = format!("{}/api/0/organizations/faultline", app.address);
+
+    let (status, options) = app.api_get(&token, &format!("{base}/chunk-upload/")).await;
+    assert_eq!(status, 200);
+    assert_eq!(options["hashAlgorithm"], "sha1");
+    assert!(options["url"].as_str().unwrap().ends_with("/chunk-upload/"));
+    assert!(options["chunkSize"].as_u64().unwrap().is_power_of_two());
+
+    let assemble = |body: Value| {
+        let client = app.client.clone();
+        let url = format!("{base}/artifactbundle/assemble/");
+        let token = token.clone();
+        async move {
+            let answer = client
+                .post(url)
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = answer.status().as_u16();
+            (status, answer.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let not_a_bundle = b"PK not a bundle".to_vec();
+    let chunk = sha1_hex(&not_a_bundle);
+    let (status, answer) =
+        assemble(json!({"checksum": chunk, "chunks": [chunk], "projects": ["checkout-api"]})).await;
+    assert_eq!(status, 200);
+    assert_eq!(answer["state"], "not_found");
+    assert_eq!(answer["missingChunks"], json!([chunk]));
+
+    // A chunk whose name is not its checksum is refused; the right one is taken.
+    let post_chunk = |name: String, data: Vec<u8>| {
+        let client = app.client.clone();
+        let url = format!("{base}/chunk-upload/");
+        let token = token.clone();
+        async move {
+            let part = reqwest::multipart::Part::bytes(data).file_name(name);
+            let form = reqwest::multipart::Form::new().part("file", part);
+            client
+                .post(url)
+                .bearer_auth(token)
+                .multipart(form)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(post_chunk("0".repeat(40), not_a_bundle.clone()).await, 400);
+    assert_eq!(post_chunk(chunk.clone(), not_a_bundle.clone()).await, 200);
+
+    let (_, answer) =
+        assemble(json!({"checksum": chunk, "chunks": [chunk], "projects": ["checkout-api"]})).await;
+    assert_eq!(answer["state"], "error", "{answer}");
+    assert!(
+        answer["detail"].as_str().unwrap().contains("SYSB"),
+        "{answer}"
+    );
+    assert_eq!(answer["missingChunks"], json!([]));
+
+    let (status, _) =
+        assemble(json!({"checksum": chunk, "chunks": [chunk], "projects": ["no-such-project"]}))
+            .await;
+    assert_eq!(status, 404);
+    let (status, _) = assemble(json!({"checksum": chunk, "chunks": [chunk], "projects": []})).await;
+    assert_eq!(status, 400);
+    let (status, _) =
+        assemble(json!({"checksum": "xyz", "chunks": [], "projects": ["checkout-api"]})).await;
+    assert_eq!(status, 400);
+    let (status, _) = assemble(
+        json!({"checksum": chunk, "chunks": [chunk], "projects": ["checkout-api"], "dist": "1"}),
+    )
+    .await;
+    assert_eq!(status, 400, "dist without a version");
+}
