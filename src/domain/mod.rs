@@ -10,4 +10,5 @@ pub mod level;
 pub mod period;
 pub mod project_name;
 pub mod search;
+pub mod symbolicate;
 pub mod text;

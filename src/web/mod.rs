@@ -12,6 +12,7 @@ pub mod filter_values;
 pub mod issues;
 pub mod login;
 pub mod projects;
+mod source_maps;
 pub mod view;
 
 use actix_web::http::header;

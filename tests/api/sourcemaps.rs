@@ -53,7 +53,8 @@ fn build_output() -> tempdir::Dir {
         json!({
             "version": 3, "file": "app.min.js", "sources": ["../src/checkout.ts"],
             "sourcesContent": ["export function applyCoupon(total: number) {\n  throw new Error(`Order total is NaN: ${total}`);\n}\n"],
-            "names": ["applyCoupon", "total"], "mappings": "AAAA,SAASA,EAAYC"
+            // col 0 → line 1; col 9 (`a`) → `applyCoupon`; col 14 (`throw`) → line 2 col 3.
+            "names": ["applyCoupon"], "mappings": "AAAA,SAAgBA,KACd"
         })
         .to_string(),
     )
@@ -158,6 +159,37 @@ async fn sentry_cli_injects_and_uploads_a_bundle_that_is_indexed_by_debug_id() {
         .await
         .unwrap();
     assert_eq!(chunks, 0, "chunks go once the bundle is assembled");
+
+    // An event from the minified file shows the original file, line and source.
+    let (line, column) = minified
+        .lines()
+        .enumerate()
+        .find_map(|(i, l)| l.find("throw new Error").map(|c| (i + 1, c + 1)))
+        .unwrap();
+    let event_id = app
+        .store_ok(&json!({
+            "platform": "javascript",
+            "exception": {"values": [{"type": "Error", "value": "Order total is NaN: 1",
+                "stacktrace": {"frames": [{"abs_path": "https://shop.example/app.min.js",
+                    "filename": "app.min.js", "function": "a", "lineno": line, "colno": column,
+                    "in_app": true}]}}]},
+            "debug_meta": {"images": [{"type": "sourcemap",
+                "code_file": "https://shop.example/app.min.js", "debug_id": debug_id}]}
+        }))
+        .await;
+    let browser = app.admin_browser().await;
+    let page = browser.get(&format!("/events/{event_id}")).await;
+    let page = browser.get(&page.location).await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("src/checkout.ts"), "{}", page.body);
+    assert!(
+        page.body.contains("Order total is NaN: ${total}"),
+        "the original line"
+    );
+    assert!(
+        page.body.contains("export function applyCoupon"),
+        "context lines from sourcesContent"
+    );
 
     // The same upload again is one bundle.
     let (ok, output) = run(&app, &token, &upload).await;

@@ -17,6 +17,7 @@ use crate::web::auth::Operator;
 use crate::web::errors::urlencode;
 use crate::web::event_view::{self, EventView};
 use crate::web::feedback::{feedback_item, FeedbackItem};
+use crate::web::source_maps;
 use crate::web::view::{
     bar_chart, exact_time, html, relative_time, short_count, BarChart, Bucket, Layout,
 };
@@ -172,7 +173,11 @@ async fn render_issue(
     let (events, events_next) =
         event_list(state, issue_id, &query.events_cursor, event.as_ref(), now).await?;
     let shown = match event {
-        Some(e) => Some(shown_event(&e, full_stack, now)?),
+        Some(e) => {
+            let mut body = decompress(&e.body).map_err(WebError::Internal)?;
+            source_maps::apply(&state.pool, e.project_id, &mut body).await;
+            Some(shown_event(&e, &body, full_stack, now))
+        }
         None => None,
     };
     let feedback = feedback::for_issue(&state.pool, issue_id, FEEDBACK_SHOWN)
@@ -203,16 +208,16 @@ async fn render_issue(
 
 fn shown_event(
     row: &EventRow,
+    body: &serde_json::Value,
     full_stack: bool,
     now: DateTime<Utc>,
-) -> Result<ShownEvent, WebError> {
-    let body = decompress(&row.body).map_err(WebError::Internal)?;
+) -> ShownEvent {
     let id = row.event_id.simple().to_string();
     let base = format!("/issues/{}/events/{id}", row.issue_id);
-    Ok(ShownEvent {
+    ShownEvent {
         received: relative_time(row.received_at, now),
         received_exact: exact_time(row.received_at),
-        view: event_view::build(&body, full_stack),
+        view: event_view::build(body, full_stack),
         json_url: format!("{base}/json"),
         full_stack_url: if full_stack {
             base.clone()
@@ -221,7 +226,7 @@ fn shown_event(
         },
         full_stack,
         id,
-    })
+    }
 }
 
 async fn event_nav(state: &AppState, event: &EventRow) -> Result<EventNav, WebError> {

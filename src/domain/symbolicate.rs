@@ -1,0 +1,233 @@
+//! JavaScript frames in their original source (PROTOCOL.md §14.7): a frame whose file has a
+//! source map (found through the event's `debug_meta.images` of type `sourcemap`) gets the
+//! original file, line, column, function and context lines; what the SDK sent stays in the
+//! frame's `minified` object. Pure: the maps are given. A missing or broken map leaves the
+//! frame as it was.
+
+use std::collections::HashMap;
+
+use serde_json::{json, Map, Value};
+use sourcemap::{SourceMap, SourceView};
+use uuid::Uuid;
+
+/// Context lines shown around the frame's line, each side.
+const CONTEXT_LINES: u32 = 5;
+/// Longest context line kept, in characters.
+const MAX_LINE_CHARS: usize = 300;
+
+/// A file's map, and its minified source when uploaded (for original function names).
+pub struct MapFile {
+    pub map: SourceMap,
+    pub minified: Option<SourceView>,
+}
+
+/// `(code_file, debug id)` of each source map the event's SDK reported.
+pub fn sourcemap_images(event: &Value) -> Vec<(String, Uuid)> {
+    event
+        .pointer("/debug_meta/images")
+        .and_then(Value::as_array)
+        .map(|images| {
+            images
+                .iter()
+                .filter(|image| image.get("type").and_then(Value::as_str) == Some("sourcemap"))
+                .filter_map(|image| {
+                    let file = image.get("code_file")?.as_str()?;
+                    let id = Uuid::try_parse(image.get("debug_id")?.as_str()?).ok()?;
+                    Some((file.to_owned(), id))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Maps every exception frame that has a map; returns how many were mapped.
+pub fn apply(event: &mut Value, maps: &HashMap<Uuid, MapFile>) -> usize {
+    let images = sourcemap_images(event);
+    if images.is_empty() || maps.is_empty() {
+        return 0;
+    }
+    let by_file: HashMap<&str, &MapFile> = images
+        .iter()
+        .filter_map(|(file, id)| Some((file.as_str(), maps.get(id)?)))
+        .collect();
+    let mut mapped = 0;
+    let Some(exceptions) = event
+        .pointer_mut("/exception/values")
+        .and_then(Value::as_array_mut)
+    else {
+        return 0;
+    };
+    for exception in exceptions {
+        let Some(frames) = exception
+            .pointer_mut("/stacktrace/frames")
+            .and_then(Value::as_array_mut)
+        else {
+            continue;
+        };
+        for frame in frames.iter_mut().filter_map(Value::as_object_mut) {
+            let file = ["abs_path", "filename"]
+                .iter()
+                .find_map(|key| frame.get(*key).and_then(Value::as_str))
+                .and_then(|file| by_file.get(file).copied());
+            if let Some(map_file) = file {
+                mapped += usize::from(map_frame(frame, map_file));
+            }
+        }
+    }
+    mapped
+}
+
+/// One frame through its map; false when the map has nothing for its position.
+fn map_frame(frame: &mut Map<String, Value>, map_file: &MapFile) -> bool {
+    let number = |key: &str| frame.get(key).and_then(Value::as_u64).map(|n| n as u32);
+    let (Some(line), Some(column)) = (number("lineno"), number("colno")) else {
+        return false;
+    };
+    if line == 0 || column == 0 {
+        return false;
+    }
+    let Some(token) = map_file.map.lookup_token(line - 1, column - 1) else {
+        return false;
+    };
+    let Some(source) = token.get_source() else {
+        return false;
+    };
+    let minified_function = frame.get("function").and_then(Value::as_str).unwrap_or("");
+    let function = map_file
+        .minified
+        .as_ref()
+        .filter(|_| !minified_function.is_empty())
+        .and_then(|view| view.get_original_function_name(token, minified_function))
+        .map(str::to_owned);
+    let original = json!({
+        "filename": frame.get("filename"),
+        "abs_path": frame.get("abs_path"),
+        "function": frame.get("function"),
+        "lineno": line,
+        "colno": column,
+    });
+    let path = clean_source_path(source);
+    frame.insert("in_app".into(), json!(!path.contains("node_modules/")));
+    frame.insert("filename".into(), json!(path));
+    frame.insert("abs_path".into(), json!(source));
+    frame.insert("lineno".into(), json!(token.get_src_line() + 1));
+    frame.insert("colno".into(), json!(token.get_src_col() + 1));
+    if let Some(function) = function {
+        frame.insert("function".into(), json!(function));
+    }
+    if let Some(contents) = map_file.map.get_source_contents(token.get_src_id()) {
+        add_context(frame, contents, token.get_src_line());
+    }
+    frame.insert("minified".into(), original);
+    true
+}
+
+/// `src/checkout.ts` from `webpack://shop/./src/checkout.ts` or `../src/checkout.ts`.
+fn clean_source_path(source: &str) -> String {
+    let without_scheme = source.split_once("://").map_or(source, |(_, rest)| {
+        rest.split_once('/').map_or(rest, |(_, p)| p)
+    });
+    without_scheme
+        .trim_start_matches("./")
+        .split('/')
+        .filter(|part| *part != ".." && *part != ".")
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+fn add_context(frame: &mut Map<String, Value>, contents: &str, line: u32) {
+    let lines: Vec<&str> = contents.lines().collect();
+    let at = line as usize;
+    let Some(current) = lines.get(at) else {
+        return;
+    };
+    let cut =
+        |l: &&str| Value::String(crate::domain::text::cut_chars(l, MAX_LINE_CHARS).to_owned());
+    let from = at.saturating_sub(CONTEXT_LINES as usize);
+    let to = (at + 1 + CONTEXT_LINES as usize).min(lines.len());
+    frame.insert(
+        "pre_context".into(),
+        lines[from..at].iter().map(cut).collect(),
+    );
+    frame.insert("context_line".into(), cut(current));
+    frame.insert(
+        "post_context".into(),
+        lines[at + 1..to].iter().map(cut).collect(),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "2f9b1d2e-6c1b-4c3e-9d1a-3b8f0c7e5a11";
+    const MINIFIED: &str = "function a(b){throw new Error(\"NaN: \"+b)}a(1);";
+
+    fn map_file() -> MapFile {
+        // col 0 → line 1 col 0 ("export"), col 9 → `applyCoupon` (line 1 col 16), col 15 →
+        // the throw (line 2 col 2).
+        let map = json!({
+            "version": 3, "file": "app.min.js", "sources": ["webpack://shop/./src/checkout.ts"],
+            "sourcesContent": ["export function applyCoupon(total: number) {\n  throw new Error(`NaN: ${total}`);\n}\n"],
+            "names": ["applyCoupon"], "mappings": "AAAA,SAAgBA,MACd"
+        });
+        MapFile {
+            map: SourceMap::from_slice(map.to_string().as_bytes()).unwrap(),
+            minified: Some(SourceView::new(MINIFIED.into())),
+        }
+    }
+
+    fn event(colno: u64) -> Value {
+        json!({
+            "debug_meta": {"images": [{"type": "sourcemap", "code_file": "https://shop.example/app.min.js", "debug_id": ID}]},
+            "exception": {"values": [{"type": "Error", "stacktrace": {"frames": [
+                {"abs_path": "https://shop.example/app.min.js", "filename": "app.min.js", "function": "a",
+                 "lineno": 1, "colno": colno, "in_app": true},
+                {"abs_path": "https://cdn.example/other.js", "function": "x", "lineno": 1, "colno": 1}
+            ]}}]}
+        })
+    }
+
+    #[test]
+    fn a_frame_gets_its_original_file_line_function_and_context() {
+        let maps = HashMap::from([(Uuid::try_parse(ID).unwrap(), map_file())]);
+        let mut event = event(16);
+        assert_eq!(apply(&mut event, &maps), 1);
+        let frame = &event["exception"]["values"][0]["stacktrace"]["frames"][0];
+        assert_eq!(frame["filename"], "src/checkout.ts");
+        assert_eq!(frame["lineno"], 2);
+        assert_eq!(frame["context_line"], "  throw new Error(`NaN: ${total}`);");
+        assert_eq!(
+            frame["pre_context"],
+            json!(["export function applyCoupon(total: number) {"])
+        );
+        assert_eq!(frame["minified"]["function"], "a");
+        assert_eq!(frame["minified"]["lineno"], 1);
+        let other = &event["exception"]["values"][0]["stacktrace"]["frames"][1];
+        assert!(other.get("minified").is_none(), "no map for that file");
+    }
+
+    #[test]
+    fn no_map_or_no_position_leaves_frames_alone() {
+        let mut without = event(16);
+        assert_eq!(apply(&mut without, &HashMap::new()), 0);
+        let maps = HashMap::from([(Uuid::try_parse(ID).unwrap(), map_file())]);
+        let mut no_column = event(16);
+        no_column["exception"]["values"][0]["stacktrace"]["frames"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("colno");
+        assert_eq!(apply(&mut no_column, &maps), 0);
+        assert_eq!(apply(&mut json!({"debug_meta": "x"}), &maps), 0);
+    }
+
+    #[test]
+    fn source_paths_read_as_project_paths() {
+        assert_eq!(clean_source_path("webpack://shop/./src/a.ts"), "src/a.ts");
+        assert_eq!(clean_source_path("../src/a.ts"), "src/a.ts");
+        assert_eq!(
+            clean_source_path("node_modules/x/y.js"),
+            "node_modules/x/y.js"
+        );
+    }
+}
