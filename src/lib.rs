@@ -11,6 +11,7 @@ pub mod ingest;
 pub mod memory;
 pub mod metrics;
 pub mod self_report;
+pub mod source_maps;
 pub mod spool;
 pub mod startup;
 pub mod state;

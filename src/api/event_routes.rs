@@ -9,7 +9,9 @@ use super::{
     find_issue, invalid_cursor, link_header, project_from_path, serialize, ApiUser, MAX_PAGE,
 };
 use crate::error::ApiError;
+use crate::source_maps;
 use crate::state::AppState;
+use crate::store::event_body::decompress;
 use crate::store::event_reads::{self, EventChoice};
 
 #[derive(Debug, Default, Deserialize)]
@@ -50,7 +52,7 @@ pub(super) async fn issue_event(
     let row = event_reads::find(&state.pool, issue.project_id, issue.id, choice)
         .await?
         .ok_or_else(|| ApiError::NotFound("no such event".into()))?;
-    Ok(HttpResponse::Ok().json(serialize::event(&row, &issue, true).map_err(ApiError::Internal)?))
+    Ok(HttpResponse::Ok().json(full_event(&state, &row, &issue).await?))
 }
 
 pub(super) async fn project_event(
@@ -65,7 +67,7 @@ pub(super) async fn project_event(
         .await?
         .ok_or_else(|| ApiError::NotFound("no such event".into()))?;
     let issue = find_issue(&state, &row.issue_id.to_string()).await?;
-    Ok(HttpResponse::Ok().json(serialize::event(&row, &issue, true).map_err(ApiError::Internal)?))
+    Ok(HttpResponse::Ok().json(full_event(&state, &row, &issue).await?))
 }
 
 /// Sentry's event-id lookup: which project and issue an event belongs to, with the event.
@@ -84,7 +86,7 @@ pub(super) async fn lookup_event_id(
         .await?
         .ok_or_else(not_found)?;
     let issue = find_issue(&state, &row.issue_id.to_string()).await?;
-    let event = serialize::event(&row, &issue, true).map_err(ApiError::Internal)?;
+    let event = full_event(&state, &row, &issue).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "organizationSlug": state.dashboard.org,
         "projectSlug": project_name,
@@ -92,4 +94,16 @@ pub(super) async fn lookup_event_id(
         "eventId": event_id.simple().to_string(),
         "event": event,
     })))
+}
+
+/// One event with its entries, its JavaScript frames mapped through the project's uploaded
+/// source maps.
+async fn full_event(
+    state: &AppState,
+    row: &event_reads::EventRow,
+    issue: &crate::store::issues::IssueRow,
+) -> Result<serde_json::Value, ApiError> {
+    let mut body = decompress(&row.body).map_err(ApiError::Internal)?;
+    source_maps::apply(&state.pool, row.project_id, &mut body).await;
+    Ok(serialize::event_with_body(row, &body, issue, true))
 }

@@ -138,7 +138,21 @@ fn tag_summaries(tags: &[TagValueRow]) -> Value {
 /// An event as Sentry's API returns it: `entries` for the exception, message, breadcrumbs and
 /// request; `tags` as a list of `{key, value}`.
 pub fn event(row: &EventRow, issue: &IssueRow, with_entries: bool) -> anyhow::Result<Value> {
-    let body = decompress(&row.body)?;
+    Ok(event_with_body(
+        row,
+        &decompress(&row.body)?,
+        issue,
+        with_entries,
+    ))
+}
+
+/// [`event`] from a body already read (and perhaps mapped through source maps).
+pub fn event_with_body(
+    row: &EventRow,
+    body: &Value,
+    issue: &IssueRow,
+    with_entries: bool,
+) -> Value {
     let tags: Vec<Value> = body
         .get("tags")
         .and_then(Value::as_object)
@@ -176,9 +190,9 @@ pub fn event(row: &EventRow, issue: &IssueRow, with_entries: bool) -> anyhow::Re
         "errors": body.get("errors").cloned().unwrap_or(json!([])),
     });
     if with_entries {
-        out["entries"] = entries(&body);
+        out["entries"] = entries(body);
     }
-    Ok(out)
+    out
 }
 
 fn entries(body: &Value) -> Value {

@@ -45,6 +45,8 @@ pub struct FrameView {
     pub line: String,
     pub context: Vec<ContextLine>,
     pub vars: Vec<(String, String)>,
+    /// Where the SDK said the frame was, when a source map moved it: `app.min.js:1:15 in a`.
+    pub minified: Option<String>,
 }
 
 pub struct ContextLine {
@@ -190,21 +192,33 @@ fn frame(f: &Value) -> FrameView {
     } else {
         filename
     };
-    let line = match (
+    FrameView {
+        in_app: event_shape::is_in_app(f),
+        location: non_empty(location, "<unknown>"),
+        function: non_empty(str_at(f, "/function"), "?"),
+        line: position(f),
+        context: context_lines(f),
+        vars: entries(f.get("vars")),
+        minified: f.get("minified").map(|m| {
+            format!(
+                "{}:{} in {}",
+                non_empty(str_at(m, "/filename"), "<unknown>"),
+                position(m),
+                non_empty(str_at(m, "/function"), "?")
+            )
+        }),
+    }
+}
+
+/// `line:column`, the line alone, or nothing.
+fn position(f: &Value) -> String {
+    match (
         f.get("lineno").and_then(Value::as_i64),
         f.get("colno").and_then(Value::as_i64),
     ) {
         (Some(l), Some(c)) => format!("{l}:{c}"),
         (Some(l), None) => l.to_string(),
         _ => String::new(),
-    };
-    FrameView {
-        in_app: event_shape::is_in_app(f),
-        location: non_empty(location, "<unknown>"),
-        function: non_empty(str_at(f, "/function"), "?"),
-        line,
-        context: context_lines(f),
-        vars: entries(f.get("vars")),
     }
 }
 

@@ -12,7 +12,6 @@ pub mod filter_values;
 pub mod issues;
 pub mod login;
 pub mod projects;
-mod source_maps;
 pub mod view;
 
 use actix_web::http::header;

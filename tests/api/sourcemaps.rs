@@ -191,6 +191,29 @@ async fn sentry_cli_injects_and_uploads_a_bundle_that_is_indexed_by_debug_id() {
         "context lines from sourcesContent"
     );
 
+    // The API's event is mapped too, with what the SDK sent kept beside.
+    let (status, api_event) = app
+        .api_get(
+            &token,
+            &format!(
+                "{}/api/0/projects/faultline/checkout-api/events/{event_id}/",
+                app.address
+            ),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let frame = &api_event["entries"][0]["data"]["values"][0]["stacktrace"]["frames"][0];
+    assert_eq!(frame["filename"], "src/checkout.ts", "{api_event}");
+    assert_eq!(frame["lineno"], 2);
+    assert_eq!(frame["minified"]["filename"], "app.min.js");
+    assert!(
+        page.body.contains(">Minified</summary>")
+            && page
+                .body
+                .contains(&format!("app.min.js:{line}:{column} in a")),
+        "the page can show the frame as the SDK sent it"
+    );
+
     // The same upload again is one bundle.
     let (ok, output) = run(&app, &token, &upload).await;
     assert!(ok, "{output}");

@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use super::{issue_item, parse_id, IssueItem};
 use crate::domain::event_shape::tag;
+use crate::source_maps;
 use crate::state::AppState;
 use crate::store::event_body::decompress;
 use crate::store::event_reads::{self, EventChoice, EventRow};
@@ -17,7 +18,6 @@ use crate::web::auth::Operator;
 use crate::web::errors::urlencode;
 use crate::web::event_view::{self, EventView};
 use crate::web::feedback::{feedback_item, FeedbackItem};
-use crate::web::source_maps;
 use crate::web::view::{
     bar_chart, exact_time, html, relative_time, short_count, BarChart, Bucket, Layout,
 };
