@@ -180,3 +180,63 @@ pub async fn delete_unused_before(
         .rows_affected();
     Ok(chunks + bundles)
 }
+
+/// One of a project's uploaded bundles, for the project page.
+#[derive(Debug, sqlx::FromRow)]
+pub struct BundleRow {
+    pub id: i64,
+    pub release: Option<String>,
+    pub dist: Option<String>,
+    pub file_count: i32,
+    pub size: i64,
+    pub created_at: DateTime<Utc>,
+    /// The distinct debug ids of its files (at most a few, for display).
+    pub debug_ids: Vec<uuid::Uuid>,
+}
+
+/// The project's bundles, newest first.
+pub async fn bundles_of(
+    pool: &PgPool,
+    project_id: i64,
+    limit: i64,
+) -> sqlx::Result<Vec<BundleRow>> {
+    sqlx::query_as(
+        "SELECT b.id, b.release, b.dist, b.file_count, b.size, b.created_at,
+                ARRAY(SELECT DISTINCT f.debug_id FROM artifact_files f
+                       WHERE f.bundle_id = b.id AND f.debug_id IS NOT NULL LIMIT 3) AS debug_ids
+           FROM artifact_bundles b
+           JOIN artifact_bundle_projects p ON p.bundle_id = b.id AND p.project_id = $1
+          ORDER BY b.created_at DESC, b.id DESC LIMIT $2",
+    )
+    .bind(project_id)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// Removes a bundle from a project, and the bundle itself when no project has it any more.
+/// False when the project did not have it.
+pub async fn remove_from_project(
+    pool: &PgPool,
+    project_id: i64,
+    bundle_id: i64,
+) -> sqlx::Result<bool> {
+    let mut tx = pool.begin().await?;
+    let removed = sqlx::query(
+        "DELETE FROM artifact_bundle_projects WHERE project_id = $1 AND bundle_id = $2",
+    )
+    .bind(project_id)
+    .bind(bundle_id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    sqlx::query(
+        "DELETE FROM artifact_bundles b WHERE b.id = $1
+            AND NOT EXISTS (SELECT 1 FROM artifact_bundle_projects p WHERE p.bundle_id = b.id)",
+    )
+    .bind(bundle_id)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(removed > 0)
+}

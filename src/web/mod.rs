@@ -4,6 +4,7 @@
 mod alert_form;
 mod alerts;
 pub mod auth;
+mod bundles;
 mod endpoints;
 pub mod errors;
 pub mod event_view;
@@ -51,6 +52,7 @@ page_routes! {
     post "/projects/{project_id}/alerts/{channel_id}/edit" => alerts::edit,
     post "/projects/{project_id}/alerts/{channel_id}/remove" => alerts::remove,
     post "/projects/{project_id}/alerts/{channel_id}/test" => alerts::send_test,
+    post "/projects/{project_id}/bundles/{bundle_id}/remove" => bundles::remove,
     post "/logout" => login::logout,
 }
 

@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use super::alerts::{self, AlertsSection};
 use super::auth::{CsrfForm, NoFields, Operator};
+use super::bundles::{self, BundleItem};
 use super::view::{exact_time, html, relative_time, short_count, Layout};
 use super::WebError;
 use crate::domain::keys::{dsn, new_public_key};
@@ -115,6 +116,9 @@ struct ShowPage {
     keys: Vec<KeyItem>,
     snippets: Vec<Snippet>,
     alerts: AlertsSection,
+    bundles: Vec<BundleItem>,
+    /// For the upload command shown when there are no bundles.
+    org: String,
 }
 
 pub async fn show(
@@ -161,6 +165,8 @@ pub async fn render(
         dsn: active_dsn,
         keys,
         alerts: alerts::section(state, project_id, notice).await?,
+        bundles: bundles::items(state, project_id).await?,
+        org: state.dashboard.org.clone(),
     };
     html(page.render())
 }

@@ -214,6 +214,50 @@ async fn sentry_cli_injects_and_uploads_a_bundle_that_is_indexed_by_debug_id() {
         "the page can show the frame as the SDK sent it"
     );
 
+    // The project page lists the bundle; an admin removes it, and the event is shown as sent.
+    let project = browser.get(&format!("/projects/{}", app.project_id)).await;
+    assert!(
+        project.body.contains("shop@2.1.0") && project.body.contains(&debug_id),
+        "{}",
+        project.body
+    );
+    let bundle_id: i64 = sqlx::query_scalar("SELECT id FROM artifact_bundles")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let removed = browser
+        .post(
+            &format!("/projects/{}/bundles/{bundle_id}/remove", app.project_id),
+            &[],
+        )
+        .await;
+    assert_eq!(removed.status, 303);
+    let again = browser
+        .post(
+            &format!("/projects/{}/bundles/{bundle_id}/remove", app.project_id),
+            &[],
+        )
+        .await;
+    assert_eq!(again.status, 404);
+    let unmapped = browser
+        .get(&format!("/issues/{}/events/{event_id}", {
+            let issue: i64 = sqlx::query_scalar("SELECT issue_id FROM event_ids")
+                .fetch_one(&app.pool)
+                .await
+                .unwrap();
+            issue
+        }))
+        .await;
+    assert!(
+        !unmapped.body.contains("src/checkout.ts"),
+        "no map, no mapping"
+    );
+    let files: i64 = sqlx::query_scalar("SELECT count(*) FROM artifact_files")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(files, 0, "a bundle no project has is gone");
+
     // The same upload again is one bundle.
     let (ok, output) = run(&app, &token, &upload).await;
     assert!(ok, "{output}");
