@@ -39,3 +39,4 @@ CREATE TABLE artifact_files (
 );
 CREATE INDEX artifact_files_debug_id ON artifact_files (debug_id, file_type) WHERE debug_id IS NOT NULL;
 CREATE INDEX artifact_files_bundle ON artifact_files (bundle_id);
+CREATE INDEX artifact_files_url ON artifact_files (url, file_type);

@@ -40,16 +40,52 @@ pub fn sourcemap_images(event: &Value) -> Vec<(String, Uuid)> {
         .unwrap_or_default()
 }
 
-/// Maps every exception frame that has a map; returns how many were mapped.
-pub fn apply(event: &mut Value, maps: &HashMap<Uuid, MapFile>) -> usize {
-    let images = sourcemap_images(event);
-    if images.is_empty() || maps.is_empty() {
+/// The distinct `abs_path`s of the exception frames that carry a URL, at most `max`: the
+/// files to look up by URL when the SDK reported no debug ids.
+pub fn frame_urls(event: &Value, max: usize) -> Vec<String> {
+    let mut urls: Vec<String> = Vec::new();
+    for exception in crate::domain::event_shape::exceptions(event) {
+        for frame in crate::domain::event_shape::frames(exception) {
+            let Some(url) = frame.get("abs_path").and_then(Value::as_str) else {
+                continue;
+            };
+            if url.contains("://") && !urls.iter().any(|u| u == url) && urls.len() < max {
+                urls.push(url.to_owned());
+            }
+        }
+    }
+    urls
+}
+
+/// `~/static/app.js` from `https://shop.example/static/app.js?v=3`: how bundles name a file
+/// served from any host.
+pub fn tilde_url(url: &str) -> Option<String> {
+    let (_, rest) = url.split_once("://")?;
+    let path = rest.find('/').map_or("/", |i| &rest[i..]);
+    let path = path.split(['?', '#']).next().unwrap_or(path);
+    Some(format!("~{path}"))
+}
+
+/// Where a minified file's map is: its `sourcemap` header, relative to the file's URL, else
+/// the file's URL with `.map`.
+pub fn map_url(file_url: &str, sourcemap_header: Option<&str>) -> String {
+    match sourcemap_header {
+        Some(header) if header.contains("://") || header.starts_with('~') => header.to_owned(),
+        Some(header) if header.starts_with('/') => format!("~{header}"),
+        Some(header) => {
+            let base = file_url.rsplit_once('/').map_or("", |(base, _)| base);
+            format!("{base}/{header}")
+        }
+        None => format!("{file_url}.map"),
+    }
+}
+
+/// Maps every exception frame whose file (`abs_path`, else `filename`) has a map in
+/// `by_file`; returns how many were mapped.
+pub fn apply(event: &mut Value, by_file: &HashMap<String, MapFile>) -> usize {
+    if by_file.is_empty() {
         return 0;
     }
-    let by_file: HashMap<&str, &MapFile> = images
-        .iter()
-        .filter_map(|(file, id)| Some((file.as_str(), maps.get(id)?)))
-        .collect();
     let mut mapped = 0;
     let Some(exceptions) = event
         .pointer_mut("/exception/values")
@@ -68,7 +104,7 @@ pub fn apply(event: &mut Value, maps: &HashMap<Uuid, MapFile>) -> usize {
             let file = ["abs_path", "filename"]
                 .iter()
                 .find_map(|key| frame.get(*key).and_then(Value::as_str))
-                .and_then(|file| by_file.get(file).copied());
+                .and_then(|file| by_file.get(file));
             if let Some(map_file) = file {
                 mapped += usize::from(map_frame(frame, map_file));
             }
@@ -161,6 +197,7 @@ mod tests {
     use super::*;
 
     const ID: &str = "2f9b1d2e-6c1b-4c3e-9d1a-3b8f0c7e5a11";
+    const FILE: &str = "https://shop.example/app.min.js";
     const MINIFIED: &str = "function a(b){throw new Error(\"NaN: \"+b)}a(1);";
 
     fn map_file() -> MapFile {
@@ -190,7 +227,7 @@ mod tests {
 
     #[test]
     fn a_frame_gets_its_original_file_line_function_and_context() {
-        let maps = HashMap::from([(Uuid::try_parse(ID).unwrap(), map_file())]);
+        let maps = HashMap::from([(FILE.to_owned(), map_file())]);
         let mut event = event(16);
         assert_eq!(apply(&mut event, &maps), 1);
         let frame = &event["exception"]["values"][0]["stacktrace"]["frames"][0];
@@ -211,7 +248,7 @@ mod tests {
     fn no_map_or_no_position_leaves_frames_alone() {
         let mut without = event(16);
         assert_eq!(apply(&mut without, &HashMap::new()), 0);
-        let maps = HashMap::from([(Uuid::try_parse(ID).unwrap(), map_file())]);
+        let maps = HashMap::from([(FILE.to_owned(), map_file())]);
         let mut no_column = event(16);
         no_column["exception"]["values"][0]["stacktrace"]["frames"][0]
             .as_object_mut()
@@ -219,6 +256,33 @@ mod tests {
             .remove("colno");
         assert_eq!(apply(&mut no_column, &maps), 0);
         assert_eq!(apply(&mut json!({"debug_meta": "x"}), &maps), 0);
+    }
+
+    #[test]
+    fn images_urls_and_map_locations() {
+        assert_eq!(
+            sourcemap_images(&event(1)),
+            [(FILE.to_owned(), Uuid::try_parse(ID).unwrap())]
+        );
+        assert_eq!(
+            frame_urls(&event(1), 10),
+            [FILE, "https://cdn.example/other.js"]
+        );
+        assert_eq!(frame_urls(&event(1), 1), [FILE]);
+        assert_eq!(
+            tilde_url("https://shop.example/static/app.js?v=3").as_deref(),
+            Some("~/static/app.js")
+        );
+        assert_eq!(tilde_url("app.js"), None);
+        assert_eq!(
+            map_url("~/static/app.js", Some("app.js.map")),
+            "~/static/app.js.map"
+        );
+        assert_eq!(
+            map_url("~/static/app.js", Some("/maps/app.js.map")),
+            "~/maps/app.js.map"
+        );
+        assert_eq!(map_url("~/static/app.js", None), "~/static/app.js.map");
     }
 
     #[test]

@@ -134,6 +134,7 @@ pub async fn save_bundle(
 /// One uploaded file of a project, found by debug id and type.
 #[derive(Debug, sqlx::FromRow)]
 pub struct ArtifactFile {
+    pub bundle_id: i64,
     pub url: String,
     pub file_type: String,
     pub sourcemap: Option<String>,
@@ -148,7 +149,7 @@ pub async fn file_by_debug_id(
     file_type: &str,
 ) -> sqlx::Result<Option<ArtifactFile>> {
     sqlx::query_as(
-        "SELECT f.url, f.file_type, f.sourcemap, f.content
+        "SELECT f.bundle_id, f.url, f.file_type, f.sourcemap, f.content
            FROM artifact_files f
            JOIN artifact_bundle_projects bp ON bp.bundle_id = f.bundle_id AND bp.project_id = $1
           WHERE f.debug_id = $2 AND f.file_type = $3
@@ -159,6 +160,46 @@ pub async fn file_by_debug_id(
     .bind(file_type)
     .fetch_optional(pool)
     .await
+}
+
+/// The project's file served at `url` (`~/path`, any host) in `release` (and `dist`, if
+/// given), for events whose SDK reported no debug ids.
+pub async fn file_by_url(
+    pool: &PgPool,
+    project_id: i64,
+    release: &str,
+    dist: Option<&str>,
+    url: &str,
+    file_type: &str,
+) -> sqlx::Result<Option<ArtifactFile>> {
+    sqlx::query_as(
+        "SELECT f.bundle_id, f.url, f.file_type, f.sourcemap, f.content
+           FROM artifact_files f
+           JOIN artifact_bundle_projects bp ON bp.bundle_id = f.bundle_id AND bp.project_id = $1
+           JOIN artifact_bundles b ON b.id = f.bundle_id
+          WHERE f.url = $4 AND f.file_type = $5 AND b.release = $2
+            AND ($3::text IS NULL OR b.dist = $3)
+          ORDER BY f.bundle_id DESC LIMIT 1",
+    )
+    .bind(project_id)
+    .bind(release)
+    .bind(dist)
+    .bind(url)
+    .bind(file_type)
+    .fetch_optional(pool)
+    .await
+}
+
+/// Marks bundles as used now (at most hourly per bundle: retention only needs the day).
+pub async fn touch_bundles(pool: &PgPool, bundle_ids: &[i64]) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE artifact_bundles SET last_used_at = now()
+          WHERE id = ANY($1) AND last_used_at < now() - interval '1 hour'",
+    )
+    .bind(bundle_ids)
+    .execute(pool)
+    .await?;
+    Ok(())
 }
 
 /// Removes chunks stored before `chunk_cutoff` and never assembled, and bundles unused since

@@ -191,6 +191,36 @@ async fn sentry_cli_injects_and_uploads_a_bundle_that_is_indexed_by_debug_id() {
         "context lines from sourcesContent"
     );
 
+    // Without debug ids, the file is found by its URL (any host) in the event's release.
+    let by_url = app
+        .store_ok(&json!({
+            "platform": "javascript", "release": "shop@2.1.0",
+            "exception": {"values": [{"type": "TypeError", "value": "no debug ids",
+                "stacktrace": {"frames": [{"abs_path": "https://cdn.shop.example/app.min.js?v=7",
+                    "filename": "app.min.js", "function": "a", "lineno": line, "colno": column}]}}]}
+        }))
+        .await;
+    let located = browser.get(&format!("/events/{by_url}")).await;
+    let by_url_page = browser.get(&located.location).await;
+    assert!(
+        by_url_page.body.contains("src/checkout.ts"),
+        "found by URL and release"
+    );
+    let other_release = app
+        .store_ok(&json!({
+            "platform": "javascript", "release": "shop@9.9.9",
+            "exception": {"values": [{"type": "RangeError", "value": "another release",
+                "stacktrace": {"frames": [{"abs_path": "https://cdn.shop.example/app.min.js",
+                    "filename": "app.min.js", "function": "a", "lineno": line, "colno": column}]}}]}
+        }))
+        .await;
+    let located = browser.get(&format!("/events/{other_release}")).await;
+    let other_page = browser.get(&located.location).await;
+    assert!(
+        !other_page.body.contains("src/checkout.ts"),
+        "another release's map is not used"
+    );
+
     // The API's event is mapped too, with what the SDK sent kept beside.
     let (status, api_event) = app
         .api_get(
