@@ -47,7 +47,9 @@ pub(super) async fn chunk_upload_options(
         "concurrency": 4,
         "hashAlgorithm": "sha1",
         "compression": ["gzip"],
-        "accept": ["artifact_bundles", "artifact_bundles_v2"],
+        // sentry-cli 2.x takes the chunked path only when `release_files` is offered; the bundle
+        // then goes to the artifact bundle assembly, since that is offered too.
+        "accept": ["release_files", "artifact_bundles", "artifact_bundles_v2"],
     })))
 }
 

@@ -151,7 +151,8 @@ async fn sentry_cli_lists_and_resolves_issues() {
     app.store_ok(&error_event("KeyError", "'sku'", "lookup", 1))
         .await;
     let token = app.create_token("cli@example.com").await;
-    let cli = e2e_dir().join("node_modules/.bin/sentry-cli");
+    // 3.x; the suite also has 2.x (sentry-cli-2) for source-map uploads.
+    let cli = e2e_dir().join("node_modules/@sentry/cli/bin/sentry-cli");
     require_installed(&cli);
     let sentry_cli = |args: &[&str]| {
         let mut command = Command::new(&cli);

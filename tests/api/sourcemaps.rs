@@ -2,7 +2,7 @@
 //! inject` then `sourcemaps upload` against Faultline with a token, and the upload protocol's
 //! refusals.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::{json, Value};
@@ -10,9 +10,12 @@ use sha1::{Digest, Sha1};
 
 use crate::helpers::{spawn_app, TestApp};
 
-fn sentry_cli() -> PathBuf {
-    let cli =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/node_modules/.bin/sentry-cli");
+/// sentry-cli 3.x (`@sentry/cli`) or 2.x (`sentry-cli-2`), as tests/e2e installs them.
+fn sentry_cli(package: &str) -> PathBuf {
+    let cli = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/e2e/node_modules")
+        .join(package)
+        .join("bin/sentry-cli");
     assert!(
         cli.exists(),
         "{} is missing: run ./scripts/test, which installs the e2e clients",
@@ -21,8 +24,8 @@ fn sentry_cli() -> PathBuf {
     cli
 }
 
-async fn run(app: &TestApp, token: &str, args: &[&str]) -> (bool, String) {
-    let mut command = Command::new(sentry_cli());
+async fn run(cli: &Path, app: &TestApp, token: &str, args: &[&str]) -> (bool, String) {
+    let mut command = Command::new(cli);
     command
         .args(args)
         .env("SENTRY_URL", &app.address)
@@ -87,13 +90,24 @@ mod tempdir {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sentry_cli_injects_and_uploads_a_bundle_that_is_indexed_by_debug_id() {
+async fn sentry_cli_3_injects_and_uploads_a_bundle_that_is_indexed_by_debug_id() {
+    upload_and_show(&sentry_cli("@sentry/cli")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sentry_cli_2_uploads_the_same_way() {
+    upload_and_show(&sentry_cli("sentry-cli-2")).await;
+}
+
+/// Inject, upload, see an event in its original source (by debug id and by URL), remove the
+/// bundle, upload again.
+async fn upload_and_show(cli: &Path) {
     let app = spawn_app().await;
     let token = app.create_token("ci@example.com").await;
     let dir = build_output();
     let path = dir.path().to_str().unwrap().to_owned();
 
-    let (ok, output) = run(&app, &token, &["sourcemaps", "inject", &path]).await;
+    let (ok, output) = run(cli, &app, &token, &["sourcemaps", "inject", &path]).await;
     assert!(ok, "{output}");
     let minified = std::fs::read_to_string(dir.path().join("app.min.js")).unwrap();
     let debug_id = minified
@@ -114,7 +128,7 @@ async fn sentry_cli_injects_and_uploads_a_bundle_that_is_indexed_by_debug_id() {
         "shop@2.1.0",
         &path,
     ];
-    let (ok, output) = run(&app, &token, &upload).await;
+    let (ok, output) = run(cli, &app, &token, &upload).await;
     assert!(ok, "{output}");
 
     let files: Vec<(String, String, Option<uuid::Uuid>, Option<String>)> = sqlx::query_as(
@@ -289,7 +303,7 @@ async fn sentry_cli_injects_and_uploads_a_bundle_that_is_indexed_by_debug_id() {
     assert_eq!(files, 0, "a bundle no project has is gone");
 
     // The same upload again is one bundle.
-    let (ok, output) = run(&app, &token, &upload).await;
+    let (ok, output) = run(cli, &app, &token, &upload).await;
     assert!(ok, "{output}");
     let bundles: i64 = sqlx::query_scalar("SELECT count(*) FROM artifact_bundles")
         .fetch_one(&app.pool)
