@@ -20,8 +20,8 @@ const CHUNK_SIZE: usize = 8 * 1024 * 1024;
 const CHUNKS_PER_REQUEST: usize = 64;
 /// Most bytes one chunk POST may carry.
 const MAX_REQUEST_BYTES: usize = 32 * 1024 * 1024;
-/// Largest bundle Faultline assembles.
-const MAX_BUNDLE_BYTES: usize = 256 * 1024 * 1024;
+/// Largest bundle Faultline assembles: assembly holds it (and its files) in memory.
+const MAX_BUNDLE_BYTES: usize = 64 * 1024 * 1024;
 
 /// `GET /api/0/organizations/{org}/chunk-upload/`: how to upload.
 pub(super) async fn chunk_upload_options(

@@ -13,7 +13,7 @@ pub const MAX_FILES: usize = 20_000;
 /// Largest file inside a bundle, uncompressed.
 pub const MAX_FILE_BYTES: u64 = 32 * 1024 * 1024;
 /// Most bytes all of a bundle's files may take, uncompressed.
-pub const MAX_TOTAL_BYTES: u64 = 512 * 1024 * 1024;
+pub const MAX_TOTAL_BYTES: u64 = 256 * 1024 * 1024;
 
 const MAGIC: &[u8; 4] = b"SYSB";
 
