@@ -37,6 +37,18 @@ pub enum IngestError {
     Internal(#[source] anyhow::Error),
 }
 
+/// A database error is an outage (503, the SDK retries) when PostgreSQL cannot work at all,
+/// and a fault (500) otherwise: the same rule as `ApiError`'s.
+impl From<sqlx::Error> for IngestError {
+    fn from(error: sqlx::Error) -> Self {
+        if crate::store::is_unavailable(&error) {
+            IngestError::Unavailable(error.into())
+        } else {
+            IngestError::Internal(error.into())
+        }
+    }
+}
+
 impl IngestError {
     pub fn malformed(message: impl Into<String>) -> Self {
         IngestError::Malformed(message.into())

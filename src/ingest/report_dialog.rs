@@ -248,7 +248,7 @@ async fn save_report(
     );
     store::feedback::save(&state.pool, &report)
         .await
-        .map_err(|e| ingest_refusal(req, &store_error(e)))?;
+        .map_err(|e| ingest_refusal(req, &IngestError::from(e)))?;
     Ok(HttpResponse::Ok().json(json!({})))
 }
 
@@ -275,14 +275,6 @@ async fn checked_request(
             other => ingest_refusal(req, &other),
         })?;
     Ok(request)
-}
-
-pub fn store_error(e: sqlx::Error) -> IngestError {
-    if store::is_unavailable(&e) {
-        IngestError::Unavailable(e.into())
-    } else {
-        IngestError::Internal(e.into())
-    }
 }
 
 /// A refusal's answer. When the caller asked for a script, the JSON moves into the

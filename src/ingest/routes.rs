@@ -15,7 +15,7 @@ use super::error::IngestError;
 use super::feedback;
 use super::normalize::EnvelopeContext;
 use super::process;
-use super::report_dialog::{self, store_error};
+use super::report_dialog;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::store;
@@ -166,9 +166,7 @@ async fn store_feedback(
     } else {
         feedback::from_feedback_event(project_id, item.payload, header_event_id, now)?
     };
-    store::feedback::save(&state.pool, &report)
-        .await
-        .map_err(store_error)?;
+    store::feedback::save(&state.pool, &report).await?;
     Ok(())
 }
 

@@ -141,6 +141,12 @@ pub struct ArtifactFile {
     pub content: Vec<u8>,
 }
 
+/// A project's files, newest bundle first: the queries below add the condition.
+const PROJECT_FILES: &str = "SELECT f.bundle_id, f.url, f.file_type, f.sourcemap, f.content
+           FROM artifact_files f
+           JOIN artifact_bundle_projects bp ON bp.bundle_id = f.bundle_id AND bp.project_id = $1
+           JOIN artifact_bundles b ON b.id = f.bundle_id";
+
 /// The project's file with this debug id and type (the newest bundle's, if several).
 pub async fn file_by_debug_id(
     pool: &PgPool,
@@ -148,18 +154,16 @@ pub async fn file_by_debug_id(
     debug_id: uuid::Uuid,
     file_type: &str,
 ) -> sqlx::Result<Option<ArtifactFile>> {
-    sqlx::query_as(
-        "SELECT f.bundle_id, f.url, f.file_type, f.sourcemap, f.content
-           FROM artifact_files f
-           JOIN artifact_bundle_projects bp ON bp.bundle_id = f.bundle_id AND bp.project_id = $1
-          WHERE f.debug_id = $2 AND f.file_type = $3
-          ORDER BY f.bundle_id DESC LIMIT 1",
-    )
-    .bind(project_id)
-    .bind(debug_id)
-    .bind(file_type)
-    .fetch_optional(pool)
-    .await
+    let sql = format!(
+        "{PROJECT_FILES} WHERE f.debug_id = $2 AND f.file_type = $3
+          ORDER BY f.bundle_id DESC LIMIT 1"
+    );
+    sqlx::query_as(&sql)
+        .bind(project_id)
+        .bind(debug_id)
+        .bind(file_type)
+        .fetch_optional(pool)
+        .await
 }
 
 /// The project's file served at `url` (`~/path`, any host) in `release` (and `dist`, if
@@ -172,22 +176,19 @@ pub async fn file_by_url(
     url: &str,
     file_type: &str,
 ) -> sqlx::Result<Option<ArtifactFile>> {
-    sqlx::query_as(
-        "SELECT f.bundle_id, f.url, f.file_type, f.sourcemap, f.content
-           FROM artifact_files f
-           JOIN artifact_bundle_projects bp ON bp.bundle_id = f.bundle_id AND bp.project_id = $1
-           JOIN artifact_bundles b ON b.id = f.bundle_id
-          WHERE f.url = $4 AND f.file_type = $5 AND b.release = $2
+    let sql = format!(
+        "{PROJECT_FILES} WHERE f.url = $4 AND f.file_type = $5 AND b.release = $2
             AND ($3::text IS NULL OR b.dist = $3)
-          ORDER BY f.bundle_id DESC LIMIT 1",
-    )
-    .bind(project_id)
-    .bind(release)
-    .bind(dist)
-    .bind(url)
-    .bind(file_type)
-    .fetch_optional(pool)
-    .await
+          ORDER BY f.bundle_id DESC LIMIT 1"
+    );
+    sqlx::query_as(&sql)
+        .bind(project_id)
+        .bind(release)
+        .bind(dist)
+        .bind(url)
+        .bind(file_type)
+        .fetch_optional(pool)
+        .await
 }
 
 /// Marks bundles as used now (at most hourly per bundle: retention only needs the day).

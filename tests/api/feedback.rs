@@ -550,3 +550,32 @@ async fn hostile_feedback_text_is_inert_on_every_page_that_shows_it() {
         );
     }
 }
+
+/// Feedback is not spooled: while PostgreSQL is away a report is a 503 the client may retry
+/// (with Retry-After), never a 500, and it is stored once the database is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_sent_while_the_database_is_down_is_a_503_to_retry() {
+    let crate::outage::ProxiedApp {
+        app,
+        bootstrap,
+        proxy,
+    } = crate::outage::proxied_app(|_| {}).await;
+    // The key is known (and cached) before the outage.
+    let event_id = app.store_ok(&error_event("E", "x", "f", 1)).await;
+    proxy.cut();
+    let report = java_user_report(&event_id, "Jane", "jane@example.com", "during the outage");
+    let answer = app.post_envelope(report.clone()).await;
+    assert_eq!(answer.status(), 503);
+    assert!(answer.headers().contains_key("retry-after"));
+    proxy.restore().await;
+    let mut status = 0;
+    for _ in 0..50 {
+        status = app.post_envelope(report.clone()).await.status().as_u16();
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(status, 200);
+    assert_eq!(feedback_rows(&bootstrap).await.len(), 1);
+}
