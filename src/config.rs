@@ -17,6 +17,7 @@ mod defaults {
     pub const MAX_BREADCRUMBS: usize = 100;
     pub const MAX_FRAMES: usize = 250;
     pub const MAX_JSON_DEPTH: usize = 16;
+    pub const SOURCE_MAP_CACHE_MB: u64 = 64;
     pub const QUEUE_CAPACITY: usize = 10_000;
     pub const BATCH_SIZE: usize = 500;
     pub const BATCH_WAIT_MS: u64 = 5;
@@ -313,6 +314,10 @@ pub struct Limits {
     /// are replaced by a marker. JSON nested deeper than 128 levels is refused with 400.
     #[arg(long, env = "FAULTLINE_MAX_JSON_DEPTH", default_value_t = defaults::MAX_JSON_DEPTH)]
     pub max_json_depth: usize,
+
+    /// Memory for parsed source maps, in MiB (estimated; least used maps go first).
+    #[arg(long, env = "FAULTLINE_SOURCE_MAP_CACHE_MB", default_value_t = defaults::SOURCE_MAP_CACHE_MB)]
+    pub source_map_cache_mb: u64,
 }
 
 impl Default for Limits {
@@ -325,6 +330,7 @@ impl Default for Limits {
             max_breadcrumbs: defaults::MAX_BREADCRUMBS,
             max_frames: defaults::MAX_FRAMES,
             max_json_depth: defaults::MAX_JSON_DEPTH,
+            source_map_cache_mb: defaults::SOURCE_MAP_CACHE_MB,
         }
     }
 }

@@ -1,85 +1,254 @@
-//! Source maps for an event being shown: the uploaded maps its frames point to, applied to
-//! them (`domain::symbolicate`). A file is found by the debug id its SDK reported
-//! (`debug_meta.images`), else by its URL in the event's release (and dist). Events stored
-//! before their maps were uploaded are shown in their original source this way too.
+//! Source maps for events: the uploaded maps an event's frames point to, applied to them
+//! (`domain::symbolicate`). A file is found by the debug id its SDK reported
+//! (`debug_meta.images`), else by its URL in the event's release (and dist).
+//!
+//! Ingest applies them before grouping, so issues group on the original frames. An event
+//! that came before its maps stays grouped on its minified frames (its issue is not merged
+//! into the later one) and is shown in its original source when viewed: views apply the
+//! maps too, to frames not mapped yet.
+//!
+//! Parsed maps are kept in a cache bounded by memory (`FAULTLINE_SOURCE_MAP_CACHE_MB`), with
+//! the answer "no map" too, so an event whose maps are known costs no query. Entries are
+//! read again after a while (another Faultline may have had an upload); an upload or a
+//! removal through this server drops them at once.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
+use quick_cache::sync::Cache;
+use quick_cache::{OptionsBuilder, Weighter};
 use serde_json::Value;
 use sourcemap::{SourceMap, SourceView};
 use sqlx::PgPool;
+use tokio::time::Instant;
+use uuid::Uuid;
 
 use crate::domain::symbolicate::{self, MapFile};
 use crate::store::artifacts::{self, ArtifactFile};
 
 /// Most distinct files looked up for one event.
 const MAX_FILES: usize = 20;
+/// How long a map found stays cached before it is read again.
+const FOUND_FOR: Duration = Duration::from_secs(10 * 60);
+/// How long "no map" is believed: maps uploaded through another server show up this late.
+const MISSING_FOR: Duration = Duration::from_secs(60);
+/// How long a lookup that failed (PostgreSQL away) is not tried again for that file.
+const FAILED_FOR: Duration = Duration::from_secs(10);
+/// Longest wait for one file's lookup: ingest never waits long for a map.
+const LOOKUP_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// Maps the event's frames through the project's uploaded source maps, in place. A map that
-/// is missing or does not parse leaves its frames as they are; a database error does too
-/// (the page still shows the event, as sent).
-pub async fn apply(pool: &PgPool, project_id: i64, event: &mut Value) {
-    match load_for(pool, project_id, event).await {
-        Ok((by_file, bundles)) => {
-            symbolicate::apply(event, &by_file);
-            if !bundles.is_empty() {
-                if let Err(e) = artifacts::touch_bundles(pool, &bundles).await {
-                    tracing::warn!(error = %e, "could not mark source maps as used");
+/// Parsed maps by project and file, bounded by their estimated size in memory.
+pub struct SourceMapCache {
+    maps: Cache<MapKey, Cached, ByEstimatedSize>,
+    /// Bumped by each upload or removal: entries of an older generation are never read.
+    generation: AtomicU64,
+}
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct MapKey {
+    generation: u64,
+    project_id: i64,
+    lookup: Lookup,
+}
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum Lookup {
+    DebugId(Uuid),
+    Url {
+        release: String,
+        dist: Option<String>,
+        url: String,
+    },
+}
+
+#[derive(Clone)]
+struct Cached {
+    map: Option<Arc<MapFile>>,
+    weight: u64,
+    expires_at: Instant,
+}
+
+#[derive(Clone)]
+struct ByEstimatedSize;
+
+impl Weighter<MapKey, Cached> for ByEstimatedSize {
+    fn weight(&self, _key: &MapKey, cached: &Cached) -> u64 {
+        cached.weight
+    }
+}
+
+impl SourceMapCache {
+    pub fn new(capacity_bytes: u64) -> Self {
+        let options = OptionsBuilder::new()
+            .estimated_items_capacity(256)
+            .weight_capacity(capacity_bytes.max(1))
+            // One shard: a shard holds a share of the capacity, and a big map must fit.
+            .shards(1)
+            .build()
+            .expect("valid cache options");
+        SourceMapCache {
+            maps: Cache::with_options(
+                options,
+                ByEstimatedSize,
+                Default::default(),
+                Default::default(),
+            ),
+            generation: AtomicU64::new(0),
+        }
+    }
+
+    /// Forgets every cached answer: a bundle was uploaded or removed.
+    pub fn forget_all(&self) {
+        self.generation.fetch_add(1, Ordering::Relaxed);
+        self.maps.clear();
+    }
+
+    /// Maps the event's frames not mapped yet through the project's uploaded source maps,
+    /// in place; returns how many frames were mapped. A map that is missing or does not
+    /// parse, or a database that does not answer, leaves frames as they are.
+    pub async fn apply(&self, pool: &PgPool, project_id: i64, event: &mut Value) -> usize {
+        if !symbolicate::may_have_maps(event) {
+            return 0;
+        }
+        let by_file = self.maps_for(pool, project_id, event).await;
+        symbolicate::apply(event, &by_file)
+    }
+
+    /// The maps by the file (`abs_path`) they describe.
+    async fn maps_for(
+        &self,
+        pool: &PgPool,
+        project_id: i64,
+        event: &Value,
+    ) -> HashMap<String, Arc<MapFile>> {
+        let mut by_file = HashMap::new();
+        for (file, id) in symbolicate::sourcemap_images(event)
+            .into_iter()
+            .take(MAX_FILES)
+        {
+            if let Some(map) = self.get(pool, project_id, Lookup::DebugId(id)).await {
+                by_file.insert(file, map);
+            }
+        }
+        let release = event.get("release").and_then(Value::as_str);
+        if let (true, Some(release)) = (by_file.is_empty(), release) {
+            let dist = event.get("dist").and_then(Value::as_str);
+            for file in symbolicate::frame_urls(event, MAX_FILES) {
+                let Some(url) = symbolicate::tilde_url(&file) else {
+                    continue;
+                };
+                let lookup = Lookup::Url {
+                    release: release.to_owned(),
+                    dist: dist.map(str::to_owned),
+                    url,
+                };
+                if let Some(map) = self.get(pool, project_id, lookup).await {
+                    by_file.insert(file, map);
                 }
             }
         }
-        Err(e) => tracing::warn!(error = %e, "could not read the event's source maps"),
+        by_file
     }
-}
 
-/// The maps by the file (`abs_path`) they describe, and the bundles they came from.
-async fn load_for(
-    pool: &PgPool,
-    project_id: i64,
-    event: &Value,
-) -> sqlx::Result<(HashMap<String, MapFile>, Vec<i64>)> {
-    let mut by_file = HashMap::new();
-    let mut bundles = Vec::new();
-    let images = symbolicate::sourcemap_images(event);
-    for (file, id) in images.into_iter().take(MAX_FILES) {
-        let map = artifacts::file_by_debug_id(pool, project_id, id, "source_map").await?;
-        let minified = artifacts::file_by_debug_id(pool, project_id, id, "minified_source").await?;
-        if let Some(loaded) = parse(map, minified, &mut bundles) {
-            by_file.insert(file, loaded);
-        }
-    }
-    let release = event.get("release").and_then(Value::as_str);
-    if let (true, Some(release)) = (by_file.is_empty(), release) {
-        let dist = event.get("dist").and_then(Value::as_str);
-        for file in symbolicate::frame_urls(event, MAX_FILES) {
-            let Some(url) = symbolicate::tilde_url(&file) else {
-                continue;
-            };
-            let find = |url: String, kind: &'static str| async move {
-                artifacts::file_by_url(pool, project_id, release, dist, &url, kind).await
-            };
-            let minified = find(url.clone(), "minified_source").await?;
-            let map_url =
-                symbolicate::map_url(&url, minified.as_ref().and_then(|m| m.sourcemap.as_deref()));
-            let map = find(map_url, "source_map").await?;
-            if let Some(loaded) = parse(map, minified, &mut bundles) {
-                by_file.insert(file, loaded);
+    /// The cached answer for one file, else looked up (once, however many ask at a time).
+    async fn get(&self, pool: &PgPool, project_id: i64, lookup: Lookup) -> Option<Arc<MapFile>> {
+        let key = MapKey {
+            generation: self.generation.load(Ordering::Relaxed),
+            project_id,
+            lookup,
+        };
+        loop {
+            match self.maps.get_value_or_guard_async(&key).await {
+                Ok(cached) if cached.expires_at > Instant::now() => return cached.map,
+                Ok(_) => {
+                    self.maps.remove(&key);
+                }
+                Err(guard) => {
+                    let cached = load(pool, key.project_id, &key.lookup).await;
+                    let map = cached.map.clone();
+                    let _ = guard.insert(cached);
+                    return map;
+                }
             }
         }
     }
-    Ok((by_file, bundles))
 }
 
-fn parse(
-    map: Option<ArtifactFile>,
-    minified: Option<ArtifactFile>,
-    bundles: &mut Vec<i64>,
-) -> Option<MapFile> {
-    let map_file = map?;
+/// Reads and parses one file's map. Never fails: a missing map, a broken one and a database
+/// error are each "no map", for a while.
+async fn load(pool: &PgPool, project_id: i64, lookup: &Lookup) -> Cached {
+    let missing = |for_how_long| Cached {
+        map: None,
+        weight: 1,
+        expires_at: Instant::now() + for_how_long,
+    };
+    let files =
+        match tokio::time::timeout(LOOKUP_TIMEOUT, read_files(pool, project_id, lookup)).await {
+            Ok(Ok(files)) => files,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "could not read a source map");
+                return missing(FAILED_FOR);
+            }
+            Err(_) => {
+                tracing::warn!("reading a source map took too long");
+                return missing(FAILED_FOR);
+            }
+        };
+    let (Some(map), minified) = files else {
+        return missing(MISSING_FOR);
+    };
+    let bundle_id = map.bundle_id;
+    // Parsing a large map takes milliseconds: off the request threads.
+    let parsed = tokio::task::spawn_blocking(move || parse(map, minified))
+        .await
+        .ok()
+        .flatten();
+    let Some((map, weight)) = parsed else {
+        return missing(MISSING_FOR);
+    };
+    if let Err(e) = artifacts::touch_bundles(pool, &[bundle_id]).await {
+        tracing::warn!(error = %e, "could not mark a source map as used");
+    }
+    Cached {
+        map: Some(Arc::new(map)),
+        weight,
+        expires_at: Instant::now() + FOUND_FOR,
+    }
+}
+
+/// The map file and the minified file it describes, for one lookup.
+async fn read_files(
+    pool: &PgPool,
+    project_id: i64,
+    lookup: &Lookup,
+) -> sqlx::Result<(Option<ArtifactFile>, Option<ArtifactFile>)> {
+    match lookup {
+        Lookup::DebugId(id) => {
+            let map = artifacts::file_by_debug_id(pool, project_id, *id, "source_map").await?;
+            let minified =
+                artifacts::file_by_debug_id(pool, project_id, *id, "minified_source").await?;
+            Ok((map, minified))
+        }
+        Lookup::Url { release, dist, url } => {
+            let find = |url: String, kind: &'static str| async move {
+                artifacts::file_by_url(pool, project_id, release, dist.as_deref(), &url, kind).await
+            };
+            let minified = find(url.clone(), "minified_source").await?;
+            let map_url =
+                symbolicate::map_url(url, minified.as_ref().and_then(|m| m.sourcemap.as_deref()));
+            Ok((find(map_url, "source_map").await?, minified))
+        }
+    }
+}
+
+/// The parsed map and its estimated size in memory.
+fn parse(map_file: ArtifactFile, minified: Option<ArtifactFile>) -> Option<(MapFile, u64)> {
     let map = SourceMap::from_slice(&map_file.content).ok()?;
-    bundles.push(map_file.bundle_id);
     let minified = minified
         .and_then(|file| String::from_utf8(file.content).ok())
         .map(|text| SourceView::new(text.into()));
-    Some(MapFile { map, minified })
+    let weight = symbolicate::estimated_bytes(&map, minified.as_ref());
+    Some((MapFile { map, minified }, weight))
 }

@@ -15,6 +15,7 @@ use crate::domain::credentials;
 use crate::error::ApiError;
 use crate::ingest::keys::KeyCache;
 use crate::ingest::pipeline::Pipeline;
+use crate::source_maps::SourceMapCache;
 use crate::spool::Spool;
 use crate::state::AppState;
 use crate::{ingest, store, telemetry, web as dashboard};
@@ -83,6 +84,7 @@ impl Application {
             filter_values: Default::default(),
             alerts: settings.alerts.clone(),
             report_limiter: Default::default(),
+            source_maps: SourceMapCache::new(settings.limits.source_map_cache_mb * 1024 * 1024),
             pool,
         });
         let metrics = match settings.metrics_bind {

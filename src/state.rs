@@ -9,6 +9,7 @@ use crate::config::{AlertSettings, DashboardSettings, Limits, PublicSettings};
 use crate::ingest::keys::KeyCache;
 use crate::ingest::pipeline::Pipeline;
 use crate::ingest::report_dialog::ReportLimiter;
+use crate::source_maps::SourceMapCache;
 use crate::spool::Spool;
 use crate::web::filter_values::FilterValues;
 
@@ -27,4 +28,6 @@ pub struct AppState {
     pub alerts: AlertSettings,
     /// Crash-report dialog submissions per client address.
     pub report_limiter: ReportLimiter,
+    /// Parsed source maps, for ingest and for event pages.
+    pub source_maps: SourceMapCache,
 }

@@ -151,6 +151,7 @@ pub(super) async fn assemble_bundle(
     if artifacts::bundle_exists(&state.pool, &checksum).await? {
         // Stored before: only the projects may be new.
         link_existing(&state, &checksum, &project_ids).await?;
+        state.source_maps.forget_all();
         return Ok(state_answer("ok", &[], None));
     }
     if chunks.is_empty() {
@@ -184,6 +185,7 @@ pub(super) async fn assemble_bundle(
         &chunks,
     )
     .await?;
+    state.source_maps.forget_all();
     tracing::info!(
         bundle.checksum = %checksum,
         bundle.files = bundle.files.len(),

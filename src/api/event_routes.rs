@@ -9,7 +9,6 @@ use super::{
     find_issue, invalid_cursor, link_header, project_from_path, serialize, ApiUser, MAX_PAGE,
 };
 use crate::error::ApiError;
-use crate::source_maps;
 use crate::state::AppState;
 use crate::store::event_body::decompress;
 use crate::store::event_reads::{self, EventChoice};
@@ -104,6 +103,9 @@ async fn full_event(
     issue: &crate::store::issues::IssueRow,
 ) -> Result<serde_json::Value, ApiError> {
     let mut body = decompress(&row.body).map_err(ApiError::Internal)?;
-    source_maps::apply(&state.pool, row.project_id, &mut body).await;
+    state
+        .source_maps
+        .apply(&state.pool, row.project_id, &mut body)
+        .await;
     Ok(serialize::event_with_body(row, &body, issue, true))
 }

@@ -5,6 +5,7 @@
 //! frame as it was.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
 use sourcemap::{SourceMap, SourceView};
@@ -21,40 +22,86 @@ pub struct MapFile {
     pub minified: Option<SourceView>,
 }
 
-/// `(code_file, debug id)` of each source map the event's SDK reported.
-pub fn sourcemap_images(event: &Value) -> Vec<(String, Uuid)> {
-    event
-        .pointer("/debug_meta/images")
-        .and_then(Value::as_array)
-        .map(|images| {
-            images
-                .iter()
-                .filter(|image| image.get("type").and_then(Value::as_str) == Some("sourcemap"))
-                .filter_map(|image| {
-                    let file = image.get("code_file")?.as_str()?;
-                    let id = Uuid::try_parse(image.get("debug_id")?.as_str()?).ok()?;
-                    Some((file.to_owned(), id))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
+/// Bytes of memory one parsed position takes (a `RawToken` and its index).
+const BYTES_PER_TOKEN: u64 = 28;
+
+/// Whether any exception frame not mapped yet could have a map: its file is one the SDK
+/// reported a debug id for, or a URL in an event with a release. Cheap: events of other
+/// platforms stop here.
+pub fn may_have_maps(event: &Value) -> bool {
+    let images = sourcemap_images(event);
+    let has_release = event.get("release").and_then(Value::as_str).is_some();
+    unmapped_frames(event).any(|frame| {
+        let file = frame_file(frame);
+        images.iter().any(|(image, _)| Some(image.as_str()) == file)
+            || (has_release && frame_url(frame).is_some())
+    })
 }
 
-/// The distinct `abs_path`s of the exception frames that carry a URL, at most `max`: the
+/// `(code_file, debug id)` of each source map the event's SDK reported for a file that has
+/// frames not mapped yet.
+pub fn sourcemap_images(event: &Value) -> Vec<(String, Uuid)> {
+    let Some(images) = event
+        .pointer("/debug_meta/images")
+        .and_then(Value::as_array)
+    else {
+        return Vec::new();
+    };
+    images
+        .iter()
+        .filter(|image| image.get("type").and_then(Value::as_str) == Some("sourcemap"))
+        .filter_map(|image| {
+            let file = image.get("code_file")?.as_str()?;
+            let id = Uuid::try_parse(image.get("debug_id")?.as_str()?).ok()?;
+            Some((file, id))
+        })
+        .filter(|(file, _)| unmapped_frames(event).any(|frame| frame_file(frame) == Some(file)))
+        .map(|(file, id)| (file.to_owned(), id))
+        .collect()
+}
+
+/// The distinct URLs (`abs_path`) of the exception frames not mapped yet, at most `max`: the
 /// files to look up by URL when the SDK reported no debug ids.
 pub fn frame_urls(event: &Value, max: usize) -> Vec<String> {
     let mut urls: Vec<String> = Vec::new();
-    for exception in crate::domain::event_shape::exceptions(event) {
-        for frame in crate::domain::event_shape::frames(exception) {
-            let Some(url) = frame.get("abs_path").and_then(Value::as_str) else {
-                continue;
-            };
-            if url.contains("://") && !urls.iter().any(|u| u == url) && urls.len() < max {
-                urls.push(url.to_owned());
-            }
+    for url in unmapped_frames(event).filter_map(frame_url) {
+        if !urls.iter().any(|u| u == url) && urls.len() < max {
+            urls.push(url.to_owned());
         }
     }
     urls
+}
+
+/// Roughly what a parsed map (and its minified source) holds in memory, for the cache's bound.
+pub fn estimated_bytes(map: &SourceMap, minified: Option<&SourceView>) -> u64 {
+    let tokens = u64::from(map.get_token_count()) * BYTES_PER_TOKEN;
+    let contents: usize = map.source_contents().flatten().map(str::len).sum();
+    let names: usize = map.names().map(str::len).sum();
+    let sources: usize = map.sources().map(str::len).sum();
+    let minified = minified.map_or(0, |view| view.source().len());
+    tokens + (contents + names + sources + minified) as u64
+}
+
+/// Exception frames that carry no `minified` copy yet (maps are applied once).
+fn unmapped_frames(event: &Value) -> impl Iterator<Item = &Value> {
+    crate::domain::event_shape::exceptions(event)
+        .into_iter()
+        .flat_map(crate::domain::event_shape::frames)
+        .filter(|frame| frame.get("minified").is_none())
+}
+
+/// The file a frame names: `abs_path`, else `filename`.
+fn frame_file(frame: &Value) -> Option<&str> {
+    ["abs_path", "filename"]
+        .iter()
+        .find_map(|key| frame.get(*key).and_then(Value::as_str))
+}
+
+fn frame_url(frame: &Value) -> Option<&str> {
+    frame
+        .get("abs_path")
+        .and_then(Value::as_str)
+        .filter(|path| path.contains("://"))
 }
 
 /// `~/static/app.js` from `https://shop.example/static/app.js?v=3`: how bundles name a file
@@ -80,9 +127,9 @@ pub fn map_url(file_url: &str, sourcemap_header: Option<&str>) -> String {
     }
 }
 
-/// Maps every exception frame whose file (`abs_path`, else `filename`) has a map in
-/// `by_file`; returns how many were mapped.
-pub fn apply(event: &mut Value, by_file: &HashMap<String, MapFile>) -> usize {
+/// Maps every exception frame not mapped yet whose file (`abs_path`, else `filename`) has a
+/// map in `by_file`; returns how many were mapped.
+pub fn apply(event: &mut Value, by_file: &HashMap<String, Arc<MapFile>>) -> usize {
     if by_file.is_empty() {
         return 0;
     }
@@ -101,6 +148,9 @@ pub fn apply(event: &mut Value, by_file: &HashMap<String, MapFile>) -> usize {
             continue;
         };
         for frame in frames.iter_mut().filter_map(Value::as_object_mut) {
+            if frame.contains_key("minified") {
+                continue;
+            }
             let file = ["abs_path", "filename"]
                 .iter()
                 .find_map(|key| frame.get(*key).and_then(Value::as_str))
@@ -200,7 +250,7 @@ mod tests {
     const FILE: &str = "https://shop.example/app.min.js";
     const MINIFIED: &str = "function a(b){throw new Error(\"NaN: \"+b)}a(1);";
 
-    fn map_file() -> MapFile {
+    fn map_file() -> Arc<MapFile> {
         // col 0 → line 1 col 0 ("export"), col 9 → `applyCoupon` (line 1 col 16), col 15 →
         // the throw (line 2 col 2).
         let map = json!({
@@ -208,10 +258,10 @@ mod tests {
             "sourcesContent": ["export function applyCoupon(total: number) {\n  throw new Error(`NaN: ${total}`);\n}\n"],
             "names": ["applyCoupon"], "mappings": "AAAA,SAAgBA,MACd"
         });
-        MapFile {
+        Arc::new(MapFile {
             map: SourceMap::from_slice(map.to_string().as_bytes()).unwrap(),
             minified: Some(SourceView::new(MINIFIED.into())),
-        }
+        })
     }
 
     fn event(colno: u64) -> Value {
@@ -242,6 +292,32 @@ mod tests {
         assert_eq!(frame["minified"]["lineno"], 1);
         let other = &event["exception"]["values"][0]["stacktrace"]["frames"][1];
         assert!(other.get("minified").is_none(), "no map for that file");
+    }
+
+    #[test]
+    fn a_mapped_frame_is_not_mapped_again() {
+        let maps = HashMap::from([(FILE.to_owned(), map_file())]);
+        let mut event = event(16);
+        assert!(may_have_maps(&event));
+        assert_eq!(apply(&mut event, &maps), 1);
+        let once = event.clone();
+        // Its file is now the original one, and its `minified` copy marks it done.
+        assert!(sourcemap_images(&event).is_empty());
+        assert_eq!(frame_urls(&event, 10), ["https://cdn.example/other.js"]);
+        assert_eq!(apply(&mut event, &maps), 0);
+        assert_eq!(event, once);
+    }
+
+    #[test]
+    fn only_frames_with_a_reported_map_or_a_url_and_release_may_have_maps() {
+        let python = json!({"release": "1.0", "exception": {"values": [{"stacktrace": {"frames": [
+            {"filename": "app.py", "abs_path": "/srv/app.py", "function": "f", "lineno": 3}]}}]}});
+        assert!(!may_have_maps(&python));
+        let mut browser = event(16);
+        browser.as_object_mut().unwrap().remove("debug_meta");
+        assert!(!may_have_maps(&browser), "a URL without a release");
+        browser["release"] = json!("shop@1.0");
+        assert!(may_have_maps(&browser));
     }
 
     #[test]

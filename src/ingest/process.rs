@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 
 use super::error::IngestError;
-use super::normalize::{apply_limits, normalize, EnvelopeContext};
+use super::normalize::{apply_limits, normalize, EnvelopeContext, NormalizedEvent};
 use super::{facets, grouping, lenient_json, scrub, search_terms};
 use crate::config::Limits;
 use crate::domain::event_shape;
@@ -20,8 +20,20 @@ pub fn prepare(
     received_at: DateTime<Utc>,
     limits: &Limits,
 ) -> Result<NewEvent, IngestError> {
+    let event = normalize_payload(payload, context, received_at, limits)?;
+    finish(event, project_id, received_at, limits)
+}
+
+/// The first half of [`prepare`]: parsed, normalised and scrubbed. Source maps are applied
+/// to it (`source_maps`) before [`finish`] groups it.
+pub fn normalize_payload(
+    payload: &[u8],
+    context: &EnvelopeContext,
+    received_at: DateTime<Utc>,
+    limits: &Limits,
+) -> Result<NormalizedEvent, IngestError> {
     let raw = parse_payload(payload, limits)?;
-    prepare_parsed(raw, project_id, context, received_at, limits)
+    Ok(normalize_parsed(raw, context, received_at, limits))
 }
 
 /// The payload as a JSON object, within the size limit.
@@ -48,16 +60,25 @@ pub fn is_transaction(raw: &Map<String, Value>) -> bool {
     raw.get("type").and_then(Value::as_str) == Some("transaction")
 }
 
-/// [`prepare`] for a payload already parsed by [`parse_payload`].
-pub fn prepare_parsed(
+/// [`normalize_payload`] for a payload already parsed by [`parse_payload`].
+pub fn normalize_parsed(
     raw: Map<String, Value>,
-    project_id: i64,
     context: &EnvelopeContext,
     received_at: DateTime<Utc>,
     limits: &Limits,
-) -> Result<NewEvent, IngestError> {
+) -> NormalizedEvent {
     let mut event = normalize(raw, context, received_at, limits);
     scrub::scrub_event(&mut event.body);
+    event
+}
+
+/// The second half of [`prepare`]: bounded, grouped, titled, compressed.
+pub fn finish(
+    mut event: NormalizedEvent,
+    project_id: i64,
+    received_at: DateTime<Utc>,
+    limits: &Limits,
+) -> Result<NewEvent, IngestError> {
     apply_limits(&mut event.body, limits);
 
     let grouping = grouping::compute_grouping(&event.body);

@@ -13,13 +13,12 @@ use super::body::{self, ContentEncoding};
 use super::envelope::{self, Item};
 use super::error::IngestError;
 use super::feedback;
-use super::normalize::EnvelopeContext;
+use super::normalize::{EnvelopeContext, NormalizedEvent};
 use super::process;
 use super::report_dialog;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::store;
-use crate::store::events::NewEvent;
 
 /// Categories Faultline accepts and drops. Advertising a day-long limit for them on every
 /// success makes SDKs stop sending them; `error`, `default` and `attachment` are never listed.
@@ -107,8 +106,9 @@ async fn store_endpoint(
         client_ip: client_ip(&req),
         ..Default::default()
     };
-    let event = process::prepare_parsed(raw, project_id, &context, Utc::now(), &state.limits)?;
-    let event_id = store_prepared(event, &state).await?;
+    let received_at = Utc::now();
+    let event = process::normalize_parsed(raw, &context, received_at, &state.limits);
+    let event_id = symbolicate_and_store(event, project_id, received_at, &state).await?;
     Ok(accepted(Some(event_id)))
 }
 
@@ -176,12 +176,24 @@ async fn store_event(
     context: EnvelopeContext,
     state: &AppState,
 ) -> Result<String, IngestError> {
-    let event = process::prepare(payload, project_id, &context, Utc::now(), &state.limits)?;
-    store_prepared(event, state).await
+    let received_at = Utc::now();
+    let event = process::normalize_payload(payload, &context, received_at, &state.limits)?;
+    symbolicate_and_store(event, project_id, received_at, state).await
 }
 
-/// Queues the event and answers with its id once it is committed.
-async fn store_prepared(event: NewEvent, state: &AppState) -> Result<String, IngestError> {
+/// Applies the project's source maps (so the event groups on its original frames), groups
+/// and queues the event, and answers with its id once it is committed.
+async fn symbolicate_and_store(
+    mut event: NormalizedEvent,
+    project_id: i64,
+    received_at: chrono::DateTime<Utc>,
+    state: &AppState,
+) -> Result<String, IngestError> {
+    state
+        .source_maps
+        .apply(&state.pool, project_id, &mut event.body)
+        .await;
+    let event = process::finish(event, project_id, received_at, &state.limits)?;
     let event_id = event.event_id.simple().to_string();
     state.pipeline.store(event).await?;
     Ok(event_id)

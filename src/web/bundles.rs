@@ -60,6 +60,7 @@ pub async fn remove(
     if !artifacts::remove_from_project(&state.pool, project_id, bundle_id).await? {
         return Err(WebError::NotFound);
     }
+    state.source_maps.forget_all();
     Ok(HttpResponse::SeeOther()
         .insert_header((
             header::LOCATION,

@@ -14,6 +14,7 @@ mod event_lookup;
 mod faults;
 mod feedback;
 mod fixtures;
+mod go_ruby_sdks;
 mod grouping;
 mod health;
 mod helpers;

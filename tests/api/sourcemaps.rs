@@ -99,8 +99,41 @@ async fn sentry_cli_2_uploads_the_same_way() {
     upload_and_show(&sentry_cli("sentry-cli-2")).await;
 }
 
-/// Inject, upload, see an event in its original source (by debug id and by URL), remove the
-/// bundle, upload again.
+/// An event from the minified file, at the `throw`, with the debug id `inject` wrote.
+fn minified_event(minified: &str, debug_id: &str, value: &str) -> Value {
+    let (line, column) = throw_position(minified);
+    json!({
+        "platform": "javascript",
+        "exception": {"values": [{"type": "Error", "value": value,
+            "stacktrace": {"frames": [{"abs_path": "https://shop.example/app.min.js",
+                "filename": "app.min.js", "function": "a", "lineno": line, "colno": column,
+                "in_app": true}]}}]},
+        "debug_meta": {"images": [{"type": "sourcemap",
+            "code_file": "https://shop.example/app.min.js", "debug_id": debug_id}]}
+    })
+}
+
+fn throw_position(minified: &str) -> (usize, usize) {
+    minified
+        .lines()
+        .enumerate()
+        .find_map(|(i, l)| l.find("throw new Error").map(|c| (i + 1, c + 1)))
+        .unwrap()
+}
+
+async fn issue_of(app: &TestApp, event_id: &str) -> (i64, String, String) {
+    sqlx::query_as(
+        "SELECT i.id, i.title, i.culprit FROM event_ids e JOIN issues i ON i.id = e.issue_id
+          WHERE e.event_id = $1::uuid",
+    )
+    .bind(event_id)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap()
+}
+
+/// Inject, send an event, upload, see both events in their original source (by debug id and
+/// by URL), remove the bundle, upload again.
 async fn upload_and_show(cli: &Path) {
     let app = spawn_app().await;
     let token = app.create_token("ci@example.com").await;
@@ -116,6 +149,18 @@ async fn upload_and_show(cli: &Path) {
         .expect("inject wrote a debug id")
         .trim()
         .to_owned();
+    // Deployed before its maps were uploaded: stored as sent.
+    let early = app
+        .store_ok(&minified_event(
+            &minified,
+            &debug_id,
+            "Order total is NaN: 0",
+        ))
+        .await;
+    let stored = app.stored_event(&early).await;
+    let frame = &stored["exception"]["values"][0]["stacktrace"]["frames"][0];
+    assert_eq!(frame["filename"], "app.min.js");
+    assert!(frame.get("minified").is_none());
 
     let upload = [
         "sourcemaps",
@@ -160,50 +205,59 @@ async fn upload_and_show(cli: &Path) {
         ],
         "{output}"
     );
-    let map =
-        faultline::store::artifacts::file_by_debug_id(&app.pool, app.project_id, id, "source_map")
-            .await
-            .unwrap()
-            .expect("the map is found by its debug id");
-    assert!(String::from_utf8(map.content)
-        .unwrap()
-        .contains("applyCoupon"));
     let chunks: i64 = sqlx::query_scalar("SELECT count(*) FROM upload_chunks")
         .fetch_one(&app.pool)
         .await
         .unwrap();
     assert_eq!(chunks, 0, "chunks go once the bundle is assembled");
 
-    // An event from the minified file shows the original file, line and source.
-    let (line, column) = minified
-        .lines()
-        .enumerate()
-        .find_map(|(i, l)| l.find("throw new Error").map(|c| (i + 1, c + 1)))
-        .unwrap();
+    // An event after the upload is stored in its original source and grouped on it.
     let event_id = app
-        .store_ok(&json!({
-            "platform": "javascript",
-            "exception": {"values": [{"type": "Error", "value": "Order total is NaN: 1",
-                "stacktrace": {"frames": [{"abs_path": "https://shop.example/app.min.js",
-                    "filename": "app.min.js", "function": "a", "lineno": line, "colno": column,
-                    "in_app": true}]}}]},
-            "debug_meta": {"images": [{"type": "sourcemap",
-                "code_file": "https://shop.example/app.min.js", "debug_id": debug_id}]}
-        }))
+        .store_ok(&minified_event(
+            &minified,
+            &debug_id,
+            "Order total is NaN: 1",
+        ))
         .await;
+    let stored = app.stored_event(&event_id).await;
+    let frame = &stored["exception"]["values"][0]["stacktrace"]["frames"][0];
+    assert_eq!(frame["filename"], "src/checkout.ts", "{stored}");
+    assert_eq!(frame["function"], "applyCoupon");
+    assert_eq!(frame["lineno"], 2);
+    assert_eq!(frame["minified"]["filename"], "app.min.js");
+    let (issue, _, culprit) = issue_of(&app, &event_id).await;
+    assert!(culprit.contains("applyCoupon"), "{culprit}");
+    let (early_issue, _, early_culprit) = issue_of(&app, &early).await;
+    assert_ne!(
+        issue, early_issue,
+        "an event from before the upload keeps its issue, grouped on minified frames"
+    );
+    assert!(!early_culprit.contains("applyCoupon"), "{early_culprit}");
+
+    // Both pages show the original file, line and source: the early event's is mapped now.
     let browser = app.admin_browser().await;
-    let page = browser.get(&format!("/events/{event_id}")).await;
-    let page = browser.get(&page.location).await;
-    assert_eq!(page.status, 200);
-    assert!(page.body.contains("src/checkout.ts"), "{}", page.body);
-    assert!(
-        page.body.contains("Order total is NaN: ${total}"),
-        "the original line"
-    );
-    assert!(
-        page.body.contains("export function applyCoupon"),
-        "context lines from sourcesContent"
-    );
+    let (line, column) = throw_position(&minified);
+    for id in [&event_id, &early] {
+        let page = browser.get(&format!("/events/{id}")).await;
+        let page = browser.get(&page.location).await;
+        assert_eq!(page.status, 200);
+        assert!(page.body.contains("src/checkout.ts"), "{}", page.body);
+        assert!(
+            page.body.contains("Order total is NaN: ${total}"),
+            "the original line"
+        );
+        assert!(
+            page.body.contains("export function applyCoupon"),
+            "context lines from sourcesContent"
+        );
+        assert!(
+            page.body.contains(">Minified</summary>")
+                && page
+                    .body
+                    .contains(&format!("app.min.js:{line}:{column} in a")),
+            "the page can show the frame as the SDK sent it"
+        );
+    }
 
     // Without debug ids, the file is found by its URL (any host) in the event's release.
     let by_url = app
@@ -214,10 +268,9 @@ async fn upload_and_show(cli: &Path) {
                     "filename": "app.min.js", "function": "a", "lineno": line, "colno": column}]}}]}
         }))
         .await;
-    let located = browser.get(&format!("/events/{by_url}")).await;
-    let by_url_page = browser.get(&located.location).await;
-    assert!(
-        by_url_page.body.contains("src/checkout.ts"),
+    let stored = app.stored_event(&by_url).await;
+    assert_eq!(
+        stored["exception"]["values"][0]["stacktrace"]["frames"][0]["filename"], "src/checkout.ts",
         "found by URL and release"
     );
     let other_release = app
@@ -235,30 +288,26 @@ async fn upload_and_show(cli: &Path) {
         "another release's map is not used"
     );
 
-    // The API's event is mapped too, with what the SDK sent kept beside.
-    let (status, api_event) = app
-        .api_get(
-            &token,
-            &format!(
-                "{}/api/0/projects/faultline/checkout-api/events/{event_id}/",
-                app.address
-            ),
-        )
-        .await;
-    assert_eq!(status, 200);
-    let frame = &api_event["entries"][0]["data"]["values"][0]["stacktrace"]["frames"][0];
-    assert_eq!(frame["filename"], "src/checkout.ts", "{api_event}");
-    assert_eq!(frame["lineno"], 2);
-    assert_eq!(frame["minified"]["filename"], "app.min.js");
-    assert!(
-        page.body.contains(">Minified</summary>")
-            && page
-                .body
-                .contains(&format!("app.min.js:{line}:{column} in a")),
-        "the page can show the frame as the SDK sent it"
-    );
+    // The API's events are mapped too, with what the SDK sent kept beside.
+    for id in [&event_id, &early] {
+        let (status, api_event) = app
+            .api_get(
+                &token,
+                &format!(
+                    "{}/api/0/projects/faultline/checkout-api/events/{id}/",
+                    app.address
+                ),
+            )
+            .await;
+        assert_eq!(status, 200);
+        let frame = &api_event["entries"][0]["data"]["values"][0]["stacktrace"]["frames"][0];
+        assert_eq!(frame["filename"], "src/checkout.ts", "{api_event}");
+        assert_eq!(frame["lineno"], 2);
+        assert_eq!(frame["minified"]["filename"], "app.min.js");
+    }
 
-    // The project page lists the bundle; an admin removes it, and the event is shown as sent.
+    // The project page lists the bundle; an admin removes it. The early event is shown as
+    // sent again; the later one was stored in its original source and stays so.
     let project = browser.get(&format!("/projects/{}", app.project_id)).await;
     assert!(
         project.body.contains("shop@2.1.0") && project.body.contains(&debug_id),
@@ -283,19 +332,16 @@ async fn upload_and_show(cli: &Path) {
         )
         .await;
     assert_eq!(again.status, 404);
-    let unmapped = browser
-        .get(&format!("/issues/{}/events/{event_id}", {
-            let issue: i64 = sqlx::query_scalar("SELECT issue_id FROM event_ids")
-                .fetch_one(&app.pool)
-                .await
-                .unwrap();
-            issue
-        }))
-        .await;
+    let page_of = |id: &str| format!("/issues/{early_issue}/events/{id}");
+    let unmapped = browser.get(&page_of(&early)).await;
     assert!(
         !unmapped.body.contains("src/checkout.ts"),
         "no map, no mapping"
     );
+    let kept = browser
+        .get(&format!("/issues/{issue}/events/{event_id}"))
+        .await;
+    assert!(kept.body.contains("src/checkout.ts"), "{}", kept.body);
     let files: i64 = sqlx::query_scalar("SELECT count(*) FROM artifact_files")
         .fetch_one(&app.pool)
         .await
@@ -310,6 +356,65 @@ async fn upload_and_show(cli: &Path) {
         .await
         .unwrap();
     assert_eq!(bundles, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_map_leaves_events_as_sent() {
+    let app = spawn_app().await;
+    let token = app.create_token("ci@example.com").await;
+    let cli = sentry_cli("@sentry/cli");
+    let dir = build_output();
+    let path = dir.path().to_str().unwrap().to_owned();
+    let (ok, output) = run(&cli, &app, &token, &["sourcemaps", "inject", &path]).await;
+    assert!(ok, "{output}");
+    // Damaged after the build: its positions are not valid VLQ.
+    let map_path = dir.path().join("app.min.js.map");
+    let mut map: Value = serde_json::from_slice(&std::fs::read(&map_path).unwrap()).unwrap();
+    map["mappings"] = json!("@@@@!!!!");
+    std::fs::write(&map_path, map.to_string()).unwrap();
+    let upload = [
+        "sourcemaps",
+        "upload",
+        "--org",
+        "faultline",
+        "--project",
+        "checkout-api",
+        // Rewriting would parse the map, and refuse it.
+        "--no-rewrite",
+        &path,
+    ];
+    let (ok, output) = run(&cli, &app, &token, &upload).await;
+    assert!(ok, "{output}");
+    let files: i64 = sqlx::query_scalar("SELECT count(*) FROM artifact_files")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(files, 2, "the damaged map was uploaded: {output}");
+
+    let minified = std::fs::read_to_string(dir.path().join("app.min.js")).unwrap();
+    let debug_id = minified
+        .lines()
+        .find_map(|l| l.strip_prefix("//# debugId="))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let event_id = app
+        .store_ok(&minified_event(
+            &minified,
+            &debug_id,
+            "Order total is NaN: 1",
+        ))
+        .await;
+    let stored = app.stored_event(&event_id).await;
+    let frame = &stored["exception"]["values"][0]["stacktrace"]["frames"][0];
+    assert_eq!(frame["filename"], "app.min.js", "{stored}");
+    assert!(frame.get("minified").is_none());
+    let browser = app.admin_browser().await;
+    let page = browser.get(&format!("/events/{event_id}")).await;
+    let page = browser.get(&page.location).await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("app.min.js"), "{}", page.body);
+    assert!(!page.body.contains("src/checkout.ts"));
 }
 
 fn sha1_hex(data: &[u8]) -> String {
@@ -372,6 +477,30 @@ async fn the_upload_protocol_reports_missing_chunks_and_refuses_bad_input() {
         }
     };
     assert_eq!(post_chunk("0".repeat(40), not_a_bundle.clone()).await, 400);
+    // A chunk over the chunk size is refused, sent as is or gzip'd (a small gzip bomb).
+    let oversized = vec![b'x'; 8 * 1024 * 1024 + 1];
+    assert_eq!(
+        post_chunk(sha1_hex(&oversized), oversized.clone()).await,
+        400
+    );
+    let bomb = crate::helpers::gzip(&oversized);
+    let gzipped = {
+        let client = app.client.clone();
+        let part = reqwest::multipart::Part::bytes(bomb).file_name(sha1_hex(&oversized));
+        client
+            .post(format!("{base}/chunk-upload/"))
+            .bearer_auth(&token)
+            .multipart(reqwest::multipart::Form::new().part("file_gzip", part))
+            .send()
+            .await
+            .unwrap()
+    };
+    assert_eq!(gzipped.status(), 400);
+    assert!(gzipped
+        .text()
+        .await
+        .unwrap()
+        .contains("Chunk size too large"));
     assert_eq!(post_chunk(chunk.clone(), not_a_bundle.clone()).await, 200);
 
     let (_, answer) =

@@ -9,7 +9,6 @@ use uuid::Uuid;
 
 use super::{issue_item, parse_id, IssueItem};
 use crate::domain::event_shape::tag;
-use crate::source_maps;
 use crate::state::AppState;
 use crate::store::event_body::decompress;
 use crate::store::event_reads::{self, EventChoice, EventRow};
@@ -175,7 +174,10 @@ async fn render_issue(
     let shown = match event {
         Some(e) => {
             let mut body = decompress(&e.body).map_err(WebError::Internal)?;
-            source_maps::apply(&state.pool, e.project_id, &mut body).await;
+            state
+                .source_maps
+                .apply(&state.pool, e.project_id, &mut body)
+                .await;
             Some(shown_event(&e, &body, full_stack, now))
         }
         None => None,
