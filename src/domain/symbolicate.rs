@@ -185,13 +185,12 @@ fn map_frame(frame: &mut Map<String, Value>, map_file: &MapFile) -> bool {
         .filter(|_| !minified_function.is_empty())
         .and_then(|view| view.get_original_function_name(token, minified_function))
         .map(str::to_owned);
-    let original = json!({
-        "filename": frame.get("filename"),
-        "abs_path": frame.get("abs_path"),
-        "function": frame.get("function"),
-        "lineno": line,
-        "colno": column,
-    });
+    let mut original: Map<String, Value> = ["filename", "abs_path", "function"]
+        .into_iter()
+        .filter_map(|key| Some((key.to_owned(), frame.get(key)?.clone())))
+        .collect();
+    original.insert("lineno".into(), json!(line));
+    original.insert("colno".into(), json!(column));
     let path = clean_source_path(source);
     frame.insert("in_app".into(), json!(!path.contains("node_modules/")));
     frame.insert("filename".into(), json!(path));
@@ -204,7 +203,7 @@ fn map_frame(frame: &mut Map<String, Value>, map_file: &MapFile) -> bool {
     if let Some(contents) = map_file.map.get_source_contents(token.get_src_id()) {
         add_context(frame, contents, token.get_src_line());
     }
-    frame.insert("minified".into(), original);
+    frame.insert("minified".into(), Value::Object(original));
     true
 }
 

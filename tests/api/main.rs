@@ -29,6 +29,7 @@ mod retention;
 mod scrubbing;
 mod shutdown;
 mod smtp_sink;
+mod sourcemap_chain;
 mod sourcemaps;
 mod spool;
 mod stack_search;

@@ -11,7 +11,7 @@ use sha1::{Digest, Sha1};
 use crate::helpers::{spawn_app, TestApp};
 
 /// sentry-cli 3.x (`@sentry/cli`) or 2.x (`sentry-cli-2`), as tests/e2e installs them.
-fn sentry_cli(package: &str) -> PathBuf {
+pub(crate) fn sentry_cli(package: &str) -> PathBuf {
     let cli = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/e2e/node_modules")
         .join(package)
@@ -24,7 +24,7 @@ fn sentry_cli(package: &str) -> PathBuf {
     cli
 }
 
-async fn run(cli: &Path, app: &TestApp, token: &str, args: &[&str]) -> (bool, String) {
+pub(crate) async fn run(cli: &Path, app: &TestApp, token: &str, args: &[&str]) -> (bool, String) {
     let mut command = Command::new(cli);
     command
         .args(args)
