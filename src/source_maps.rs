@@ -20,11 +20,12 @@ use std::time::Duration;
 use quick_cache::sync::Cache;
 use quick_cache::{OptionsBuilder, Weighter};
 use serde_json::Value;
-use sourcemap::{SourceMap, SourceView};
+use sourcemap::SourceMap;
 use sqlx::PgPool;
 use tokio::time::Instant;
 use uuid::Uuid;
 
+use crate::domain::minified_source::MinifiedSource;
 use crate::domain::symbolicate::{self, MapFile};
 use crate::store::artifacts::{self, ArtifactFile};
 
@@ -248,7 +249,8 @@ fn parse(map_file: ArtifactFile, minified: Option<ArtifactFile>) -> Option<(MapF
     let map = SourceMap::from_slice(&map_file.content).ok()?;
     let minified = minified
         .and_then(|file| String::from_utf8(file.content).ok())
-        .map(|text| SourceView::new(text.into()));
-    let weight = symbolicate::estimated_bytes(&map, minified.as_ref());
-    Some((MapFile { map, minified }, weight))
+        .map(MinifiedSource::new);
+    let map = MapFile::new(map, minified);
+    let weight = map.estimated_bytes();
+    Some((map, weight))
 }

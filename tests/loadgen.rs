@@ -55,3 +55,25 @@ async fn zstd_and_plain_bodies_are_accepted_and_stored_too() {
     assert_eq!(app.event_count().await, 120);
     assert_eq!(app.issue_count().await, 5);
 }
+
+#[test]
+fn the_symbolication_benchmark_maps_every_frame_and_reports_what_the_map_adds() {
+    let output = Command::new(env!("CARGO_BIN_EXE_faultline-loadgen"))
+        .args(["--symbolication", "--events", "20"])
+        .output()
+        .expect("faultline-loadgen runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    // The run itself fails unless all 20 frames of every event were mapped.
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for line in [
+        "prepare() with the map",
+        "added by the map (p50)",
+        "cache weight",
+    ] {
+        assert!(stdout.contains(line), "{stdout}");
+    }
+}

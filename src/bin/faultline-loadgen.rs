@@ -15,6 +15,8 @@ mod report;
 mod run;
 #[path = "faultline-loadgen/server.rs"]
 mod server;
+#[path = "faultline-loadgen/symbolication.rs"]
+mod symbolication;
 #[path = "faultline-loadgen/template.rs"]
 mod template;
 #[path = "faultline-loadgen/verify.rs"]
@@ -37,7 +39,7 @@ use template::{Encoding, Template};
 #[command(name = "faultline-loadgen")]
 struct Args {
     /// The project's DSN, e.g. http://KEY@127.0.0.1:8000/1.
-    #[arg(long, required_unless_present = "breakdown")]
+    #[arg(long, required_unless_present_any = ["breakdown", "symbolication"])]
     dsn: Option<String>,
 
     /// How many events to send.
@@ -85,6 +87,11 @@ struct Args {
     /// this process, and print the average per step.
     #[arg(long)]
     breakdown: bool,
+
+    /// Send nothing: time `--events` JavaScript events through ingest with and without a
+    /// ~1 MB source map held in memory (as the server's cache holds it), and print p50/p99.
+    #[arg(long)]
+    symbolication: bool,
 }
 
 /// What a DSN says: where to send and with which key.
@@ -134,6 +141,10 @@ fn main() -> ExitCode {
 async fn run_and_check(args: Args) -> anyhow::Result<bool> {
     if args.issues == 0 || args.concurrency == 0 || args.rate.is_some_and(|r| r <= 0.0) {
         bail!("--issues, --concurrency and --rate must be positive");
+    }
+    if args.symbolication {
+        print!("{}", symbolication::run(args.events));
+        return Ok(true);
     }
     if args.breakdown {
         let templates = build_templates(args.issues, args.compression);

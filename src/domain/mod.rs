@@ -7,6 +7,7 @@ pub mod cursor;
 pub mod event_shape;
 pub mod keys;
 pub mod level;
+pub mod minified_source;
 pub mod period;
 pub mod project_name;
 pub mod search;

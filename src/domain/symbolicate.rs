@@ -8,8 +8,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
-use sourcemap::{SourceMap, SourceView};
+use sourcemap::SourceMap;
 use uuid::Uuid;
+
+use super::minified_source::{self, MinifiedSource};
 
 /// Context lines shown around the frame's line, each side.
 const CONTEXT_LINES: u32 = 5;
@@ -19,7 +21,65 @@ const MAX_LINE_CHARS: usize = 300;
 /// A file's map, and its minified source when uploaded (for original function names).
 pub struct MapFile {
     pub map: SourceMap,
-    pub minified: Option<SourceView>,
+    pub minified: Option<MinifiedSource>,
+    /// Where each line of each original source starts (by source id), for context lines.
+    line_starts: Vec<Vec<u32>>,
+}
+
+impl MapFile {
+    pub fn new(map: SourceMap, minified: Option<MinifiedSource>) -> Self {
+        let line_starts = (0..map.get_source_count())
+            .map(|id| {
+                map.get_source_contents(id)
+                    .map(line_starts)
+                    .unwrap_or_default()
+            })
+            .collect();
+        MapFile {
+            map,
+            minified,
+            line_starts,
+        }
+    }
+
+    /// Roughly what the parsed map, its minified source and the index hold in memory, for
+    /// the cache's bound.
+    pub fn estimated_bytes(&self) -> u64 {
+        let map = &self.map;
+        let tokens = u64::from(map.get_token_count()) * BYTES_PER_TOKEN;
+        let contents: usize = map.source_contents().flatten().map(str::len).sum();
+        let names: usize = map.names().map(str::len).sum();
+        let sources: usize = map.sources().map(str::len).sum();
+        let minified = self
+            .minified
+            .as_ref()
+            .map_or(0, MinifiedSource::size_in_memory);
+        let line_index: usize = self.line_starts.iter().map(|l| l.len() * 4).sum();
+        tokens + (contents + names + sources + minified + line_index) as u64
+    }
+
+    /// Lines `from..to` (0-based) of a source, those that exist.
+    fn source_lines(&self, source_id: u32, from: usize, to: usize) -> Vec<&str> {
+        let (Some(contents), Some(starts)) = (
+            self.map.get_source_contents(source_id),
+            self.line_starts.get(source_id as usize),
+        ) else {
+            return Vec::new();
+        };
+        (from..to.min(starts.len()))
+            .map(|i| {
+                let end = starts.get(i + 1).map_or(contents.len(), |&e| e as usize);
+                contents[starts[i] as usize..end].trim_end_matches(['\n', '\r'])
+            })
+            .collect()
+    }
+}
+
+fn line_starts(contents: &str) -> Vec<u32> {
+    std::iter::once(0)
+        .chain(contents.match_indices('\n').map(|(i, _)| i as u32 + 1))
+        .filter(|&start| (start as usize) < contents.len())
+        .collect()
 }
 
 /// Bytes of memory one parsed position takes (a `RawToken` and its index).
@@ -70,16 +130,6 @@ pub fn frame_urls(event: &Value, max: usize) -> Vec<String> {
         }
     }
     urls
-}
-
-/// Roughly what a parsed map (and its minified source) holds in memory, for the cache's bound.
-pub fn estimated_bytes(map: &SourceMap, minified: Option<&SourceView>) -> u64 {
-    let tokens = u64::from(map.get_token_count()) * BYTES_PER_TOKEN;
-    let contents: usize = map.source_contents().flatten().map(str::len).sum();
-    let names: usize = map.names().map(str::len).sum();
-    let sources: usize = map.sources().map(str::len).sum();
-    let minified = minified.map_or(0, |view| view.source().len());
-    tokens + (contents + names + sources + minified) as u64
 }
 
 /// Exception frames that carry no `minified` copy yet (maps are applied once).
@@ -183,7 +233,10 @@ fn map_frame(frame: &mut Map<String, Value>, map_file: &MapFile) -> bool {
         .minified
         .as_ref()
         .filter(|_| !minified_function.is_empty())
-        .and_then(|view| view.get_original_function_name(token, minified_function))
+        .and_then(|source| {
+            let index = minified_source::token_index_at(&map_file.map, line - 1, column - 1)?;
+            minified_source::original_function_name(&map_file.map, source, index, minified_function)
+        })
         .map(str::to_owned);
     let mut original: Map<String, Value> = ["filename", "abs_path", "function"]
         .into_iter()
@@ -200,9 +253,7 @@ fn map_frame(frame: &mut Map<String, Value>, map_file: &MapFile) -> bool {
     if let Some(function) = function {
         frame.insert("function".into(), json!(function));
     }
-    if let Some(contents) = map_file.map.get_source_contents(token.get_src_id()) {
-        add_context(frame, contents, token.get_src_line());
-    }
+    add_context(frame, map_file, token.get_src_id(), token.get_src_line());
     frame.insert("minified".into(), Value::Object(original));
     true
 }
@@ -220,24 +271,23 @@ fn clean_source_path(source: &str) -> String {
         .join("/")
 }
 
-fn add_context(frame: &mut Map<String, Value>, contents: &str, line: u32) {
-    let lines: Vec<&str> = contents.lines().collect();
+fn add_context(frame: &mut Map<String, Value>, map_file: &MapFile, source_id: u32, line: u32) {
     let at = line as usize;
-    let Some(current) = lines.get(at) else {
+    let from = at.saturating_sub(CONTEXT_LINES as usize);
+    let lines = map_file.source_lines(source_id, from, at + 1 + CONTEXT_LINES as usize);
+    let Some(current) = lines.get(at - from) else {
         return;
     };
     let cut =
         |l: &&str| Value::String(crate::domain::text::cut_chars(l, MAX_LINE_CHARS).to_owned());
-    let from = at.saturating_sub(CONTEXT_LINES as usize);
-    let to = (at + 1 + CONTEXT_LINES as usize).min(lines.len());
     frame.insert(
         "pre_context".into(),
-        lines[from..at].iter().map(cut).collect(),
+        lines[..at - from].iter().map(cut).collect(),
     );
     frame.insert("context_line".into(), cut(current));
     frame.insert(
         "post_context".into(),
-        lines[at + 1..to].iter().map(cut).collect(),
+        lines[at - from + 1..].iter().map(cut).collect(),
     );
 }
 
@@ -257,10 +307,10 @@ mod tests {
             "sourcesContent": ["export function applyCoupon(total: number) {\n  throw new Error(`NaN: ${total}`);\n}\n"],
             "names": ["applyCoupon"], "mappings": "AAAA,SAAgBA,MACd"
         });
-        Arc::new(MapFile {
-            map: SourceMap::from_slice(map.to_string().as_bytes()).unwrap(),
-            minified: Some(SourceView::new(MINIFIED.into())),
-        })
+        Arc::new(MapFile::new(
+            SourceMap::from_slice(map.to_string().as_bytes()).unwrap(),
+            Some(MinifiedSource::new(MINIFIED.into())),
+        ))
     }
 
     fn event(colno: u64) -> Value {
@@ -358,6 +408,23 @@ mod tests {
             "~/maps/app.js.map"
         );
         assert_eq!(map_url("~/static/app.js", None), "~/static/app.js.map");
+    }
+
+    #[test]
+    fn context_lines_come_from_the_source_index() {
+        assert_eq!(line_starts("a\nbb\n\nc"), [0, 2, 5, 6]);
+        assert_eq!(line_starts("a\n"), [0]);
+        let map = json!({"version": 3, "sources": ["a.ts"], "names": [], "mappings": "AAAA",
+                         "sourcesContent": ["one\r\ntwo\nthree"]});
+        let file = MapFile::new(
+            SourceMap::from_slice(map.to_string().as_bytes()).unwrap(),
+            None,
+        );
+        assert_eq!(file.source_lines(0, 0, 9), ["one", "two", "three"]);
+        assert_eq!(file.source_lines(0, 2, 3), ["three"]);
+        assert!(file.source_lines(0, 5, 9).is_empty());
+        assert!(file.source_lines(7, 0, 1).is_empty(), "no such source");
+        assert!(file.estimated_bytes() > 13);
     }
 
     #[test]
