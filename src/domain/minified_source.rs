@@ -58,13 +58,18 @@ impl MinifiedSource {
 }
 
 /// The original name of the function the position at token `index` is in, if the minified
-/// name `minified_function` can be found declared before it.
+/// name `minified_function` can be found declared before it. Of a dotted name such as
+/// `Object.ac` (a method, as engines report it) the last part is looked for.
 pub fn original_function_name<'map>(
     map: &'map SourceMap,
     source: &MinifiedSource,
     index: usize,
     minified_function: &str,
 ) -> Option<&'map str> {
+    let minified_function = minified_function
+        .rsplit('.')
+        .next()
+        .unwrap_or(minified_function);
     if identifier_prefix(minified_function) != Some(minified_function) {
         return None;
     }
@@ -157,8 +162,13 @@ mod tests {
                 Some("checkout"),
                 "{prefix:?}"
             );
+            assert_eq!(
+                original_function_name(&map, &source, index, "Object.c"),
+                Some("checkout")
+            );
             assert_eq!(original_function_name(&map, &source, index, "zz"), None);
-            assert_eq!(original_function_name(&map, &source, index, "a.b"), None);
+            assert_eq!(original_function_name(&map, &source, index, "c.zz"), None);
+            assert_eq!(original_function_name(&map, &source, index, "c()"), None);
         }
     }
 

@@ -6,6 +6,9 @@
 //   node ts_app.mjs browser OUT serves OUT/browser on its own origin; headless Chromium opens it
 //                               with the DSN in the hash and runs a failing checkout.
 //   (the Node build runs as `node OUT/node/app.js` with FAULTLINE_DSN.)
+//   node ts_app.mjs page        an operator logs in (BASE_URL, EMAIL, PASSWORD) and opens the
+//                               event at EVENT_PATH: the TypeScript frame, then its minified
+//                               form; screenshots OUT_DIR/{light,dark}-sourcemapped-event.png.
 //
 // Between build and run, the Rust test runs sentry-cli's `sourcemaps inject` and `upload`.
 // Each run prints one JSON line {"eventId": …}. Usage: DSN=… node ts_app.mjs browser OUT
@@ -79,12 +82,50 @@ async function runInBrowser() {
   }
 }
 
-if (mode === "build") {
+async function showEventPage() {
+  const { chromium } = await import("playwright-core");
+  const { BASE_URL, EMAIL, PASSWORD, EVENT_PATH, OUT_DIR } = process.env;
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"],
+  });
+  try {
+    for (const colorScheme of ["light", "dark"]) {
+      const context = await browser.newContext({ viewport: { width: 1366, height: 900 }, colorScheme });
+      const page = await context.newPage();
+      await page.goto(`${BASE_URL}/login`);
+      await page.fill("input[name=email]", EMAIL);
+      await page.fill("input[name=password]", PASSWORD);
+      await Promise.all([page.waitForURL(`${BASE_URL}/`), page.click("button[type=submit]")]);
+      await page.goto(`${BASE_URL}${EVENT_PATH}`);
+      const frame = page.locator(".frame", { hasText: "src/checkout.ts" }).first();
+      check(await frame.count() === 1, "the TypeScript frame is shown");
+      check((await frame.textContent()).includes("applyCoupon"), "with its original function");
+      check(await page.locator("table.source tr.current", { hasText: "does not apply" }).count() >= 1,
+        "the original line is the highlighted one");
+      const minified = frame.locator("details.minified");
+      check(await minified.count() === 1, "the minified frame can be shown");
+      check(!(await minified.locator("code").isVisible()), "the minified frame is folded at first");
+      await minified.locator("summary").click();
+      check((await minified.locator("code").textContent()).includes("app.js:"), "the minified file, line and column when opened");
+      await frame.scrollIntoViewIfNeeded();
+      await page.screenshot({ path: `${OUT_DIR}/${colorScheme}-sourcemapped-event.png`, fullPage: true });
+      await context.close();
+    }
+    console.log("event page checked");
+  } finally {
+    await browser.close();
+  }
+}
+
+if (mode === "page") {
+  await showEventPage();
+} else if (mode === "build") {
   await buildAll();
   check(existsSync(join(out, "browser/app.js.map")), "the browser map was written");
   check(existsSync(join(out, "node/app.js.map")), "the Node map was written");
 } else if (mode === "browser") {
   await runInBrowser();
 } else {
-  throw new Error("usage: node ts_app.mjs build|browser OUT");
+  throw new Error("usage: node ts_app.mjs build|browser OUT, or page");
 }
