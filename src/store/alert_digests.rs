@@ -81,8 +81,10 @@ pub struct DueDigest {
 }
 
 /// Claims, for `lease_seconds`, the held deliveries of each channel that has held some back
-/// for at least `window_seconds`: one digest each. Claimed rows are skipped by other
-/// instances, so a digest is sent once; a channel that failed within `retry_seconds` waits.
+/// for at least `window_seconds`: one digest each. The channel's row is locked while its
+/// deliveries are claimed and channels locked elsewhere are skipped, so a digest is sent
+/// once and whole, however many instances look at once; a channel that failed within
+/// `retry_seconds` waits.
 pub async fn claim_due_digests(
     pool: &PgPool,
     window_seconds: i64,
@@ -90,22 +92,26 @@ pub async fn claim_due_digests(
     lease_seconds: i64,
 ) -> sqlx::Result<Vec<DueDigest>> {
     sqlx::query_as(
-        "WITH held AS (
-             SELECT d.id, d.channel_id, d.held_at
-               FROM alert_deliveries d
-               JOIN alert_channels c ON c.id = d.channel_id
-              WHERE d.held_at IS NOT NULL AND d.delivered_at IS NULL AND d.abandoned_at IS NULL
-                AND d.next_attempt_at <= now() AND c.disabled_at IS NULL
+        "WITH due AS (
+             SELECT c.id FROM alert_channels c
+              WHERE c.disabled_at IS NULL
                 AND (c.last_failure_at IS NULL
                      OR c.last_failure_at < now() - make_interval(secs => $2))
-              FOR UPDATE OF d SKIP LOCKED
-         ), due AS (
-             SELECT channel_id FROM held GROUP BY channel_id
-             HAVING min(held_at) <= now() - make_interval(secs => $1)
+                AND EXISTS (
+                    SELECT 1 FROM alert_deliveries d
+                     WHERE d.channel_id = c.id AND d.held_at IS NOT NULL
+                       AND d.delivered_at IS NULL AND d.abandoned_at IS NULL
+                       AND d.next_attempt_at <= now()
+                       AND d.held_at <= now() - make_interval(secs => $1))
+              FOR UPDATE OF c SKIP LOCKED
          ), claimed AS (
+             -- Waits for rows another statement holds rather than leaving them out: a
+             -- channel's held deliveries go in one digest.
              UPDATE alert_deliveries d SET next_attempt_at = now() + make_interval(secs => $3)
-               FROM held JOIN due USING (channel_id)
-              WHERE d.id = held.id
+               FROM due
+              WHERE d.channel_id = due.id AND d.held_at IS NOT NULL
+                AND d.delivered_at IS NULL AND d.abandoned_at IS NULL
+                AND d.next_attempt_at <= now()
              RETURNING d.id, d.channel_id
          )
          SELECT c.id AS channel_id, c.kind, c.target, c.secret, p.name AS project_name,

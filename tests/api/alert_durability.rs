@@ -285,6 +285,51 @@ async fn a_thousand_new_issues_send_the_default_cap_and_one_digest_per_channel()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_digest_is_claimed_whole_while_another_statement_holds_some_of_its_deliveries() {
+    let app = spawn_app_with(|s| s.alerts.alert_cap = 2).await;
+    let receiver = Receiver::default();
+    add_webhook(&app, &receiver.start(), &[]).await;
+    for i in 0..8 {
+        app.store_ok(&error_event(&format!("HeldError{i}"), "boom", "f", 1))
+            .await;
+    }
+    receiver.wait_for(2).await;
+    let mut held = 0i64;
+    for _ in 0..100 {
+        held =
+            sqlx::query_scalar("SELECT count(*) FROM alert_deliveries WHERE held_at IS NOT NULL")
+                .fetch_one(&app.pool)
+                .await
+                .unwrap();
+        if held == 6 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(held, 6, "two sent, six held for the digest");
+
+    // Another statement (an instance writing them, or an operator's UPDATE) holds three of
+    // them. The server's own sender waits for its 10-minute window; this claim has none.
+    let mut other = app.pool.begin().await.unwrap();
+    sqlx::query(
+        "SELECT id FROM alert_deliveries WHERE held_at IS NOT NULL ORDER BY id LIMIT 3 FOR UPDATE",
+    )
+    .execute(&mut *other)
+    .await
+    .unwrap();
+    let pool = app.pool.clone();
+    let claim =
+        tokio::spawn(
+            async move { faultline::store::alerts::claim_due_digests(&pool, 0, 30, 60).await },
+        );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    other.commit().await.unwrap();
+    let digests = claim.await.unwrap().unwrap();
+    assert_eq!(digests.len(), 1);
+    assert_eq!(digests[0].held, 6, "not the three that were free at first");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_clean_up_removes_settled_alerts_past_retention_and_keeps_pending_ones() {
     let app = spawn_app().await;
     let receiver = Receiver::default();
