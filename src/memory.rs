@@ -1,8 +1,10 @@
 //! Giving memory back to the operating system once the server goes quiet.
 //!
-//! glibc's allocator keeps the pages a burst of traffic freed (in every thread's arena), so
-//! without this an idle server would hold on to its peak working set: after a full-speed run
-//! it idled at about 26 MB instead of about 10.
+//! The server's binary allocates with jemalloc, whose background thread returns freed pages
+//! within a second (`src/main.rs`). What still comes from glibc's allocator (C libraries,
+//! and the whole of any binary built without jemalloc, such as the tests) keeps the pages a
+//! burst freed in every thread's arena: without this, an idle server on glibc held on to its
+//! peak working set (about 26 MB instead of about 10).
 
 /// Returns the allocator's free pages to the operating system. Costs a walk over the heap
 /// (a few milliseconds at most): call it when idle, not per request.

@@ -32,6 +32,10 @@ use reqwest::header::{HeaderMap, HeaderValue};
 use sqlx::PgPool;
 
 use event::EventShape;
+
+/// The server's allocator, so `--breakdown` and `--symbolication` time what the server does.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 use template::{Encoding, Template};
 
 /// Load generator and correctness check for Faultline's ingest.
