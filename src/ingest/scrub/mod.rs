@@ -45,10 +45,20 @@ static SENSITIVE_KEY: LazyLock<Regex> = LazyLock::new(|| {
     .expect("valid sensitive-key regex")
 });
 
+/// A value rule: its pattern, what replaces a match, and a cheap test that is true of every
+/// text the pattern can match (most strings fail it, and skip the regex).
+struct ValueRule {
+    pattern: Regex,
+    replacement: &'static str,
+    may_match: fn(&str) -> bool,
+}
+
 /// Value rules, applied in order to every scrubbed string.
-static VALUE_RULES: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
-    let rule = |pattern: &str, replacement: &'static str| {
-        (Regex::new(pattern).expect("valid value regex"), replacement)
+static VALUE_RULES: LazyLock<Vec<ValueRule>> = LazyLock::new(|| {
+    let rule = |pattern: &str, replacement: &'static str, may_match| ValueRule {
+        pattern: Regex::new(pattern).expect("valid value regex"),
+        replacement,
+        may_match,
     };
     vec![
         // PEM private keys. The second branch also catches a block whose END
@@ -56,22 +66,36 @@ static VALUE_RULES: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
         rule(
             r"(?s)-----BEGIN[A-Z ]*PRIVATE KEY-----(?:.*?-----END[A-Z ]*PRIVATE KEY-----|.*)",
             FILTERED,
+            |text| text.contains("PRIVATE KEY-----"),
         ),
         // `scheme://user:password@host` keeps the user, drops the password.
         rule(
             r"\b([a-zA-Z][a-zA-Z0-9+.\-]*://[^:/?#@\s]*):[^@/?#\s]+@",
             "${1}:[Filtered]@",
+            |text| text.contains("://") && text.contains('@'),
         ),
         // `Bearer <token>` keeps the scheme word so the header stays readable.
-        rule(r"(?i)\b(bearer\s+)\S+", "${1}[Filtered]"),
+        rule(r"(?i)\b(bearer\s+)\S+", "${1}[Filtered]", may_hold_bearer),
         // Credit-card numbers (Visa, Mastercard, Amex, Discover), with
         // optional space or dash separators.
         rule(
             r"\b(?:3[47]\d|4\d{3}|5[1-5]\d\d|65\d\d|6011)(?:[-\s]?\d){12}\b",
             FILTERED,
+            // 15 or 16 digits (`\d` is any Unicode decimal digit; `is_numeric` takes more).
+            |text| text.chars().filter(|c| c.is_numeric()).nth(14).is_some(),
         ),
     ]
 });
+
+/// Whether `bearer` may be in the text, in any case. Text that is not ASCII goes to the regex:
+/// its case-insensitive matching follows Unicode's case folding.
+fn may_hold_bearer(text: &str) -> bool {
+    !text.is_ascii()
+        || text
+            .as_bytes()
+            .windows(6)
+            .any(|w| w.eq_ignore_ascii_case(b"bearer"))
+}
 
 /// Scrubs secrets in place from a normalised Sentry event (serde_json::Value object).
 pub fn scrub_event(event: &mut Value) {
@@ -133,8 +157,11 @@ fn filtered() -> Value {
 /// reallocating the (vast majority of) clean strings.
 fn scrubbed_text(text: &str) -> Option<String> {
     let mut current = Cow::Borrowed(text);
-    for (regex, replacement) in VALUE_RULES.iter() {
-        let replaced = match regex.replace_all(&current, *replacement) {
+    for rule in VALUE_RULES.iter() {
+        if !(rule.may_match)(&current) {
+            continue;
+        }
+        let replaced = match rule.pattern.replace_all(&current, rule.replacement) {
             Cow::Owned(new) => Some(new),
             Cow::Borrowed(_) => None,
         };
@@ -306,7 +333,52 @@ fn scrub_logentry(logentry: &mut Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use serde_json::json;
+
+    /// Every text a rule's pattern matches passes its cheap test (else a secret would be kept).
+    fn assert_no_match_is_skipped(text: &str) {
+        for rule in VALUE_RULES.iter() {
+            if rule.pattern.is_match(text) {
+                assert!(
+                    (rule.may_match)(text),
+                    "{:?} skipped {text:?}",
+                    rule.pattern
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_cheap_tests_pass_every_text_the_rules_match() {
+        for text in [
+            "Authorization: BEARER abc.def",
+            "bEaReR\txyz",
+            "ﬀ bearer x",
+            "postgres://app:hunter2@db/prod",
+            "card 4111 1111 1111 1111 declined",
+            "amex 3782-822463-10005",
+            "4\u{661}\u{661}\u{661}\u{661}\u{661}\u{661}\u{661}\u{661}\u{661}\u{661}\u{661}\u{661}\u{661}\u{661}\u{661}",
+            "-----BEGIN RSA PRIVATE KEY-----\nMIIE",
+        ] {
+            assert!(
+                VALUE_RULES.iter().any(|rule| rule.pattern.is_match(text)),
+                "{text:?} is a secret"
+            );
+            assert_no_match_is_skipped(text);
+        }
+        assert!(!(VALUE_RULES[3].may_match)("order 12345 of 2026-11-30"));
+        assert!(!may_hold_bearer("plain ascii"));
+    }
+
+    proptest! {
+        #[test]
+        fn no_secret_is_skipped_by_a_cheap_test(
+            text in "([0-9 \\-]{0,20}|bearer |BeArEr\t|://|@|:|[a-z]{1,5}|\\PC){0,12}"
+        ) {
+            assert_no_match_is_skipped(&text);
+        }
+    }
 
     fn scrubbed(mut event: Value) -> Value {
         scrub_event(&mut event);
