@@ -186,17 +186,22 @@ impl Normalizer {
                 self.invalid(&format!("breadcrumbs.values.{i}"), &value);
                 continue;
             };
-            let base = format!("breadcrumbs.values.{i}");
             if let Some(ts) = crumb.get_mut("timestamp") {
                 match parse_timestamp(ts) {
                     Some(t) => *ts = json!(format_time(t)),
-                    None => self.drop_field(&mut crumb, "timestamp", &base),
+                    None => {
+                        self.drop_field(&mut crumb, "timestamp", &format!("breadcrumbs.values.{i}"))
+                    }
                 }
             }
-            for key in ["type", "category", "message", "level"] {
-                self.coerce_string(&mut crumb, key, &base);
+            // Most breadcrumbs are well-formed: their error path is built only when needed.
+            if !is_well_typed_crumb(&crumb) {
+                let base = format!("breadcrumbs.values.{i}");
+                for key in CRUMB_TEXT_FIELDS {
+                    self.coerce_string(&mut crumb, key, &base);
+                }
+                self.object_field(&mut crumb, "data");
             }
-            self.object_field(&mut crumb, "data");
             crumbs.push(Value::Object(crumb));
         }
         event.insert("breadcrumbs".into(), json!({ "values": crumbs }));
@@ -292,4 +297,15 @@ pub(super) fn tag_text(value: &Value) -> Option<String> {
         Value::Number(_) | Value::Bool(_) => Some(value.to_string()),
         _ => None,
     }
+}
+
+/// A breadcrumb's fields that must be text.
+const CRUMB_TEXT_FIELDS: [&str; 4] = ["type", "category", "message", "level"];
+
+/// Whether a breadcrumb's text fields are text (or absent) and its `data` an object (or absent).
+fn is_well_typed_crumb(crumb: &Map<String, Value>) -> bool {
+    CRUMB_TEXT_FIELDS
+        .iter()
+        .all(|key| matches!(crumb.get(*key), None | Some(Value::String(_))))
+        && matches!(crumb.get("data"), None | Some(Value::Object(_)))
 }
