@@ -21,14 +21,21 @@ use crate::store::projects::{self, Project};
 
 const MAX_PAGE: i64 = 100;
 
+/// Where the API's routes live; each path below starts with it.
+const API_PREFIX: &str = "/api/0";
+
 /// Registers the API's routes and lists them in [`API_ROUTES`] for the access tests.
 macro_rules! api_routes {
     ($( $method:ident $path:literal => $handler:path ),* $(,)?) => {
         /// `(method, path)` of every API route; all require a bearer token.
         pub const API_ROUTES: &[(&str, &str)] = &[ $( (stringify!($method), $path) ),* ];
 
+        /// One scope: a request outside `/api/0` (every event an SDK sends) is turned away by
+        /// one prefix check instead of trying each route's pattern.
         pub fn configure(cfg: &mut web::ServiceConfig) {
-            $( cfg.route($path, web::$method().to($handler)); )*
+            let mut scope = web::scope(API_PREFIX);
+            $( scope = scope.route(&$path[API_PREFIX.len()..], web::$method().to($handler)); )*
+            cfg.service(scope);
         }
     };
 }
