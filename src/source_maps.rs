@@ -39,10 +39,18 @@ const MISSING_FOR: Duration = Duration::from_secs(60);
 const FAILED_FOR: Duration = Duration::from_secs(10);
 /// Longest wait for one file's lookup: ingest never waits long for a map.
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(1);
+/// Bytes a cache entry takes besides its map and its key's text.
+const KEY_OVERHEAD: usize = 96;
+/// Projects whose "has bundles" answer is kept.
+const PROJECTS_KEPT: usize = 10_000;
 
 /// Parsed maps by project and file, bounded by their estimated size in memory.
 pub struct SourceMapCache {
     maps: Cache<MapKey, Cached, ByEstimatedSize>,
+    /// Per project (and generation): whether it has any bundle, and until when that holds.
+    /// Events of projects without uploads, and events sent to them with made-up releases and
+    /// URLs, then cost no query per file.
+    projects: Cache<(u64, i64), (bool, Instant)>,
     /// Bumped by each upload or removal: entries of an older generation are never read.
     generation: AtomicU64,
 }
@@ -75,8 +83,15 @@ struct Cached {
 struct ByEstimatedSize;
 
 impl Weighter<MapKey, Cached> for ByEstimatedSize {
-    fn weight(&self, _key: &MapKey, cached: &Cached) -> u64 {
-        cached.weight
+    fn weight(&self, key: &MapKey, cached: &Cached) -> u64 {
+        // The key counts too: a "no map" answer for a long URL is not free.
+        let key_bytes = match &key.lookup {
+            Lookup::DebugId(_) => 0,
+            Lookup::Url { release, dist, url } => {
+                release.len() + dist.as_ref().map_or(0, String::len) + url.len()
+            }
+        };
+        cached.weight + (KEY_OVERHEAD + key_bytes) as u64
     }
 }
 
@@ -96,6 +111,7 @@ impl SourceMapCache {
                 Default::default(),
                 Default::default(),
             ),
+            projects: Cache::new(PROJECTS_KEPT),
             generation: AtomicU64::new(0),
         }
     }
@@ -104,17 +120,40 @@ impl SourceMapCache {
     pub fn forget_all(&self) {
         self.generation.fetch_add(1, Ordering::Relaxed);
         self.maps.clear();
+        self.projects.clear();
     }
 
     /// Maps the event's frames not mapped yet through the project's uploaded source maps,
     /// in place; returns how many frames were mapped. A map that is missing or does not
     /// parse, or a database that does not answer, leaves frames as they are.
     pub async fn apply(&self, pool: &PgPool, project_id: i64, event: &mut Value) -> usize {
-        if !symbolicate::may_have_maps(event) {
+        if !symbolicate::may_have_maps(event) || !self.has_bundles(pool, project_id).await {
             return 0;
         }
         let by_file = self.maps_for(pool, project_id, event).await;
         symbolicate::apply(event, &by_file)
+    }
+
+    /// Whether the project has any bundle (cached like a map: a minute when it has none).
+    async fn has_bundles(&self, pool: &PgPool, project_id: i64) -> bool {
+        let key = (self.generation.load(Ordering::Relaxed), project_id);
+        if let Some((has, until)) = self.projects.get(&key) {
+            if until > Instant::now() {
+                return has;
+            }
+        }
+        let lookup = artifacts::project_has_bundles(pool, project_id);
+        let (has, kept_for) = match tokio::time::timeout(LOOKUP_TIMEOUT, lookup).await {
+            Ok(Ok(true)) => (true, FOUND_FOR),
+            Ok(Ok(false)) => (false, MISSING_FOR),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "could not tell whether a project has source maps");
+                (false, FAILED_FOR)
+            }
+            Err(_) => (false, FAILED_FOR),
+        };
+        self.projects.insert(key, (has, Instant::now() + kept_for));
+        has
     }
 
     /// The maps by the file (`abs_path`) they describe.
@@ -253,4 +292,31 @@ fn parse(map_file: ArtifactFile, minified: Option<ArtifactFile>) -> Option<(MapF
     let map = MapFile::new(map, minified);
     let weight = map.estimated_bytes();
     Some((map, weight))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_map_weighs_its_key() {
+        let missing = Cached {
+            map: None,
+            weight: 1,
+            expires_at: Instant::now(),
+        };
+        let key = |url: String| MapKey {
+            generation: 0,
+            project_id: 1,
+            lookup: Lookup::Url {
+                release: "shop@1.0".into(),
+                dist: None,
+                url,
+            },
+        };
+        let short = ByEstimatedSize.weight(&key("~/a.js".into()), &missing);
+        let long = ByEstimatedSize.weight(&key(format!("~/{}", "a".repeat(4000))), &missing);
+        assert!(short > KEY_OVERHEAD as u64);
+        assert!(long >= short + 3990, "{short} {long}");
+    }
 }

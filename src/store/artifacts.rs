@@ -236,6 +236,17 @@ pub struct BundleRow {
     pub debug_ids: Vec<uuid::Uuid>,
 }
 
+/// Whether any bundle was uploaded for the project: most projects have none, and their events
+/// then need no lookup at all.
+pub async fn project_has_bundles(pool: &PgPool, project_id: i64) -> sqlx::Result<bool> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM artifact_bundle_projects WHERE project_id = $1)",
+    )
+    .bind(project_id)
+    .fetch_one(pool)
+    .await
+}
+
 /// The project's bundles, newest first.
 pub async fn bundles_of(
     pool: &PgPool,
