@@ -39,6 +39,8 @@ const MISSING_FOR: Duration = Duration::from_secs(60);
 const FAILED_FOR: Duration = Duration::from_secs(10);
 /// Longest wait for one file's lookup: ingest never waits long for a map.
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(1);
+/// Longest all of one event's lookups may take together; past it the event goes on unmapped.
+const EVENT_DEADLINE: Duration = Duration::from_secs(2);
 /// Bytes a cache entry takes besides its map and its key's text.
 const KEY_OVERHEAD: usize = 96;
 /// Projects whose "has bundles" answer is kept.
@@ -51,6 +53,8 @@ pub struct SourceMapCache {
     /// Events of projects without uploads, and events sent to them with made-up releases and
     /// URLs, then cost no query per file.
     projects: Cache<(u64, i64), (bool, Instant)>,
+    /// The bound, in estimated bytes: a map heavier than most of it is never kept.
+    capacity: u64,
     /// Bumped by each upload or removal: entries of an older generation are never read.
     generation: AtomicU64,
 }
@@ -112,6 +116,7 @@ impl SourceMapCache {
                 Default::default(),
             ),
             projects: Cache::new(PROJECTS_KEPT),
+            capacity: capacity_bytes,
             generation: AtomicU64::new(0),
         }
     }
@@ -130,30 +135,32 @@ impl SourceMapCache {
         if !symbolicate::may_have_maps(event) || !self.has_bundles(pool, project_id).await {
             return 0;
         }
-        let by_file = self.maps_for(pool, project_id, event).await;
-        symbolicate::apply(event, &by_file)
+        let lookups = self.maps_for(pool, project_id, event);
+        match tokio::time::timeout(EVENT_DEADLINE, lookups).await {
+            Ok(by_file) => symbolicate::apply(event, &by_file),
+            Err(_) => {
+                tracing::warn!("looking up an event's source maps took too long");
+                0
+            }
+        }
     }
 
     /// Whether the project has any bundle (cached like a map: a minute when it has none).
     async fn has_bundles(&self, pool: &PgPool, project_id: i64) -> bool {
         let key = (self.generation.load(Ordering::Relaxed), project_id);
-        if let Some((has, until)) = self.projects.get(&key) {
-            if until > Instant::now() {
-                return has;
+        loop {
+            match self.projects.get_value_or_guard_async(&key).await {
+                Ok((has, until)) if until > Instant::now() => return has,
+                Ok(_) => {
+                    self.projects.remove(&key);
+                }
+                Err(guard) => {
+                    let (has, kept_for) = has_bundles_now(pool, project_id).await;
+                    let _ = guard.insert((has, Instant::now() + kept_for));
+                    return has;
+                }
             }
         }
-        let lookup = artifacts::project_has_bundles(pool, project_id);
-        let (has, kept_for) = match tokio::time::timeout(LOOKUP_TIMEOUT, lookup).await {
-            Ok(Ok(true)) => (true, FOUND_FOR),
-            Ok(Ok(false)) => (false, MISSING_FOR),
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "could not tell whether a project has source maps");
-                (false, FAILED_FOR)
-            }
-            Err(_) => (false, FAILED_FOR),
-        };
-        self.projects.insert(key, (has, Instant::now() + kept_for));
-        has
     }
 
     /// The maps by the file (`abs_path`) they describe.
@@ -206,7 +213,7 @@ impl SourceMapCache {
                     self.maps.remove(&key);
                 }
                 Err(guard) => {
-                    let cached = load(pool, key.project_id, &key.lookup).await;
+                    let cached = load(pool, key.project_id, &key.lookup, self.capacity).await;
                     let map = cached.map.clone();
                     let _ = guard.insert(cached);
                     return map;
@@ -216,9 +223,23 @@ impl SourceMapCache {
     }
 }
 
-/// Reads and parses one file's map. Never fails: a missing map, a broken one and a database
-/// error are each "no map", for a while.
-async fn load(pool: &PgPool, project_id: i64, lookup: &Lookup) -> Cached {
+/// Whether the project has any bundle, and how long to believe it.
+async fn has_bundles_now(pool: &PgPool, project_id: i64) -> (bool, Duration) {
+    let lookup = artifacts::project_has_bundles(pool, project_id);
+    match tokio::time::timeout(LOOKUP_TIMEOUT, lookup).await {
+        Ok(Ok(true)) => (true, FOUND_FOR),
+        Ok(Ok(false)) => (false, MISSING_FOR),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "could not tell whether a project has source maps");
+            (false, FAILED_FOR)
+        }
+        Err(_) => (false, FAILED_FOR),
+    }
+}
+
+/// Reads and parses one file's map. Never fails: a missing map, a broken one, one too large
+/// for the cache and a database error are each "no map", for a while.
+async fn load(pool: &PgPool, project_id: i64, lookup: &Lookup, capacity: u64) -> Cached {
     let missing = |for_how_long| Cached {
         map: None,
         weight: 1,
@@ -239,6 +260,19 @@ async fn load(pool: &PgPool, project_id: i64, lookup: &Lookup) -> Cached {
     let (Some(map), minified) = files else {
         return missing(MISSING_FOR);
     };
+    // Kept or not, a map is parsed once per `FOUND_FOR`: one that could never be kept would
+    // otherwise be read and parsed again for every event.
+    let too_large = |bytes: u64| {
+        tracing::warn!(
+            bytes,
+            "a source map is too large for FAULTLINE_SOURCE_MAP_CACHE_MB; its frames stay minified"
+        );
+        missing(FOUND_FOR)
+    };
+    let file_bytes = (map.content.len() + minified.as_ref().map_or(0, |m| m.content.len())) as u64;
+    if file_bytes > capacity / 2 {
+        return too_large(file_bytes);
+    }
     let bundle_id = map.bundle_id;
     // Parsing a large map takes milliseconds: off the request threads.
     let parsed = tokio::task::spawn_blocking(move || parse(map, minified))
@@ -248,9 +282,16 @@ async fn load(pool: &PgPool, project_id: i64, lookup: &Lookup) -> Cached {
     let Some((map, weight)) = parsed else {
         return missing(MISSING_FOR);
     };
-    if let Err(e) = artifacts::touch_bundles(pool, &[bundle_id]).await {
-        tracing::warn!(error = %e, "could not mark a source map as used");
+    if weight > capacity / 10 * 9 {
+        return too_large(weight);
     }
+    // Not awaited: the events waiting for this map do not wait for the bookkeeping.
+    let pool = pool.clone();
+    tokio::spawn(async move {
+        if let Err(e) = artifacts::touch_bundles(&pool, &[bundle_id]).await {
+            tracing::warn!(error = %e, "could not mark a source map as used");
+        }
+    });
     Cached {
         map: Some(Arc::new(map)),
         weight,

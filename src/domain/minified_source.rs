@@ -4,12 +4,15 @@
 //! function name right after a `function` keyword; its original name is the map's name for
 //! that position. The crate finds each position by walking the line's characters from its
 //! start, which costs milliseconds per frame on a one-line bundle; here a column on an ASCII
-//! line (what minifiers write) is its byte offset, so each step is constant time.
+//! line (what most minifiers write) is its byte offset, and a line with other characters keeps
+//! where every `CHECKPOINT_UNITS`-th UTF-16 unit starts, so each step is bounded either way.
 
 use sourcemap::SourceMap;
 
 /// How many positions back a function's name is looked for (as the sourcemap crate does).
 const MAX_TOKENS_BACK: usize = 128;
+/// UTF-16 units between two remembered positions on a line that is not ASCII.
+const CHECKPOINT_UNITS: usize = 64;
 
 /// A minified file with its lines indexed.
 pub struct MinifiedSource {
@@ -20,7 +23,9 @@ pub struct MinifiedSource {
 struct Line {
     start: usize,
     end: usize,
-    ascii: bool,
+    /// Empty for an ASCII line (a column is a byte offset); else `(UTF-16 units, byte offset)`
+    /// of the character at or just after every `CHECKPOINT_UNITS` units.
+    checkpoints: Vec<(u32, u32)>,
 }
 
 impl MinifiedSource {
@@ -32,7 +37,7 @@ impl MinifiedSource {
             lines.push(Line {
                 start,
                 end: start + content.len(),
-                ascii: content.is_ascii(),
+                checkpoints: checkpoints(content),
             });
             start += piece.len();
         }
@@ -41,19 +46,30 @@ impl MinifiedSource {
 
     /// Bytes held, for the cache's bound.
     pub fn size_in_memory(&self) -> usize {
-        self.text.len() + self.lines.len() * std::mem::size_of::<Line>()
+        let checkpoints: usize = self.lines.iter().map(|l| l.checkpoints.len() * 8).sum();
+        self.text.len() + self.lines.len() * std::mem::size_of::<Line>() + checkpoints
     }
 
     /// The identifier starting at (0-based line, UTF-16 column), after any whitespace.
     fn identifier_at(&self, line: u32, column: u32) -> Option<&str> {
+        let (text, offset) = self.byte_offset(line, column)?;
+        identifier_prefix(text.get(offset..)?.trim_start())
+    }
+
+    /// The line's text and the byte offset of its UTF-16 `column`.
+    fn byte_offset(&self, line: u32, column: u32) -> Option<(&str, usize)> {
         let line = self.lines.get(line as usize)?;
         let text = &self.text[line.start..line.end];
-        let offset = if line.ascii {
-            column as usize
-        } else {
-            utf16_to_byte_offset(text, column as usize)?
-        };
-        identifier_prefix(text.get(offset..)?.trim_start())
+        let column = column as usize;
+        if line.checkpoints.is_empty() {
+            return Some((text, column));
+        }
+        let at = line
+            .checkpoints
+            .partition_point(|&(units, _)| units as usize <= column);
+        let (units, byte) = at.checked_sub(1).map_or((0, 0), |i| line.checkpoints[i]);
+        let rest = utf16_to_byte_offset(&text[byte as usize..], column - units as usize)?;
+        Some((text, byte as usize + rest))
     }
 }
 
@@ -89,7 +105,8 @@ pub fn original_function_name<'map>(
     None
 }
 
-/// Index of the last token at or before the 0-based position (the one `lookup_token` finds).
+/// Index of the last token at or before the 0-based position (`lookup_token` finds the same
+/// position, and of several tokens there the first).
 pub fn token_index_at(map: &SourceMap, line: u32, column: u32) -> Option<usize> {
     let (mut low, mut high) = (0, map.get_token_count() as usize);
     while low < high {
@@ -101,6 +118,25 @@ pub fn token_index_at(map: &SourceMap, line: u32, column: u32) -> Option<usize> 
         }
     }
     low.checked_sub(1)
+}
+
+/// For a line that is not ASCII: `(UTF-16 units, byte offset)` of the character at or just
+/// after each multiple of `CHECKPOINT_UNITS` units. Empty for an ASCII line.
+fn checkpoints(line: &str) -> Vec<(u32, u32)> {
+    if line.is_ascii() {
+        return Vec::new();
+    }
+    let mut points = Vec::with_capacity(line.len() / CHECKPOINT_UNITS + 1);
+    let mut units = 0;
+    let mut next = 0;
+    for (offset, c) in line.char_indices() {
+        if units >= next {
+            points.push((units as u32, offset as u32));
+            next = units - units % CHECKPOINT_UNITS + CHECKPOINT_UNITS;
+        }
+        units += c.len_utf16();
+    }
+    points
 }
 
 fn identifier_prefix(text: &str) -> Option<&str> {
@@ -170,6 +206,30 @@ mod tests {
             assert_eq!(original_function_name(&map, &source, index, "c.zz"), None);
             assert_eq!(original_function_name(&map, &source, index, "c()"), None);
         }
+    }
+
+    #[test]
+    fn columns_on_a_long_line_that_is_not_ascii_are_found_from_checkpoints() {
+        let line: String = (0..500)
+            .map(|i| match i % 7 {
+                0 => "é",
+                3 => "😀",
+                _ => "ab",
+            })
+            .collect();
+        let source = MinifiedSource::new(format!("{line}\nnext"));
+        let units = line.encode_utf16().count();
+        for column in 0..units + 3 {
+            let found = source
+                .byte_offset(0, column as u32)
+                .map(|(_, offset)| offset);
+            assert_eq!(
+                found,
+                utf16_to_byte_offset(&line, column),
+                "column {column}"
+            );
+        }
+        assert_eq!(source.byte_offset(1, 2).map(|(_, o)| o), Some(2));
     }
 
     #[test]

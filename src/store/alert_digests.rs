@@ -166,6 +166,12 @@ pub async fn held_issues(
 /// Marks a digest's held deliveries delivered, and the channel's success.
 pub async fn mark_digest_delivered(pool: &PgPool, digest: &DueDigest) -> sqlx::Result<()> {
     let mut tx = pool.begin().await?;
+    // The channel first, as the claim locks it: the other order could deadlock with a claim
+    // of the same channel by another instance.
+    sqlx::query("SELECT id FROM alert_channels WHERE id = $1 FOR UPDATE")
+        .bind(digest.channel_id)
+        .execute(&mut *tx)
+        .await?;
     sqlx::query("UPDATE alert_deliveries SET delivered_at = now() WHERE id = ANY($1)")
         .bind(&digest.delivery_ids)
         .execute(&mut *tx)

@@ -8,7 +8,7 @@ use std::process::Command;
 use serde_json::{json, Value};
 use sha1::{Digest, Sha1};
 
-use crate::helpers::{spawn_app, TestApp};
+use crate::helpers::{spawn_app, spawn_app_with, TestApp};
 
 /// sentry-cli 3.x (`@sentry/cli`) or 2.x (`sentry-cli-2`), as tests/e2e installs them.
 pub(crate) fn sentry_cli(package: &str) -> PathBuf {
@@ -361,16 +361,34 @@ async fn upload_and_show(cli: &Path) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broken_map_leaves_events_as_sent() {
     let app = spawn_app().await;
+    // Damaged after the build: its positions are not valid VLQ.
+    let event_id =
+        upload_changed_map_and_send(&app, |map| map["mappings"] = json!("@@@@!!!!")).await;
+    assert_shown_as_sent(&app, &event_id).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_map_too_large_for_the_cache_leaves_events_as_sent() {
+    let app = spawn_app_with(|s| s.limits.source_map_cache_mb = 1).await;
+    let event_id = upload_changed_map_and_send(&app, |map| {
+        map["sourcesContent"][0] = json!(format!("// {}\n", "x".repeat(700_000)));
+    })
+    .await;
+    assert_shown_as_sent(&app, &event_id).await;
+}
+
+/// Injects, changes the map with `change`, uploads (without rewriting, which would parse it),
+/// and sends an event from the minified file; returns its id.
+async fn upload_changed_map_and_send(app: &TestApp, change: impl FnOnce(&mut Value)) -> String {
     let token = app.create_token("ci@example.com").await;
     let cli = sentry_cli("@sentry/cli");
     let dir = build_output();
     let path = dir.path().to_str().unwrap().to_owned();
-    let (ok, output) = run(&cli, &app, &token, &["sourcemaps", "inject", &path]).await;
+    let (ok, output) = run(&cli, app, &token, &["sourcemaps", "inject", &path]).await;
     assert!(ok, "{output}");
-    // Damaged after the build: its positions are not valid VLQ.
     let map_path = dir.path().join("app.min.js.map");
     let mut map: Value = serde_json::from_slice(&std::fs::read(&map_path).unwrap()).unwrap();
-    map["mappings"] = json!("@@@@!!!!");
+    change(&mut map);
     std::fs::write(&map_path, map.to_string()).unwrap();
     let upload = [
         "sourcemaps",
@@ -379,18 +397,16 @@ async fn a_broken_map_leaves_events_as_sent() {
         "faultline",
         "--project",
         "checkout-api",
-        // Rewriting would parse the map, and refuse it.
         "--no-rewrite",
         &path,
     ];
-    let (ok, output) = run(&cli, &app, &token, &upload).await;
+    let (ok, output) = run(&cli, app, &token, &upload).await;
     assert!(ok, "{output}");
     let files: i64 = sqlx::query_scalar("SELECT count(*) FROM artifact_files")
         .fetch_one(&app.pool)
         .await
         .unwrap();
-    assert_eq!(files, 2, "the damaged map was uploaded: {output}");
-
+    assert_eq!(files, 2, "the changed map was uploaded: {output}");
     let minified = std::fs::read_to_string(dir.path().join("app.min.js")).unwrap();
     let debug_id = minified
         .lines()
@@ -398,14 +414,16 @@ async fn a_broken_map_leaves_events_as_sent() {
         .unwrap()
         .trim()
         .to_owned();
-    let event_id = app
-        .store_ok(&minified_event(
-            &minified,
-            &debug_id,
-            "Order total is NaN: 1",
-        ))
-        .await;
-    let stored = app.stored_event(&event_id).await;
+    app.store_ok(&minified_event(
+        &minified,
+        &debug_id,
+        "Order total is NaN: 1",
+    ))
+    .await
+}
+
+async fn assert_shown_as_sent(app: &TestApp, event_id: &str) {
+    let stored = app.stored_event(event_id).await;
     let frame = &stored["exception"]["values"][0]["stacktrace"]["frames"][0];
     assert_eq!(frame["filename"], "app.min.js", "{stored}");
     assert!(frame.get("minified").is_none());
