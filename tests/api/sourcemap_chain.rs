@@ -9,7 +9,7 @@ use std::process::Command;
 use serde_json::Value;
 
 use crate::helpers::{spawn_app, Browser, TestApp, PASSWORD};
-use crate::sourcemaps::{run, sentry_cli};
+use crate::sourcemaps::{run, sentry_cli, upload_args};
 
 /// Line of the `throw` in tests/e2e/ts-app/src/checkout.ts.
 const THROW_LINE: u64 = 19;
@@ -52,17 +52,7 @@ async fn build_and_upload(app: &TestApp, dist: &std::path::Path) {
     let dist = dist.to_str().unwrap();
     let (ok, output) = run(&cli, app, &token, &["sourcemaps", "inject", dist]).await;
     assert!(ok, "{output}");
-    let upload = [
-        "sourcemaps",
-        "upload",
-        "--org",
-        "faultline",
-        "--project",
-        "checkout-api",
-        "--release",
-        "shop@3.0.0",
-        dist,
-    ];
+    let upload = upload_args(dist, Some("shop@3.0.0"), true);
     let (ok, output) = run(&cli, app, &token, &upload).await;
     assert!(ok, "{output}");
 }

@@ -113,6 +113,51 @@ fn minified_event(minified: &str, debug_id: &str, value: &str) -> Value {
     })
 }
 
+/// A browser event from the minified file at (line, column), without debug ids: found by URL.
+fn event_by_url(release: &str, kind: &str, url: &str, (line, column): (usize, usize)) -> Value {
+    json!({
+        "platform": "javascript", "release": release,
+        "exception": {"values": [{"type": kind, "value": format!("{kind} in {release}"),
+            "stacktrace": {"frames": [{"abs_path": url, "filename": "app.min.js", "function": "a",
+                "lineno": line, "colno": column}]}}]}
+    })
+}
+
+/// The debug id `sourcemaps inject` wrote into a minified file.
+fn injected_debug_id(minified: &str) -> String {
+    minified
+        .lines()
+        .find_map(|l| l.strip_prefix("//# debugId="))
+        .expect("inject wrote a debug id")
+        .trim()
+        .to_owned()
+}
+
+/// `sentry-cli sourcemaps upload` of `path` to the test project, as a build step runs it.
+pub(crate) fn upload_args<'a>(
+    path: &'a str,
+    release: Option<&'a str>,
+    rewrite: bool,
+) -> Vec<&'a str> {
+    let mut args = vec![
+        "sourcemaps",
+        "upload",
+        "--org",
+        "faultline",
+        "--project",
+        "checkout-api",
+    ];
+    if let Some(release) = release {
+        args.extend(["--release", release]);
+    }
+    if !rewrite {
+        // Rewriting parses the map, and refuses a damaged one.
+        args.push("--no-rewrite");
+    }
+    args.push(path);
+    args
+}
+
 fn throw_position(minified: &str) -> (usize, usize) {
     minified
         .lines()
@@ -143,12 +188,7 @@ async fn upload_and_show(cli: &Path) {
     let (ok, output) = run(cli, &app, &token, &["sourcemaps", "inject", &path]).await;
     assert!(ok, "{output}");
     let minified = std::fs::read_to_string(dir.path().join("app.min.js")).unwrap();
-    let debug_id = minified
-        .lines()
-        .find_map(|l| l.strip_prefix("//# debugId="))
-        .expect("inject wrote a debug id")
-        .trim()
-        .to_owned();
+    let debug_id = injected_debug_id(&minified);
     // Deployed before its maps were uploaded: stored as sent.
     let early = app
         .store_ok(&minified_event(
@@ -162,17 +202,7 @@ async fn upload_and_show(cli: &Path) {
     assert_eq!(frame["filename"], "app.min.js");
     assert!(frame.get("minified").is_none());
 
-    let upload = [
-        "sourcemaps",
-        "upload",
-        "--org",
-        "faultline",
-        "--project",
-        "checkout-api",
-        "--release",
-        "shop@2.1.0",
-        &path,
-    ];
+    let upload = upload_args(&path, Some("shop@2.1.0"), true);
     let (ok, output) = run(cli, &app, &token, &upload).await;
     assert!(ok, "{output}");
 
@@ -261,12 +291,12 @@ async fn upload_and_show(cli: &Path) {
 
     // Without debug ids, the file is found by its URL (any host) in the event's release.
     let by_url = app
-        .store_ok(&json!({
-            "platform": "javascript", "release": "shop@2.1.0",
-            "exception": {"values": [{"type": "TypeError", "value": "no debug ids",
-                "stacktrace": {"frames": [{"abs_path": "https://cdn.shop.example/app.min.js?v=7",
-                    "filename": "app.min.js", "function": "a", "lineno": line, "colno": column}]}}]}
-        }))
+        .store_ok(&event_by_url(
+            "shop@2.1.0",
+            "TypeError",
+            "https://cdn.shop.example/app.min.js?v=7",
+            (line, column),
+        ))
         .await;
     let stored = app.stored_event(&by_url).await;
     assert_eq!(
@@ -274,12 +304,12 @@ async fn upload_and_show(cli: &Path) {
         "found by URL and release"
     );
     let other_release = app
-        .store_ok(&json!({
-            "platform": "javascript", "release": "shop@9.9.9",
-            "exception": {"values": [{"type": "RangeError", "value": "another release",
-                "stacktrace": {"frames": [{"abs_path": "https://cdn.shop.example/app.min.js",
-                    "filename": "app.min.js", "function": "a", "lineno": line, "colno": column}]}}]}
-        }))
+        .store_ok(&event_by_url(
+            "shop@9.9.9",
+            "RangeError",
+            "https://cdn.shop.example/app.min.js",
+            (line, column),
+        ))
         .await;
     let located = browser.get(&format!("/events/{other_release}")).await;
     let other_page = browser.get(&located.location).await;
@@ -390,16 +420,7 @@ async fn upload_changed_map_and_send(app: &TestApp, change: impl FnOnce(&mut Val
     let mut map: Value = serde_json::from_slice(&std::fs::read(&map_path).unwrap()).unwrap();
     change(&mut map);
     std::fs::write(&map_path, map.to_string()).unwrap();
-    let upload = [
-        "sourcemaps",
-        "upload",
-        "--org",
-        "faultline",
-        "--project",
-        "checkout-api",
-        "--no-rewrite",
-        &path,
-    ];
+    let upload = upload_args(&path, None, false);
     let (ok, output) = run(&cli, app, &token, &upload).await;
     assert!(ok, "{output}");
     let files: i64 = sqlx::query_scalar("SELECT count(*) FROM artifact_files")
@@ -408,12 +429,7 @@ async fn upload_changed_map_and_send(app: &TestApp, change: impl FnOnce(&mut Val
         .unwrap();
     assert_eq!(files, 2, "the changed map was uploaded: {output}");
     let minified = std::fs::read_to_string(dir.path().join("app.min.js")).unwrap();
-    let debug_id = minified
-        .lines()
-        .find_map(|l| l.strip_prefix("//# debugId="))
-        .unwrap()
-        .trim()
-        .to_owned();
+    let debug_id = injected_debug_id(&minified);
     app.store_ok(&minified_event(
         &minified,
         &debug_id,

@@ -5,7 +5,7 @@
 // Prints one JSON line {"eventId": …} for the Rust test, which checks what was stored.
 // Usage: DSN=… OUT_DIR=… node browser_sdk.mjs
 import { build } from "esbuild";
-import { createServer } from "node:http";
+import { serveFiles } from "./static_site.mjs";
 import { readFileSync, mkdirSync } from "node:fs";
 import { chromium } from "playwright-core";
 
@@ -31,16 +31,7 @@ const files = {
   "/": ["text/html; charset=utf-8", readFileSync(`${here}sdk-page/index.html`)],
   "/sdk.js": ["text/javascript; charset=utf-8", bundle.outputFiles[0].contents],
 };
-const site = createServer((req, res) => {
-  const file = files[req.url];
-  if (!file) {
-    // The browser asks for /favicon.ico; the page has none.
-    res.writeHead(req.url === "/favicon.ico" ? 204 : 404).end();
-    return;
-  }
-  res.writeHead(200, { "Content-Type": file[0] }).end(file[1]);
-});
-await new Promise((resolve) => site.listen(0, "127.0.0.1", resolve));
+const site = await serveFiles(files);
 const origin = `http://127.0.0.1:${site.address().port}`;
 
 const browser = await chromium.launch({

@@ -13,7 +13,7 @@
 // Between build and run, the Rust test runs sentry-cli's `sourcemaps inject` and `upload`.
 // Each run prints one JSON line {"eventId": …}. Usage: DSN=… node ts_app.mjs browser OUT
 import { build } from "esbuild";
-import { createServer } from "node:http";
+import { serveFiles } from "./static_site.mjs";
 import { readFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
 
@@ -50,15 +50,7 @@ async function runInBrowser() {
     "/": ["text/html; charset=utf-8", readFileSync(`${here}ts-app/index.html`)],
     "/app.js": ["text/javascript; charset=utf-8", readFileSync(join(dir, "app.js"))],
   };
-  const site = createServer((req, res) => {
-    const file = files[req.url];
-    if (!file) {
-      res.writeHead(req.url === "/favicon.ico" ? 204 : 404).end();
-      return;
-    }
-    res.writeHead(200, { "Content-Type": file[0] }).end(file[1]);
-  });
-  await new Promise((resolve) => site.listen(0, "127.0.0.1", resolve));
+  const site = await serveFiles(files);
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
     args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"],
