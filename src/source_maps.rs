@@ -35,7 +35,7 @@ const MAX_FILES: usize = 20;
 const FOUND_FOR: Duration = Duration::from_secs(10 * 60);
 /// How long "no map" is believed: maps uploaded through another server show up this late.
 const MISSING_FOR: Duration = Duration::from_secs(60);
-/// How long a lookup that failed (PostgreSQL away) is not tried again for that file.
+/// How long PostgreSQL is taken to be away after a lookup failed: only cached maps are used.
 const FAILED_FOR: Duration = Duration::from_secs(10);
 /// Longest wait for one file's lookup: ingest never waits long for a map.
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(1);
@@ -55,6 +55,9 @@ pub struct SourceMapCache {
     projects: Cache<(u64, i64), (bool, Instant)>,
     /// The bound, in estimated bytes: a map heavier than most of it is never kept.
     capacity: u64,
+    /// Until when PostgreSQL is taken to be away (a lookup failed): meanwhile only what is
+    /// cached is used, so an outage costs one lookup's timeout, not one per file and event.
+    away_until: std::sync::Mutex<Option<Instant>>,
     /// Bumped by each upload or removal: entries of an older generation are never read.
     generation: AtomicU64,
 }
@@ -117,6 +120,7 @@ impl SourceMapCache {
             ),
             projects: Cache::new(PROJECTS_KEPT),
             capacity: capacity_bytes,
+            away_until: std::sync::Mutex::new(None),
             generation: AtomicU64::new(0),
         }
     }
@@ -149,13 +153,21 @@ impl SourceMapCache {
     async fn has_bundles(&self, pool: &PgPool, project_id: i64) -> bool {
         let key = (self.generation.load(Ordering::Relaxed), project_id);
         loop {
+            if self.database_away() {
+                // Stale or not, the last answer is the best there is.
+                return self.projects.get(&key).is_some_and(|(has, _)| has);
+            }
             match self.projects.get_value_or_guard_async(&key).await {
                 Ok((has, until)) if until > Instant::now() => return has,
                 Ok(_) => {
                     self.projects.remove(&key);
                 }
                 Err(guard) => {
-                    let (has, kept_for) = has_bundles_now(pool, project_id).await;
+                    let Some((has, kept_for)) = has_bundles_now(pool, project_id).await else {
+                        self.mark_database_away();
+                        drop(guard);
+                        return false;
+                    };
                     let _ = guard.insert((has, Instant::now() + kept_for));
                     return has;
                 }
@@ -207,13 +219,22 @@ impl SourceMapCache {
             lookup,
         };
         loop {
+            if self.database_away() {
+                let cached = self.maps.get(&key);
+                return cached.filter(|c| c.expires_at > Instant::now())?.map;
+            }
             match self.maps.get_value_or_guard_async(&key).await {
                 Ok(cached) if cached.expires_at > Instant::now() => return cached.map,
                 Ok(_) => {
                     self.maps.remove(&key);
                 }
                 Err(guard) => {
-                    let cached = load(pool, key.project_id, &key.lookup, self.capacity).await;
+                    let Some(cached) = load(pool, key.project_id, &key.lookup, self.capacity).await
+                    else {
+                        self.mark_database_away();
+                        drop(guard);
+                        return None;
+                    };
                     let map = cached.map.clone();
                     let _ = guard.insert(cached);
                     return map;
@@ -221,40 +242,63 @@ impl SourceMapCache {
             }
         }
     }
-}
 
-/// Whether the project has any bundle, and how long to believe it.
-async fn has_bundles_now(pool: &PgPool, project_id: i64) -> (bool, Duration) {
-    let lookup = artifacts::project_has_bundles(pool, project_id);
-    match tokio::time::timeout(LOOKUP_TIMEOUT, lookup).await {
-        Ok(Ok(true)) => (true, FOUND_FOR),
-        Ok(Ok(false)) => (false, MISSING_FOR),
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "could not tell whether a project has source maps");
-            (false, FAILED_FOR)
+    fn database_away(&self) -> bool {
+        let mut away = self.away_until.lock().unwrap_or_else(|e| e.into_inner());
+        match *away {
+            Some(until) if until > Instant::now() => true,
+            Some(_) => {
+                *away = None;
+                false
+            }
+            None => false,
         }
-        Err(_) => (false, FAILED_FOR),
+    }
+
+    fn mark_database_away(&self) {
+        *self.away_until.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(Instant::now() + FAILED_FOR);
     }
 }
 
-/// Reads and parses one file's map. Never fails: a missing map, a broken one, one too large
-/// for the cache and a database error are each "no map", for a while.
-async fn load(pool: &PgPool, project_id: i64, lookup: &Lookup, capacity: u64) -> Cached {
-    let missing = |for_how_long| Cached {
-        map: None,
-        weight: 1,
-        expires_at: Instant::now() + for_how_long,
+/// Whether the project has any bundle, and how long to believe it; `None` when the database
+/// did not answer.
+async fn has_bundles_now(pool: &PgPool, project_id: i64) -> Option<(bool, Duration)> {
+    let lookup = artifacts::project_has_bundles(pool, project_id);
+    match tokio::time::timeout(LOOKUP_TIMEOUT, lookup).await {
+        Ok(Ok(true)) => Some((true, FOUND_FOR)),
+        Ok(Ok(false)) => Some((false, MISSING_FOR)),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "could not tell whether a project has source maps");
+            None
+        }
+        Err(_) => {
+            tracing::warn!("telling whether a project has source maps took too long");
+            None
+        }
+    }
+}
+
+/// Reads and parses one file's map: a missing map, a broken one and one too large for the
+/// cache are each "no map", for a while; `None` when the database did not answer.
+async fn load(pool: &PgPool, project_id: i64, lookup: &Lookup, capacity: u64) -> Option<Cached> {
+    let missing = |for_how_long| {
+        Some(Cached {
+            map: None,
+            weight: 1,
+            expires_at: Instant::now() + for_how_long,
+        })
     };
     let files =
         match tokio::time::timeout(LOOKUP_TIMEOUT, read_files(pool, project_id, lookup)).await {
             Ok(Ok(files)) => files,
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "could not read a source map");
-                return missing(FAILED_FOR);
+                return None;
             }
             Err(_) => {
                 tracing::warn!("reading a source map took too long");
-                return missing(FAILED_FOR);
+                return None;
             }
         };
     let (Some(map), minified) = files else {
@@ -292,11 +336,11 @@ async fn load(pool: &PgPool, project_id: i64, lookup: &Lookup, capacity: u64) ->
             tracing::warn!(error = %e, "could not mark a source map as used");
         }
     });
-    Cached {
+    Some(Cached {
         map: Some(Arc::new(map)),
         weight,
         expires_at: Instant::now() + FOUND_FOR,
-    }
+    })
 }
 
 /// The map file and the minified file it describes, for one lookup.

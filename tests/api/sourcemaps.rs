@@ -8,7 +8,7 @@ use std::process::Command;
 use serde_json::{json, Value};
 use sha1::{Digest, Sha1};
 
-use crate::helpers::{spawn_app, spawn_app_with, TestApp};
+use crate::helpers::{envelope, spawn_app, spawn_app_with, TestApp};
 
 /// sentry-cli 3.x (`@sentry/cli`) or 2.x (`sentry-cli-2`), as tests/e2e installs them.
 pub(crate) fn sentry_cli(package: &str) -> PathBuf {
@@ -449,6 +449,88 @@ async fn assert_shown_as_sent(app: &TestApp, event_id: &str) {
     assert_eq!(page.status, 200);
     assert!(page.body.contains("app.min.js"), "{}", page.body);
     assert!(!page.body.contains("src/checkout.ts"));
+}
+
+/// A browser event whose 20 frames each name a file with its own debug id (`seed` varies them).
+fn event_with_debug_ids(seed: u32) -> Value {
+    let files: Vec<(String, String)> = (0..20)
+        .map(|i| {
+            let id = uuid::Uuid::from_u128(u128::from(seed) << 64 | i);
+            (
+                format!("https://shop.example/chunk-{seed}-{i}.js"),
+                id.to_string(),
+            )
+        })
+        .collect();
+    let frames: Vec<Value> = files
+        .iter()
+        .map(|(file, _)| json!({"abs_path": file, "filename": file, "function": "a", "lineno": 1, "colno": 9}))
+        .collect();
+    let images: Vec<Value> = files
+        .iter()
+        .map(|(file, id)| json!({"type": "sourcemap", "code_file": file, "debug_id": id}))
+        .collect();
+    json!({
+        "event_id": crate::helpers::new_event_id(), "platform": "javascript",
+        "exception": {"values": [{"type": "Error", "value": format!("chunk {seed}"),
+            "stacktrace": {"frames": frames}}]},
+        "debug_meta": {"images": images}
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_postgresql_is_away_an_event_with_maps_to_find_is_spooled_at_once_and_kept_as_sent() {
+    let crate::outage::ProxiedApp {
+        app,
+        bootstrap,
+        proxy,
+    } = crate::outage::proxied_app(|_| {}).await;
+    // The project has uploads, so its events' files are looked up.
+    sqlx::query(
+        "WITH b AS (INSERT INTO artifact_bundles (checksum, file_count, size)
+                    VALUES ('0000000000000000000000000000000000000000', 0, 0) RETURNING id)
+         INSERT INTO artifact_bundle_projects (bundle_id, project_id) SELECT id, $1 FROM b",
+    )
+    .bind(app.project_id)
+    .execute(&bootstrap.pool)
+    .await
+    .unwrap();
+    let first = envelope(&event_with_debug_ids(1), true);
+    assert_eq!(app.post_envelope(first).await.status(), 200);
+
+    proxy.cut();
+    let during = event_with_debug_ids(2);
+    let patient = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(4))
+        .build()
+        .unwrap();
+    let answer = patient
+        .post(app.envelope_url())
+        .header("X-Sentry-Auth", app.auth_header())
+        .body(envelope(&during, true))
+        .send()
+        .await
+        .expect("answered without waiting on 20 lookups");
+    assert_eq!(answer.status(), 200, "spooled");
+
+    proxy.restore().await;
+    for _ in 0..300 {
+        if bootstrap.event_count().await == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let stored = bootstrap
+        .stored_event(during["event_id"].as_str().unwrap())
+        .await;
+    let frames = stored["exception"]["values"][0]["stacktrace"]["frames"]
+        .as_array()
+        .unwrap();
+    assert_eq!(frames.len(), 20);
+    assert!(
+        frames.iter().all(|f| f.get("minified").is_none()),
+        "{stored}"
+    );
 }
 
 fn sha1_hex(data: &[u8]) -> String {
