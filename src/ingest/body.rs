@@ -64,11 +64,13 @@ pub fn decode(body: Bytes, encoding: ContentEncoding, limit: usize) -> Result<By
         ContentEncoding::Brotli => "br",
         ContentEncoding::Zstd => "zstd",
     };
+    // The `bufread` decoders read the body in place: the `read` ones would first copy it
+    // through a buffer of their own.
     let reader: Box<dyn Read + '_> = match encoding {
-        ContentEncoding::Gzip => Box::new(flate2::read::MultiGzDecoder::new(&body[..])),
+        ContentEncoding::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(&body[..])),
         ContentEncoding::Deflate => Box::new(DeflateReader::new(&body)),
         ContentEncoding::Brotli => Box::new(brotli::Decompressor::new(&body[..], 8192)),
-        ContentEncoding::Zstd => match zstd::stream::read::Decoder::new(&body[..]) {
+        ContentEncoding::Zstd => match zstd::stream::read::Decoder::with_buffer(&body[..]) {
             Ok(decoder) => Box::new(decoder),
             Err(_) => return Err(corrupt(name)),
         },
@@ -136,16 +138,16 @@ fn truncate_for_message(value: &str) -> String {
 /// HTTP `deflate` is meant to be zlib-wrapped (RFC 1950), but some clients send raw deflate;
 /// accept both, as browsers and Relay do.
 enum DeflateReader<'a> {
-    Zlib(flate2::read::ZlibDecoder<&'a [u8]>),
-    Raw(flate2::read::DeflateDecoder<&'a [u8]>),
+    Zlib(flate2::bufread::ZlibDecoder<&'a [u8]>),
+    Raw(flate2::bufread::DeflateDecoder<&'a [u8]>),
 }
 
 impl<'a> DeflateReader<'a> {
     fn new(body: &'a [u8]) -> Self {
         if looks_like_zlib(body) {
-            DeflateReader::Zlib(flate2::read::ZlibDecoder::new(body))
+            DeflateReader::Zlib(flate2::bufread::ZlibDecoder::new(body))
         } else {
-            DeflateReader::Raw(flate2::read::DeflateDecoder::new(body))
+            DeflateReader::Raw(flate2::bufread::DeflateDecoder::new(body))
         }
     }
 }

@@ -136,6 +136,10 @@ impl Normalizer {
             .enumerate()
         {
             match frame {
+                // Most frames are well-formed: their error path is built only when needed.
+                Value::Object(frame) if is_well_typed_frame(&frame) => {
+                    normalized.push(Value::Object(frame))
+                }
                 Value::Object(frame) => normalized.push(Value::Object(
                     self.frame(frame, &format!("{path}.frames.{j}")),
                 )),
@@ -151,19 +155,7 @@ impl Normalizer {
         mut frame: Map<String, Value>,
         path: &str,
     ) -> Map<String, Value> {
-        const STRINGS: [&str; 10] = [
-            "filename",
-            "abs_path",
-            "function",
-            "raw_function",
-            "module",
-            "package",
-            "platform",
-            "context_line",
-            "instruction_addr",
-            "symbol",
-        ];
-        for key in STRINGS {
+        for key in FRAME_TEXT_FIELDS {
             self.coerce_string(&mut frame, key, path);
         }
         for key in ["lineno", "colno"] {
@@ -192,6 +184,35 @@ impl Normalizer {
     }
 }
 
+/// A frame's fields that must be text.
+const FRAME_TEXT_FIELDS: [&str; 10] = [
+    "filename",
+    "abs_path",
+    "function",
+    "raw_function",
+    "module",
+    "package",
+    "platform",
+    "context_line",
+    "instruction_addr",
+    "symbol",
+];
+
+/// Whether [`Normalizer::frame`] would leave `frame` as it is: one pass over its fields instead
+/// of a lookup per known field.
+fn is_well_typed_frame(frame: &Map<String, Value>) -> bool {
+    frame.iter().all(|(key, value)| match key.as_str() {
+        "lineno" | "colno" => matches!(value, Value::Number(n) if n.is_i64() || n.is_u64()),
+        "in_app" => value.is_boolean(),
+        "pre_context" | "post_context" => {
+            matches!(value, Value::Array(lines) if lines.iter().all(Value::is_string))
+        }
+        "vars" => value.is_object(),
+        key if FRAME_TEXT_FIELDS.contains(&key) => value.is_string(),
+        _ => true,
+    })
+}
+
 /// Keeps the outermost frames (where the program started and where it crashed), as Sentry
 /// trims long stacks from the middle.
 fn trim_middle(mut frames: Vec<Value>, max: usize) -> Vec<Value> {
@@ -203,4 +224,46 @@ fn trim_middle(mut frames: Vec<Value>, max: usize) -> Vec<Value> {
     let cut = frames.len() - tail;
     frames.drain(head..cut);
     frames
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn object(value: Value) -> Map<String, Value> {
+        let Value::Object(map) = value else {
+            panic!("an object")
+        };
+        map
+    }
+
+    #[test]
+    fn a_frame_passes_the_quick_check_exactly_when_normalising_leaves_it_as_it_is() {
+        let frames = [
+            json!({"function": "f", "lineno": 3, "colno": 1, "in_app": true, "vars": {"a": 1},
+                   "pre_context": ["a"], "post_context": [], "filename": "x.py", "extra": [1]}),
+            json!({"function": 7}),
+            json!({"function": null}),
+            json!({"filename": ["x"]}),
+            json!({"lineno": "12"}),
+            json!({"lineno": 1.5}),
+            json!({"colno": -1}),
+            json!({"in_app": "true"}),
+            json!({"pre_context": ["a", null]}),
+            json!({"post_context": [1]}),
+            json!({"post_context": "a"}),
+            json!({"vars": []}),
+            json!({"vars": null}),
+            json!({"symbol": false}),
+        ];
+        for frame in frames {
+            let frame = object(frame);
+            let normalized = Normalizer::default().frame(frame.clone(), "f");
+            assert_eq!(
+                is_well_typed_frame(&frame),
+                normalized == frame,
+                "{frame:?} became {normalized:?}"
+            );
+        }
+    }
 }
