@@ -25,6 +25,15 @@ pub(super) fn values_list(value: Value) -> Result<Vec<Value>, Value> {
     }
 }
 
+/// `{"values": items}`, built by moving `items` in: `json!` would serialise them into a deep
+/// copy (it takes interpolated values by reference), which cost more than all the rest of
+/// normalising the exceptions and breadcrumbs.
+pub(super) fn values_object(items: Vec<Value>) -> Value {
+    let mut object = Map::new();
+    object.insert("values".into(), Value::Array(items));
+    Value::Object(object)
+}
+
 /// `exception.values.0` + `type` → `exception.values.0.type`, built only to report an error.
 pub(super) fn join(base: &str, key: &str) -> String {
     if base.is_empty() {
@@ -188,7 +197,7 @@ impl Normalizer {
             };
             if let Some(ts) = crumb.get_mut("timestamp") {
                 match parse_timestamp(ts) {
-                    Some(t) => *ts = json!(format_time(t)),
+                    Some(t) => *ts = Value::String(format_time(t)),
                     None => {
                         self.drop_field(&mut crumb, "timestamp", &format!("breadcrumbs.values.{i}"))
                     }
@@ -204,7 +213,7 @@ impl Normalizer {
             }
             crumbs.push(Value::Object(crumb));
         }
-        event.insert("breadcrumbs".into(), json!({ "values": crumbs }));
+        event.insert("breadcrumbs".into(), values_object(crumbs));
     }
 
     /// Tags as an object or a list of pairs become an object of strings of at most 200 chars.

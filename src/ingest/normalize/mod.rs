@@ -56,9 +56,12 @@ pub fn normalize(
         .and_then(normalize_level)
         .unwrap_or(Level::Error);
 
-    event.insert("event_id".into(), json!(event_id.simple().to_string()));
-    event.insert("timestamp".into(), json!(format_time(timestamp)));
-    event.insert("received".into(), json!(format_time(received_at)));
+    event.insert(
+        "event_id".into(),
+        Value::String(event_id.simple().to_string()),
+    );
+    event.insert("timestamp".into(), Value::String(format_time(timestamp)));
+    event.insert("received".into(), Value::String(format_time(received_at)));
     event.insert("level".into(), json!(level.as_str()));
     normalizer.string_field(&mut event, "platform");
     if !event.contains_key("platform") {

@@ -1,8 +1,8 @@
 //! Exceptions, threads and their stack traces: frames oldest first, bounded from the middle.
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
-use super::fields::{values_list, Normalizer};
+use super::fields::{values_list, values_object, Normalizer};
 use crate::config::Limits;
 
 impl Normalizer {
@@ -11,8 +11,10 @@ impl Normalizer {
         let Some(raw) = event.remove("exception") else {
             if let Some(stacktrace) = legacy_stacktrace {
                 // A bare top-level stack trace (legacy SDKs) belongs to a thread.
-                let thread = json!({ "crashed": true, "stacktrace": stacktrace });
-                event.insert("threads".into(), json!({ "values": [thread] }));
+                let mut thread = Map::new();
+                thread.insert("crashed".into(), Value::Bool(true));
+                thread.insert("stacktrace".into(), stacktrace);
+                event.insert("threads".into(), values_object(vec![Value::Object(thread)]));
             }
             return;
         };
@@ -43,7 +45,7 @@ impl Normalizer {
             }
         }
         if !exceptions.is_empty() {
-            event.insert("exception".into(), json!({ "values": exceptions }));
+            event.insert("exception".into(), values_object(exceptions));
         }
     }
 
@@ -109,7 +111,7 @@ impl Normalizer {
             }
             threads.push(Value::Object(thread));
         }
-        event.insert("threads".into(), json!({ "values": threads }));
+        event.insert("threads".into(), values_object(threads));
     }
 
     pub(super) fn stacktrace(&mut self, raw: Value, path: &str, limits: &Limits) -> Option<Value> {
@@ -229,6 +231,7 @@ fn trim_middle(mut frames: Vec<Value>, max: usize) -> Vec<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn object(value: Value) -> Map<String, Value> {
         let Value::Object(map) = value else {
