@@ -105,3 +105,54 @@ async fn partitions_exist_ahead_of_time() {
     .unwrap();
     assert!(ahead >= 14, "today and two weeks ahead: {ahead}");
 }
+
+#[tokio::test]
+async fn event_bodies_stay_inline_in_their_partition() {
+    let app = spawn_app().await;
+    // ~9 KB that zstd cannot shrink below the 2 KB at which PostgreSQL would otherwise move
+    // the body to the partition's TOAST table.
+    let noise: Vec<String> = (0..250).map(|_| uuid::Uuid::new_v4().to_string()).collect();
+    let mut event = error_event("BigBody", "noisy", "load", 7);
+    event["extra"] = serde_json::json!({ "noise": noise });
+    let id = app.store_ok(&event).await;
+
+    let (partition, body_bytes): (String, i32) = sqlx::query_as(
+        "SELECT e.tableoid::regclass::text, octet_length(e.body) FROM events e WHERE e.event_id = $1",
+    )
+    .bind(uuid::Uuid::parse_str(&id).unwrap())
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert!(
+        body_bytes > 4_000,
+        "a body TOAST would have taken: {body_bytes} bytes"
+    );
+    let toast: String = sqlx::query_scalar(
+        "SELECT reltoastrelid::regclass::text FROM pg_class WHERE oid = $1::regclass",
+    )
+    .bind(&partition)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    let toasted: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {toast}"))
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(toasted, 0, "the body of {partition} went to {toast}");
+
+    // Partitions made later keep the same settings.
+    sqlx::query("SELECT faultline_create_event_partitions('2099-01-01', '2099-01-01')")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let (options, storage): (Vec<String>, String) = sqlx::query_as(
+        "SELECT c.reloptions, a.attstorage::text FROM pg_class c
+           JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'body'
+          WHERE c.relname = 'events_20990101'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(options, ["toast_tuple_target=8160"]);
+    assert_eq!(storage, "e");
+}
