@@ -22,7 +22,7 @@ const MAX_TERMS_PER_EVENT: usize = 64;
 pub fn search_terms(event: &Value) -> Vec<String> {
     let mut terms = Terms {
         list: Vec::with_capacity(MAX_TERMS_PER_EVENT),
-        seen: HashSet::with_capacity(MAX_TERMS_PER_EVENT),
+        seen: HashSet::with_capacity_and_hasher(MAX_TERMS_PER_EVENT, Default::default()),
     };
     let exceptions = event_shape::exceptions(event);
     // The raised exception first: it is what the issue is about.
@@ -48,7 +48,8 @@ pub fn search_terms(event: &Value) -> Vec<String> {
 /// The terms met so far, borrowed from the event: one copy each, at the end.
 struct Terms<'a> {
     list: Vec<&'a str>,
-    seen: HashSet<&'a str>,
+    /// foldhash rather than SipHash: only this event's own strings, dropped at once.
+    seen: HashSet<&'a str, foldhash::fast::RandomState>,
 }
 
 impl<'a> Terms<'a> {
