@@ -4,7 +4,7 @@
 //! sends PostgreSQL only the terms it may not have.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
+use std::hash::{BuildHasher, Hasher};
 use std::sync::{LazyLock, Mutex};
 
 use sqlx::{Postgres, Transaction};
@@ -24,29 +24,8 @@ const REMEMBERED: usize = 200_000;
 #[derive(Default)]
 pub struct KnownTerms(Mutex<KeySet>);
 
-/// The keys are hashes already (of a process-random seed, so senders cannot aim collisions):
-/// the set uses them as they are instead of hashing them again.
-type KeySet = HashSet<u64, BuildHasherDefault<KeyAsHash>>;
-
-#[derive(Default)]
-struct KeyAsHash(u64);
-
-impl Hasher for KeyAsHash {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // Only `u64` keys are hashed here (`write_u64`); anything else still spreads.
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-
-    fn write_u64(&mut self, key: u64) {
-        self.0 = key;
-    }
-}
+/// The keys are hashes of a process-random seed, so senders cannot aim collisions.
+type KeySet = HashSet<u64, foldhash::fast::RandomState>;
 
 /// foldhash: several times faster than the standard SipHash on these short strings.
 static KEY_SEED: LazyLock<foldhash::quality::RandomState> =
