@@ -22,10 +22,18 @@ pub mod tag {
     pub const REQUEST: &str = "request";
 }
 
+/// The value at `path`, a `/`-separated chain of object keys such as `"/exception/values"`.
+/// Like `Value::pointer` for keys without `~` or `/` in them, but without the two `String`s
+/// `pointer` allocates per key to undo its escapes (~2 % of the server's CPU under load).
+pub fn at<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
+    path.strip_prefix('/')?
+        .split('/')
+        .try_fold(value, |value, key| value.as_object()?.get(key))
+}
+
 /// The exception chain, oldest (the cause) first, as SDKs send it; non-objects left out.
 pub fn exceptions(event: &Value) -> Vec<&Value> {
-    event
-        .pointer("/exception/values")
+    at(event, "/exception/values")
         .and_then(Value::as_array)
         .map(|values| values.iter().filter(|v| v.is_object()).collect())
         .unwrap_or_default()
@@ -38,8 +46,7 @@ pub fn raised_exception(event: &Value) -> Option<&Value> {
 
 /// An exception's frames, oldest first (the crashing frame last).
 pub fn frames(exception: &Value) -> &[Value] {
-    exception
-        .pointer("/stacktrace/frames")
+    at(exception, "/stacktrace/frames")
         .and_then(Value::as_array)
         .map_or(&[], Vec::as_slice)
 }
@@ -51,10 +58,7 @@ pub fn is_in_app(frame: &Value) -> bool {
 
 /// Whether the exception's mechanism says nothing caught it.
 pub fn is_unhandled(exception: &Value) -> bool {
-    exception
-        .pointer("/mechanism/handled")
-        .and_then(Value::as_bool)
-        == Some(false)
+    at(exception, "/mechanism/handled").and_then(Value::as_bool) == Some(false)
 }
 
 /// Where it broke: the newest in-app frame, else the newest frame.
@@ -92,5 +96,16 @@ mod tests {
             "b"
         );
         assert!(raised_exception(&json!({"exception": "x"})).is_none());
+    }
+
+    #[test]
+    fn at_follows_object_keys_only() {
+        let event = json!({"a": {"b": [1], "c": {"d": "x"}}, "e/f": 2});
+        assert_eq!(at(&event, "/a/c/d").unwrap(), "x");
+        assert_eq!(at(&event, "/a/b").unwrap(), &json!([1]));
+        assert!(at(&event, "/a/b/0").is_none());
+        assert!(at(&event, "/a/missing").is_none());
+        assert!(at(&event, "/a/c/d/deeper").is_none());
+        assert!(at(&event, "a/c").is_none(), "a path starts with /");
     }
 }

@@ -11,6 +11,7 @@ use serde_json::{json, Map, Value};
 use sourcemap::SourceMap;
 use uuid::Uuid;
 
+use super::event_shape;
 use super::minified_source::{self, MinifiedSource};
 
 /// Context lines shown around the frame's line, each side.
@@ -101,9 +102,7 @@ pub fn may_have_maps(event: &Value) -> bool {
 /// `(code_file, debug id)` of each source map the event's SDK reported for a file that has
 /// frames not mapped yet.
 pub fn sourcemap_images(event: &Value) -> Vec<(String, Uuid)> {
-    let Some(images) = event
-        .pointer("/debug_meta/images")
-        .and_then(Value::as_array)
+    let Some(images) = event_shape::at(event, "/debug_meta/images").and_then(Value::as_array)
     else {
         return Vec::new();
     };

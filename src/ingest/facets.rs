@@ -87,8 +87,7 @@ fn failed_request(event: &Value) -> Option<String> {
     let mut described = format!("{} {}", method.to_ascii_uppercase(), route)
         .trim()
         .to_owned();
-    let status = event
-        .pointer("/contexts/response/status_code")
+    let status = event_shape::at(event, "/contexts/response/status_code")
         .and_then(|s| {
             s.as_u64()
                 .map(|n| n.to_string())

@@ -34,14 +34,11 @@ pub fn search_terms(event: &Value) -> Vec<String> {
     for exception in exceptions.iter().rev() {
         terms.add_frames(event_shape::frames(exception));
     }
-    if let Some(frames) = event
-        .pointer("/stacktrace/frames")
-        .and_then(Value::as_array)
-    {
+    if let Some(frames) = event_shape::at(event, "/stacktrace/frames").and_then(Value::as_array) {
         terms.add_frames(frames);
     }
-    terms.add(event.pointer("/logentry/formatted"));
-    terms.add(event.pointer("/logentry/message"));
+    terms.add(event_shape::at(event, "/logentry/formatted"));
+    terms.add(event_shape::at(event, "/logentry/message"));
     terms.list.into_iter().map(str::to_owned).collect()
 }
 

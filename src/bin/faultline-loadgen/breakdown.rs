@@ -13,7 +13,6 @@ use faultline::ingest::{body, envelope, facets, grouping, process, scrub};
 use faultline::store::event_body;
 use flate2::write::GzEncoder;
 use flate2::Compression;
-use serde_json::Value;
 
 use crate::template::{Encoding, SlotValues, Template};
 
@@ -72,9 +71,7 @@ fn time_one(request: &[u8], encoding: Encoding, limits: &Limits, totals: &mut [D
     let parsed = envelope::parse(&plain).expect("an envelope");
     let payload = parsed.items[0].payload;
     totals[1] += clock.lap();
-    let Ok(Value::Object(raw)) = serde_json::from_slice::<Value>(payload) else {
-        panic!("the event is a JSON object");
-    };
+    let raw = process::parse_payload(payload, limits).expect("the event is a JSON object");
     totals[2] += clock.lap();
     let mut event = normalize::normalize(raw, &EnvelopeContext::default(), Utc::now(), limits);
     totals[3] += clock.lap();

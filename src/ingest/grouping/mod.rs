@@ -8,7 +8,7 @@ mod parameterize;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::domain::event_shape::{exceptions, frames, is_in_app, top_frame};
+use crate::domain::event_shape::{self, exceptions, frames, is_in_app, top_frame};
 use crate::domain::text::cut_chars;
 pub use parameterize::parameterize;
 
@@ -73,10 +73,7 @@ pub fn title(event: &Value) -> String {
 
 fn is_message_carrier(exception: &Value) -> bool {
     non_blank_at(exception, "/type").is_none()
-        && exception
-            .pointer("/mechanism/synthetic")
-            .and_then(Value::as_bool)
-            == Some(true)
+        && event_shape::at(exception, "/mechanism/synthetic").and_then(Value::as_bool) == Some(true)
 }
 
 fn has_message(event: &Value) -> bool {
@@ -251,7 +248,7 @@ fn message_components(event: &Value) -> Option<Value> {
 }
 
 fn has_params(event: &Value) -> bool {
-    match event.pointer("/logentry/params") {
+    match event_shape::at(event, "/logentry/params") {
         Some(Value::Array(params)) => !params.is_empty(),
         Some(Value::Object(params)) => !params.is_empty(),
         _ => false,
@@ -329,10 +326,7 @@ fn exception_type(exception: &Value) -> String {
 }
 
 fn is_synthetic(exception: &Value) -> bool {
-    exception
-        .pointer("/mechanism/synthetic")
-        .and_then(Value::as_bool)
-        == Some(true)
+    event_shape::at(exception, "/mechanism/synthetic").and_then(Value::as_bool) == Some(true)
 }
 
 /// A string field that is present and not just whitespace.
@@ -344,8 +338,7 @@ fn non_blank<'a>(value: &'a Value, key: &str) -> Option<&'a str> {
 }
 
 fn non_blank_at<'a>(value: &'a Value, pointer: &str) -> Option<&'a str> {
-    value
-        .pointer(pointer)
+    event_shape::at(value, pointer)
         .and_then(Value::as_str)
         .filter(|s| !s.trim().is_empty())
 }
