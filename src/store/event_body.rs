@@ -11,22 +11,57 @@ use serde_json::Value;
 const BODY_COMPRESSION_LEVEL: i32 = 1;
 
 /// The stored form of an event body: its JSON, zstd-compressed. Each thread keeps one
-/// compression context: creating one per event (and zeroing its tables) cost as much as
-/// compressing.
+/// compression context (creating one per event, and zeroing its tables, cost as much as
+/// compressing) and its two buffers, so no event grows a buffer from nothing; the result is
+/// cut to its length, not the worst case's, while it waits for the writer.
 pub fn compress(body: &Value) -> anyhow::Result<Vec<u8>> {
     thread_local! {
-        static COMPRESSOR: RefCell<Option<zstd::bulk::Compressor<'static>>> =
-            const { RefCell::new(None) };
+        static SCRATCH: RefCell<Option<Scratch>> = const { RefCell::new(None) };
     }
-    let json = serde_json::to_vec(body)?;
-    COMPRESSOR.with(|cell| {
+    SCRATCH.with(|cell| {
         let mut slot = cell.borrow_mut();
-        let compressor = match slot.as_mut() {
-            Some(compressor) => compressor,
-            None => slot.insert(zstd::bulk::Compressor::new(BODY_COMPRESSION_LEVEL)?),
+        let scratch = match slot.as_mut() {
+            Some(scratch) => scratch,
+            None => slot.insert(Scratch {
+                compressor: zstd::bulk::Compressor::new(BODY_COMPRESSION_LEVEL)?,
+                json: Vec::new(),
+                compressed: Vec::new(),
+            }),
         };
-        Ok(compressor.compress(&json)?)
+        scratch.json.clear();
+        serde_json::to_writer(&mut scratch.json, body)?;
+        scratch.compressed.clear();
+        scratch
+            .compressed
+            .reserve(zstd::zstd_safe::compress_bound(scratch.json.len()));
+        scratch
+            .compressor
+            .compress_to_buffer(&scratch.json, &mut scratch.compressed)?;
+        let stored = scratch.compressed.clone();
+        scratch.shrink_after_outlier();
+        Ok(stored)
     })
+}
+
+/// One thread's compression state.
+struct Scratch {
+    compressor: zstd::bulk::Compressor<'static>,
+    json: Vec<u8>,
+    compressed: Vec<u8>,
+}
+
+/// Buffers larger than this are let go after use: one huge event must not keep its
+/// megabytes per thread for good.
+const KEPT_SCRATCH_BYTES: usize = 256 * 1024;
+
+impl Scratch {
+    fn shrink_after_outlier(&mut self) {
+        for buffer in [&mut self.json, &mut self.compressed] {
+            if buffer.capacity() > KEPT_SCRATCH_BYTES {
+                *buffer = Vec::new();
+            }
+        }
+    }
 }
 
 /// Reverses [`compress`]: used to show a stored event.
