@@ -69,3 +69,28 @@ pub fn decompress(body: &[u8]) -> anyhow::Result<Value> {
     let json = zstd::stream::decode_all(body)?;
     Ok(serde_json::from_slice(&json)?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn bodies_round_trip_at_their_length_and_a_huge_one_is_not_kept_per_thread() {
+        let huge = json!({"message": "x".repeat(KEPT_SCRATCH_BYTES * 2)});
+        let small = json!({"message": "hello", "level": "error"});
+        for body in [&small, &huge, &small] {
+            let stored = compress(body).unwrap();
+            assert_eq!(stored.len(), stored.capacity());
+            assert_eq!(&decompress(&stored).unwrap(), body);
+        }
+        let mut scratch = Scratch {
+            compressor: zstd::bulk::Compressor::new(BODY_COMPRESSION_LEVEL).unwrap(),
+            json: Vec::with_capacity(KEPT_SCRATCH_BYTES + 1),
+            compressed: Vec::with_capacity(1024),
+        };
+        scratch.shrink_after_outlier();
+        assert_eq!(scratch.json.capacity(), 0);
+        assert_eq!(scratch.compressed.capacity(), 1024);
+    }
+}

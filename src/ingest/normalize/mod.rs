@@ -128,20 +128,19 @@ pub fn format_time(time: DateTime<Utc>) -> String {
         return time.to_rfc3339_opts(SecondsFormat::Micros, true);
     }
     let mut out = String::with_capacity(27);
-    push_digits(&mut out, year.unsigned_abs(), 4);
-    out.push('-');
-    push_digits(&mut out, time.month(), 2);
-    out.push('-');
-    push_digits(&mut out, time.day(), 2);
-    out.push('T');
-    push_digits(&mut out, time.hour(), 2);
-    out.push(':');
-    push_digits(&mut out, time.minute(), 2);
-    out.push(':');
-    push_digits(&mut out, time.second(), 2);
-    out.push('.');
-    push_digits(&mut out, nanos / 1_000, 6);
-    out.push('Z');
+    let fields = [
+        (year.unsigned_abs(), 4, '-'),
+        (time.month(), 2, '-'),
+        (time.day(), 2, 'T'),
+        (time.hour(), 2, ':'),
+        (time.minute(), 2, ':'),
+        (time.second(), 2, '.'),
+        (nanos / 1_000, 6, 'Z'),
+    ];
+    for (value, width, after) in fields {
+        push_digits(&mut out, value, width);
+        out.push(after);
+    }
     out
 }
 
