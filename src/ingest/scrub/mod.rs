@@ -66,13 +66,16 @@ static VALUE_RULES: LazyLock<Vec<ValueRule>> = LazyLock::new(|| {
         rule(
             r"(?s)-----BEGIN[A-Z ]*PRIVATE KEY-----(?:.*?-----END[A-Z ]*PRIVATE KEY-----|.*)",
             FILTERED,
-            |text| text.contains("PRIVATE KEY-----"),
+            |text| PRIVATE_KEY_MARK.find(text.as_bytes()).is_some(),
         ),
         // `scheme://user:password@host` keeps the user, drops the password.
         rule(
             r"\b([a-zA-Z][a-zA-Z0-9+.\-]*://[^:/?#@\s]*):[^@/?#\s]+@",
             "${1}:[Filtered]@",
-            |text| text.contains("://") && text.contains('@'),
+            |text| {
+                memchr::memchr(b'@', text.as_bytes()).is_some()
+                    && SCHEME_MARK.find(text.as_bytes()).is_some()
+            },
         ),
         // `Bearer <token>` keeps the scheme word so the header stays readable.
         rule(r"(?i)\b(bearer\s+)\S+", "${1}[Filtered]", may_hold_bearer),
@@ -81,21 +84,39 @@ static VALUE_RULES: LazyLock<Vec<ValueRule>> = LazyLock::new(|| {
         rule(
             r"\b(?:3[47]\d|4\d{3}|5[1-5]\d\d|65\d\d|6011)(?:[-\s]?\d){12}\b",
             FILTERED,
-            // 15 or 16 digits (`\d` is any Unicode decimal digit; `is_numeric` takes more).
-            |text| text.chars().filter(|c| c.is_numeric()).nth(14).is_some(),
+            may_hold_card_number,
         ),
     ]
 });
 
 /// Whether `bearer` may be in the text, in any case. Text that is not ASCII goes to the regex:
-/// its case-insensitive matching follows Unicode's case folding.
+/// its case-insensitive matching follows Unicode's case folding. (The cheap tests run on every
+/// scrubbed string, so they search with memchr rather than byte by byte.)
 fn may_hold_bearer(text: &str) -> bool {
+    let bytes = text.as_bytes();
     !text.is_ascii()
-        || text
-            .as_bytes()
-            .windows(6)
-            .any(|w| w.eq_ignore_ascii_case(b"bearer"))
+        || memchr::memchr2_iter(b'b', b'B', bytes).any(|at| {
+            bytes
+                .get(at..at + 6)
+                .is_some_and(|word| word.eq_ignore_ascii_case(b"bearer"))
+        })
 }
+
+/// Whether the text has the 15 digits a card number needs. `\d` is any Unicode decimal
+/// digit, so text that is not ASCII counts with `is_numeric` (which takes more); ASCII text
+/// counts its bytes, which the compiler does many at a time.
+fn may_hold_card_number(text: &str) -> bool {
+    if text.is_ascii() {
+        text.bytes().filter(u8::is_ascii_digit).count() >= 15
+    } else {
+        text.chars().filter(|c| c.is_numeric()).nth(14).is_some()
+    }
+}
+
+static PRIVATE_KEY_MARK: LazyLock<memchr::memmem::Finder<'static>> =
+    LazyLock::new(|| memchr::memmem::Finder::new("PRIVATE KEY-----"));
+static SCHEME_MARK: LazyLock<memchr::memmem::Finder<'static>> =
+    LazyLock::new(|| memchr::memmem::Finder::new("://"));
 
 /// Scrubs secrets in place from a normalised Sentry event (serde_json::Value object).
 pub fn scrub_event(event: &mut Value) {
