@@ -16,42 +16,55 @@ use super::events::NewEvent;
 /// the first ones seen stay searchable.
 pub const MAX_SEARCH_TERMS_PER_ISSUE: i32 = 500;
 
-/// How many `(issue, term)` pairs a writer remembers (8 bytes each); past it, it starts over.
+/// How many `(issue, term)` pairs a writer remembers (~8 bytes each); past it, it starts over.
 const REMEMBERED: usize = 200_000;
 
-/// `(issue, term)` pairs known to be stored, by a 64-bit hash. A collision only means a term
-/// is not sent; forgetting only means it is sent again (and costs an index probe).
+/// `(issue, term)` pairs known to be stored: per issue, its terms' 64-bit hashes. A collision
+/// only means a term is not sent; forgetting only means it is sent again (and costs an index
+/// probe). Kept per issue rather than in one set of pairs: an event's ~40 terms then probe one
+/// small set instead of missing the cache ~40 times in one large one (70 % of this step's time
+/// was those misses).
 #[derive(Default)]
-pub struct KnownTerms(Mutex<KeySet>);
+pub struct KnownTerms(Mutex<Known>);
 
-/// The keys are hashes of a process-random seed, so senders cannot aim collisions.
-type KeySet = HashSet<u64, foldhash::fast::RandomState>;
+#[derive(Default)]
+struct Known {
+    by_issue: HashMap<i64, TermSet, foldhash::fast::RandomState>,
+    pairs: usize,
+}
+
+/// The hashes are of a process-random seed, so senders cannot aim collisions.
+type TermSet = HashSet<u64, foldhash::fast::RandomState>;
 
 /// foldhash: several times faster than the standard SipHash on these short strings.
 static KEY_SEED: LazyLock<foldhash::quality::RandomState> =
     LazyLock::new(foldhash::quality::RandomState::default);
 
-impl KnownTerms {
-    fn key(issue_id: i64, term: &str) -> u64 {
-        let mut hasher = KEY_SEED.build_hasher();
-        hasher.write_i64(issue_id);
-        hasher.write(term.as_bytes());
-        hasher.finish()
-    }
+/// A term's key within its issue's set.
+fn term_key(term: &str) -> u64 {
+    let mut hasher = KEY_SEED.build_hasher();
+    hasher.write(term.as_bytes());
+    hasher.finish()
+}
 
+impl KnownTerms {
     /// Called after the commit that stored them.
-    pub fn remember(&self, keys: Vec<u64>) {
+    pub fn remember(&self, keys: Vec<(i64, u64)>) {
         if keys.is_empty() {
             return;
         }
-        let mut set = self
+        let mut known = self
             .0
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if set.len() + keys.len() > REMEMBERED {
-            set.clear();
+        if known.pairs + keys.len() > REMEMBERED {
+            *known = Known::default();
         }
-        set.extend(keys);
+        for (issue_id, key) in keys {
+            if known.by_issue.entry(issue_id).or_default().insert(key) {
+                known.pairs += 1;
+            }
+        }
     }
 }
 
@@ -62,7 +75,7 @@ pub async fn add(
     events: &[(&NewEvent, i64)],
     term_counts: &HashMap<i64, i32>,
     known: &KnownTerms,
-) -> sqlx::Result<(HashMap<i64, i64>, Vec<u64>)> {
+) -> sqlx::Result<(HashMap<i64, i64>, Vec<(i64, u64)>)> {
     let (terms, keys) = unknown_terms(events, term_counts, known);
     let (mut issue_ids, mut values) = (Vec::new(), Vec::new());
     for (issue_id, kept) in terms {
@@ -97,11 +110,13 @@ fn unknown_terms<'a>(
     events: &[(&'a NewEvent, i64)],
     term_counts: &HashMap<i64, i32>,
     known: &KnownTerms,
-) -> (BTreeMap<i64, Vec<&'a str>>, Vec<u64>) {
+) -> (BTreeMap<i64, Vec<&'a str>>, Vec<(i64, u64)>) {
     let mut terms: BTreeMap<i64, Vec<&str>> = BTreeMap::new();
     let mut keys = Vec::new();
-    let mut seen = KeySet::default();
-    let stored = known
+    let mut seen: HashSet<(i64, u64), foldhash::fast::RandomState> =
+        HashSet::with_capacity_and_hasher(events.len() * 8, Default::default());
+    let no_terms = TermSet::default();
+    let known = known
         .0
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -110,14 +125,98 @@ fn unknown_terms<'a>(
         if room <= 0 {
             continue;
         }
+        let stored = known.by_issue.get(issue_id).unwrap_or(&no_terms);
         let kept = terms.entry(*issue_id).or_default();
         for term in &event.search_terms {
-            let key = KnownTerms::key(*issue_id, term);
-            if (kept.len() as i32) < room && !stored.contains(&key) && seen.insert(key) {
+            let key = term_key(term);
+            if (kept.len() as i32) < room && !stored.contains(&key) && seen.insert((*issue_id, key))
+            {
                 kept.push(term);
-                keys.push(key);
+                keys.push((*issue_id, key));
             }
         }
     }
     (terms, keys)
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+    use serde_json::json;
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::domain::level::Level;
+
+    fn event(terms: &[&str]) -> NewEvent {
+        NewEvent {
+            project_id: 1,
+            event_id: Uuid::new_v4(),
+            hash: "h".into(),
+            grouping: json!({}),
+            title: "t".into(),
+            culprit: "c".into(),
+            metadata: json!({}),
+            level: Level::Error,
+            occurred_at: Utc::now(),
+            received_at: Utc::now(),
+            environment: None,
+            release: None,
+            user_key: None,
+            tags: Vec::new(),
+            search_terms: terms.iter().map(|t| t.to_string()).collect(),
+            body: Vec::new(),
+        }
+    }
+
+    fn sent(batch: &[(&NewEvent, i64)], known: &KnownTerms) -> BTreeMap<i64, Vec<String>> {
+        let (terms, keys) = unknown_terms(batch, &HashMap::new(), known);
+        known.remember(keys);
+        terms
+            .into_iter()
+            .map(|(issue, kept)| (issue, kept.into_iter().map(str::to_owned).collect()))
+            .filter(|(_, kept): &(i64, Vec<String>)| !kept.is_empty())
+            .collect()
+    }
+
+    #[test]
+    fn a_term_is_sent_once_per_issue_until_forgotten() {
+        let known = KnownTerms::default();
+        let (a, b) = (
+            event(&["KeyError", "lookup"]),
+            event(&["lookup", "orders.py"]),
+        );
+        let first = sent(&[(&a, 1), (&b, 1), (&a, 2)], &known);
+        assert_eq!(first[&1], ["KeyError", "lookup", "orders.py"]);
+        assert_eq!(first[&2], ["KeyError", "lookup"]);
+        // The same terms again: known for issues 1 and 2, new for issue 3.
+        let again = sent(&[(&b, 1), (&a, 2), (&b, 3)], &known);
+        assert_eq!(again.len(), 1, "{again:?}");
+        assert_eq!(again[&3], ["lookup", "orders.py"]);
+    }
+
+    #[test]
+    fn remembering_past_the_bound_starts_over() {
+        let known = KnownTerms::default();
+        let a = event(&["KeyError"]);
+        assert!(!sent(&[(&a, 1)], &known).is_empty());
+        assert!(sent(&[(&a, 1)], &known).is_empty());
+        let filler: Vec<(i64, u64)> = (0..REMEMBERED as u64).map(|k| (2, k)).collect();
+        known.remember(filler);
+        assert_eq!(sent(&[(&a, 1)], &known)[&1], ["KeyError"]);
+    }
+
+    #[test]
+    fn an_issue_without_room_gets_no_terms() {
+        let known = KnownTerms::default();
+        let a = event(&["KeyError", "lookup"]);
+        let full = HashMap::from([
+            (1, MAX_SEARCH_TERMS_PER_ISSUE),
+            (2, MAX_SEARCH_TERMS_PER_ISSUE - 1),
+        ]);
+        let (terms, keys) = unknown_terms(&[(&a, 1), (&a, 2)], &full, &known);
+        assert!(terms.get(&1).is_none_or(Vec::is_empty));
+        assert_eq!(terms[&2], ["KeyError"]);
+        assert_eq!(keys.len(), 1);
+    }
 }
