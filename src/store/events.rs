@@ -62,26 +62,26 @@ pub async fn write_batch_known(
     let events = unique_events(events);
     let mut tx = pool.begin().await?;
     let mut remember = Vec::new();
-    let (issue_ids, created, term_counts) = upsert_issues(&mut tx, &events).await?;
-    let inserted = insert_events(&mut tx, &events, &issue_ids).await?;
+    let issues = upsert_issues(&mut tx, &events).await?;
+    let inserted = insert_events(&mut tx, &events, &issues.ids).await?;
     let new_events: Vec<(&NewEvent, i64)> = events
         .iter()
         .filter(|e| inserted.contains(&(e.project_id, e.event_id)))
-        .map(|e| (*e, issue_ids[&(e.project_id, e.hash.as_str())]))
+        .map(|e| (*e, issues.ids[&(e.project_id, e.hash.as_str())]))
         .collect();
     if !new_events.is_empty() {
         add_hourly_counts(&mut tx, &new_events).await?;
         let new_users = add_tag_values(&mut tx, &new_events).await?;
         let (new_terms, stored_terms) =
-            search_terms::add(&mut tx, &new_events, &term_counts, known).await?;
+            search_terms::add(&mut tx, &new_events, &issues.term_counts, known).await?;
         remember = stored_terms;
         endpoints::add_hits(&mut tx, &endpoints::hits_of(&new_events)).await?;
         let added = Added {
             users: new_users,
             search_terms: new_terms,
         };
-        let regressed = update_issue_counts(&mut tx, &new_events, &added).await?;
-        let triggers = alerts::triggers_of(&new_events, &created, &regressed);
+        let regressed = update_issues(&mut tx, &new_events, &issues.newest, &added).await?;
+        let triggers = alerts::triggers_of(&new_events, &issues.created, &regressed);
         if !triggers.is_empty() {
             alerts::record_triggers(&mut tx, &triggers).await?;
         }
@@ -104,14 +104,25 @@ fn unique_events<'a>(events: &[&'a NewEvent]) -> Vec<&'a NewEvent> {
 
 type IssueKey<'a> = (i64, &'a str);
 
-/// Creates missing issues and locks existing ones, in `(project_id, hash)` order; the newest
-/// event of each issue sets its title, culprit, level and metadata. Returns every issue's id,
-/// the ids of those this batch created, and how many search terms each issue has.
+/// The batch's issues: every one's id, the ids of those it created, how many search terms
+/// each has, and the newest event of each (it sets the issue's title, culprit, level and
+/// metadata when the counts are added).
+struct BatchIssues<'a> {
+    ids: HashMap<IssueKey<'a>, i64>,
+    created: HashSet<i64>,
+    term_counts: HashMap<i64, i32>,
+    newest: HashMap<i64, &'a NewEvent>,
+}
+
+/// Locks the batch's existing issues and creates the missing ones, each in `(project_id,
+/// hash)` order. An existing issue is only locked here and rewritten once, with its counts:
+/// rewriting it here too cost PostgreSQL a second row version (and its index entries) per
+/// issue per batch.
 async fn upsert_issues<'a>(
     tx: &mut Transaction<'_, Postgres>,
     events: &[&'a NewEvent],
-) -> sqlx::Result<(HashMap<IssueKey<'a>, i64>, HashSet<i64>, HashMap<i64, i32>)> {
-    let mut newest: BTreeMap<IssueKey<'a>, &NewEvent> = BTreeMap::new();
+) -> sqlx::Result<BatchIssues<'a>> {
+    let mut newest: BTreeMap<IssueKey<'a>, &'a NewEvent> = BTreeMap::new();
     for event in events {
         let entry = newest
             .entry((event.project_id, event.hash.as_str()))
@@ -120,12 +131,67 @@ async fn upsert_issues<'a>(
             *entry = event;
         }
     }
+    let (projects, hashes): (Vec<i64>, Vec<&str>) = newest.keys().copied().unzip();
+    let existing: Vec<(i64, i64, String, i32)> = sqlx::query_as(
+        "SELECT i.id, i.project_id, i.hash, i.search_terms
+           FROM issues i
+           JOIN UNNEST($1::int8[], $2::text[]) AS k(p, h) ON i.project_id = k.p AND i.hash = k.h
+          ORDER BY i.project_id, i.hash
+            FOR UPDATE OF i",
+    )
+    .bind(&projects)
+    .bind(&hashes)
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut by_key: HashMap<(i64, String), (i64, i32)> = existing
+        .into_iter()
+        .map(|(id, project, hash, terms)| ((project, hash), (id, terms)))
+        .collect();
+    let missing: Vec<&NewEvent> = newest
+        .iter()
+        .filter(|(key, _)| !by_key.contains_key(&(key.0, key.1.to_owned())))
+        .map(|(_, event)| *event)
+        .collect();
+    let mut created = HashSet::new();
+    for (id, project, hash, is_new, terms) in create_issues(tx, &missing).await? {
+        if is_new {
+            created.insert(id);
+        }
+        by_key.insert((project, hash), (id, terms));
+    }
+    let mut batch = BatchIssues {
+        ids: HashMap::with_capacity(newest.len()),
+        created,
+        term_counts: HashMap::with_capacity(newest.len()),
+        newest: HashMap::with_capacity(newest.len()),
+    };
+    for (key, event) in newest {
+        if let Some(&(id, terms)) = by_key.get(&(key.0, key.1.to_owned())) {
+            batch.ids.insert(key, id);
+            batch.term_counts.insert(id, terms);
+            batch.newest.insert(id, event);
+        }
+    }
+    Ok(batch)
+}
+
+/// Inserts the issues of `events` (the newest event of each), in key order. Another writer
+/// may have created one since the lock: that one is updated instead, which locks it too.
+/// Returns each issue's id, project, hash, whether this statement created it, and its search
+/// term count.
+async fn create_issues(
+    tx: &mut Transaction<'_, Postgres>,
+    events: &[&NewEvent],
+) -> sqlx::Result<Vec<(i64, i64, String, bool, i32)>> {
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
     let mut columns = IssueColumns::default();
-    for event in newest.values() {
+    for event in events {
         columns.push(event);
     }
     // `xmax = 0` marks a row this statement inserted rather than updated: a new issue.
-    let rows: Vec<(i64, i64, String, bool, i32)> = sqlx::query_as(
+    sqlx::query_as(
         "INSERT INTO issues (project_id, hash, title, culprit, level, first_seen, last_seen, grouping, metadata)
          SELECT p, h, t, c, l, s, s, g::jsonb, m::jsonb
            FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],
@@ -145,22 +211,7 @@ async fn upsert_issues<'a>(
     .bind(&columns.groupings)
     .bind(&columns.metadata)
     .fetch_all(&mut **tx)
-    .await?;
-    let created = rows
-        .iter()
-        .filter(|(_, _, _, created, _)| *created)
-        .map(|(id, ..)| *id)
-        .collect();
-    let term_counts = rows.iter().map(|(id, .., terms)| (*id, *terms)).collect();
-    let by_key: HashMap<(i64, String), i64> = rows
-        .into_iter()
-        .map(|(id, project, hash, ..)| ((project, hash), id))
-        .collect();
-    let ids = newest
-        .keys()
-        .filter_map(|key| by_key.get(&(key.0, key.1.to_owned())).map(|id| (*key, *id)))
-        .collect();
-    Ok((ids, created, term_counts))
+    .await
 }
 
 #[derive(Default)]
@@ -355,11 +406,13 @@ struct Added {
     search_terms: HashMap<i64, i64>,
 }
 
-/// Adds the new events to their issues' totals. A resolved issue that receives an event is
+/// Adds the new events to their issues' totals, and sets each issue's title, culprit, level
+/// and metadata from its newest event in the batch. A resolved issue that receives an event is
 /// open again, marked as a regression; returns the ids of those.
-async fn update_issue_counts(
+async fn update_issues(
     tx: &mut Transaction<'_, Postgres>,
     events: &[(&NewEvent, i64)],
+    newest: &HashMap<i64, &NewEvent>,
     added: &Added,
 ) -> sqlx::Result<HashSet<i64>> {
     let mut per_issue: BTreeMap<i64, TagCount> = BTreeMap::new();
@@ -381,6 +434,11 @@ async fn update_issue_counts(
     let terms = added_to(&added.search_terms);
     let firsts: Vec<DateTime<Utc>> = per_issue.values().map(|t| t.first_seen).collect();
     let lasts: Vec<DateTime<Utc>> = per_issue.values().map(|t| t.last_seen).collect();
+    let describing: Vec<&NewEvent> = ids.iter().map(|id| newest[id]).collect();
+    let titles: Vec<&str> = describing.iter().map(|e| e.title.as_str()).collect();
+    let culprits: Vec<&str> = describing.iter().map(|e| e.culprit.as_str()).collect();
+    let levels: Vec<&str> = describing.iter().map(|e| e.level.as_str()).collect();
+    let metadata: Vec<String> = describing.iter().map(|e| e.metadata.to_string()).collect();
     let rows: Vec<(i64, bool)> = sqlx::query_as(
         "UPDATE issues
             SET event_count = issues.event_count + u.n,
@@ -388,11 +446,12 @@ async fn update_issue_counts(
                 search_terms = issues.search_terms + u.new_terms,
                 first_seen = LEAST(issues.first_seen, u.first_seen),
                 last_seen = GREATEST(issues.last_seen, u.last_seen),
+                title = u.title, culprit = u.culprit, level = u.level, metadata = u.metadata::jsonb,
                 regressed_at = CASE WHEN issues.status = 'resolved' THEN now() ELSE issues.regressed_at END,
                 status = CASE WHEN issues.status = 'resolved' THEN 'unresolved'::issue_status ELSE issues.status END
            FROM UNNEST($1::int8[], $2::int8[], $3::int8[], $4::timestamptz[], $5::timestamptz[],
-                       $6::int8[])
-                AS u(id, n, new_users, first_seen, last_seen, new_terms)
+                       $6::int8[], $7::text[], $8::text[], $9::text[], $10::text[])
+                AS u(id, n, new_users, first_seen, last_seen, new_terms, title, culprit, level, metadata)
           WHERE issues.id = u.id
          RETURNING issues.id, issues.regressed_at IS NOT DISTINCT FROM now()",
     )
@@ -402,6 +461,10 @@ async fn update_issue_counts(
     .bind(&firsts)
     .bind(&lasts)
     .bind(&terms)
+    .bind(&titles)
+    .bind(&culprits)
+    .bind(&levels)
+    .bind(&metadata)
     .fetch_all(&mut **tx)
     .await?;
     // `now()` is the transaction's start: only this statement can have set it.
