@@ -76,7 +76,7 @@ pub fn decode(body: Bytes, encoding: ContentEncoding, limit: usize) -> Result<By
         },
         ContentEncoding::Identity => unreachable!("handled above"),
     };
-    let mut inflated = Vec::with_capacity((body.len() * 4).min(limit));
+    let mut inflated = Vec::with_capacity(inflated_capacity(&body, encoding, limit));
     // Reading one byte past the limit tells "exactly at the limit" from "over it".
     let read = reader
         .take(limit as u64 + 1)
@@ -89,6 +89,36 @@ pub fn decode(body: Bytes, encoding: ContentEncoding, limit: usize) -> Result<By
     }
     Ok(Bytes::from(inflated))
 }
+
+/// How much to allocate for a body's inflated bytes: the size the body declares (a gzip
+/// member's trailer, a zstd frame's header), else four times its compressed size. Growing the
+/// buffer instead copied every event once more. What a body declares is not trusted: never
+/// more than [`MAX_DECLARED_RATIO`] times its compressed size, nor more than `limit`.
+fn inflated_capacity(body: &[u8], encoding: ContentEncoding, limit: usize) -> usize {
+    let declared = match encoding {
+        // ISIZE: the last member's size modulo 2^32; one past it lets `read_to_end` see the end
+        // without growing.
+        ContentEncoding::Gzip if body.len() >= 18 => {
+            let trailer: [u8; 4] = body[body.len() - 4..].try_into().unwrap_or_default();
+            Some(u32::from_le_bytes(trailer) as usize + 1)
+        }
+        ContentEncoding::Zstd => zstd::zstd_safe::get_frame_content_size(body)
+            .ok()
+            .flatten()
+            .map(|size| {
+                usize::try_from(size)
+                    .unwrap_or(usize::MAX)
+                    .saturating_add(1)
+            }),
+        _ => None,
+    };
+    let cap = body.len().saturating_mul(MAX_DECLARED_RATIO).min(limit + 1);
+    declared.unwrap_or(body.len().saturating_mul(4)).min(cap)
+}
+
+/// A declared size past this ratio is not believed up front (JSON rarely compresses beyond
+/// 10 to 1): a small body must not reserve megabytes by claiming them.
+const MAX_DECLARED_RATIO: usize = 32;
 
 /// The bodies old clients (raven-python, raven-node, raven-ruby, raven-go, raven-java) still
 /// send to `/store/` without a `Content-Encoding`: JSON as is, the base64 text of JSON or of
@@ -184,6 +214,36 @@ mod tests {
         let body = gzip(b"hello world");
         let out = decode(body, ContentEncoding::Gzip, 100).unwrap();
         assert_eq!(&out[..], b"hello world");
+    }
+
+    #[test]
+    fn the_inflated_buffer_is_sized_by_what_the_body_declares_within_bounds() {
+        let json = br#"{"message":"hello"}"#.repeat(50);
+        let honest = gzip(&json);
+        assert_eq!(
+            inflated_capacity(&honest, ContentEncoding::Gzip, 1 << 20),
+            json.len() + 1
+        );
+        let zstd = zstd::bulk::compress(&json, 1).unwrap();
+        assert_eq!(
+            inflated_capacity(&zstd, ContentEncoding::Zstd, 1 << 20),
+            json.len() + 1
+        );
+        // Never past the limit (and one byte more, to see the end).
+        assert_eq!(inflated_capacity(&honest, ContentEncoding::Gzip, 100), 101);
+        // A trailer claiming 4 GB reserves no more than 32 times the body.
+        let mut lying = honest.to_vec();
+        let at = lying.len() - 4;
+        lying[at..].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(
+            inflated_capacity(&lying, ContentEncoding::Gzip, 1 << 30),
+            lying.len() * MAX_DECLARED_RATIO
+        );
+        // Nothing declared: four times the body.
+        assert_eq!(
+            inflated_capacity(b"abcdef", ContentEncoding::Deflate, 100),
+            24
+        );
     }
 
     #[test]
