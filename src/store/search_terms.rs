@@ -33,6 +33,9 @@ struct Known {
     pairs: usize,
 }
 
+/// An issue and one of its terms' hash: what a batch stored, to remember once committed.
+pub type TermKey = (i64, u64);
+
 /// The hashes are of a process-random seed, so senders cannot aim collisions.
 type TermSet = HashSet<u64, foldhash::fast::RandomState>;
 
@@ -49,7 +52,7 @@ fn term_key(term: &str) -> u64 {
 
 impl KnownTerms {
     /// Called after the commit that stored them.
-    pub fn remember(&self, keys: Vec<(i64, u64)>) {
+    pub fn remember(&self, keys: Vec<TermKey>) {
         if keys.is_empty() {
             return;
         }
@@ -75,7 +78,7 @@ pub async fn add(
     events: &[(&NewEvent, i64)],
     term_counts: &HashMap<i64, i32>,
     known: &KnownTerms,
-) -> sqlx::Result<(HashMap<i64, i64>, Vec<(i64, u64)>)> {
+) -> sqlx::Result<(HashMap<i64, i64>, Vec<TermKey>)> {
     let (terms, keys) = unknown_terms(events, term_counts, known);
     let (mut issue_ids, mut values) = (Vec::new(), Vec::new());
     for (issue_id, kept) in terms {
@@ -110,10 +113,10 @@ fn unknown_terms<'a>(
     events: &[(&'a NewEvent, i64)],
     term_counts: &HashMap<i64, i32>,
     known: &KnownTerms,
-) -> (BTreeMap<i64, Vec<&'a str>>, Vec<(i64, u64)>) {
+) -> (BTreeMap<i64, Vec<&'a str>>, Vec<TermKey>) {
     let mut terms: BTreeMap<i64, Vec<&str>> = BTreeMap::new();
     let mut keys = Vec::new();
-    let mut seen: HashSet<(i64, u64), foldhash::fast::RandomState> =
+    let mut seen: HashSet<TermKey, foldhash::fast::RandomState> =
         HashSet::with_capacity_and_hasher(events.len() * 8, Default::default());
     let no_terms = TermSet::default();
     let known = known
@@ -201,7 +204,7 @@ mod tests {
         let a = event(&["KeyError"]);
         assert!(!sent(&[(&a, 1)], &known).is_empty());
         assert!(sent(&[(&a, 1)], &known).is_empty());
-        let filler: Vec<(i64, u64)> = (0..REMEMBERED as u64).map(|k| (2, k)).collect();
+        let filler: Vec<TermKey> = (0..REMEMBERED as u64).map(|k| (2, k)).collect();
         known.remember(filler);
         assert_eq!(sent(&[(&a, 1)], &known)[&1], ["KeyError"]);
     }
