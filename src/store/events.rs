@@ -10,6 +10,7 @@ use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 use super::alerts;
+use super::batch_issues::{update_issues, upsert_issues, Added, IssueKey};
 use super::endpoints;
 use super::search_terms::{self, KnownTerms};
 use crate::domain::level::Level;
@@ -102,143 +103,6 @@ fn unique_events<'a>(events: &[&'a NewEvent]) -> Vec<&'a NewEvent> {
         .collect()
 }
 
-type IssueKey<'a> = (i64, &'a str);
-
-/// The batch's issues: every one's id, the ids of those it created, how many search terms
-/// each has, and the newest event of each (it sets the issue's title, culprit, level and
-/// metadata when the counts are added).
-struct BatchIssues<'a> {
-    ids: HashMap<IssueKey<'a>, i64>,
-    created: HashSet<i64>,
-    term_counts: HashMap<i64, i32>,
-    newest: HashMap<i64, &'a NewEvent>,
-}
-
-/// Locks the batch's existing issues and creates the missing ones, each in `(project_id,
-/// hash)` order. An existing issue is only locked here and rewritten once, with its counts:
-/// rewriting it here too cost PostgreSQL a second row version (and its index entries) per
-/// issue per batch.
-async fn upsert_issues<'a>(
-    tx: &mut Transaction<'_, Postgres>,
-    events: &[&'a NewEvent],
-) -> sqlx::Result<BatchIssues<'a>> {
-    let mut newest: BTreeMap<IssueKey<'a>, &'a NewEvent> = BTreeMap::new();
-    for event in events {
-        let entry = newest
-            .entry((event.project_id, event.hash.as_str()))
-            .or_insert(event);
-        if event.occurred_at >= entry.occurred_at {
-            *entry = event;
-        }
-    }
-    let (projects, hashes): (Vec<i64>, Vec<&str>) = newest.keys().copied().unzip();
-    let existing: Vec<(i64, i64, String, i32)> = sqlx::query_as(
-        "SELECT i.id, i.project_id, i.hash, i.search_terms
-           FROM issues i
-           JOIN UNNEST($1::int8[], $2::text[]) AS k(p, h) ON i.project_id = k.p AND i.hash = k.h
-          ORDER BY i.project_id, i.hash
-            FOR UPDATE OF i",
-    )
-    .bind(&projects)
-    .bind(&hashes)
-    .fetch_all(&mut **tx)
-    .await?;
-    let mut by_key: HashMap<(i64, String), (i64, i32)> = existing
-        .into_iter()
-        .map(|(id, project, hash, terms)| ((project, hash), (id, terms)))
-        .collect();
-    let missing: Vec<&NewEvent> = newest
-        .iter()
-        .filter(|(key, _)| !by_key.contains_key(&(key.0, key.1.to_owned())))
-        .map(|(_, event)| *event)
-        .collect();
-    let mut created = HashSet::new();
-    for (id, project, hash, is_new, terms) in create_issues(tx, &missing).await? {
-        if is_new {
-            created.insert(id);
-        }
-        by_key.insert((project, hash), (id, terms));
-    }
-    let mut batch = BatchIssues {
-        ids: HashMap::with_capacity(newest.len()),
-        created,
-        term_counts: HashMap::with_capacity(newest.len()),
-        newest: HashMap::with_capacity(newest.len()),
-    };
-    for (key, event) in newest {
-        if let Some(&(id, terms)) = by_key.get(&(key.0, key.1.to_owned())) {
-            batch.ids.insert(key, id);
-            batch.term_counts.insert(id, terms);
-            batch.newest.insert(id, event);
-        }
-    }
-    Ok(batch)
-}
-
-/// Inserts the issues of `events` (the newest event of each), in key order. Another writer
-/// may have created one since the lock: that one is updated instead, which locks it too.
-/// Returns each issue's id, project, hash, whether this statement created it, and its search
-/// term count.
-async fn create_issues(
-    tx: &mut Transaction<'_, Postgres>,
-    events: &[&NewEvent],
-) -> sqlx::Result<Vec<(i64, i64, String, bool, i32)>> {
-    if events.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut columns = IssueColumns::default();
-    for event in events {
-        columns.push(event);
-    }
-    // `xmax = 0` marks a row this statement inserted rather than updated: a new issue.
-    sqlx::query_as(
-        "INSERT INTO issues (project_id, hash, title, culprit, level, first_seen, last_seen, grouping, metadata)
-         SELECT p, h, t, c, l, s, s, g::jsonb, m::jsonb
-           FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],
-                       $7::text[], $8::text[]) AS u(p, h, t, c, l, s, g, m)
-          ORDER BY p, h
-         ON CONFLICT (project_id, hash) DO UPDATE
-            SET title = EXCLUDED.title, culprit = EXCLUDED.culprit,
-                level = EXCLUDED.level, metadata = EXCLUDED.metadata
-         RETURNING id, project_id, hash, xmax = 0, search_terms",
-    )
-    .bind(&columns.project_ids)
-    .bind(&columns.hashes)
-    .bind(&columns.titles)
-    .bind(&columns.culprits)
-    .bind(&columns.levels)
-    .bind(&columns.seen)
-    .bind(&columns.groupings)
-    .bind(&columns.metadata)
-    .fetch_all(&mut **tx)
-    .await
-}
-
-#[derive(Default)]
-struct IssueColumns {
-    project_ids: Vec<i64>,
-    hashes: Vec<String>,
-    titles: Vec<String>,
-    culprits: Vec<String>,
-    levels: Vec<String>,
-    seen: Vec<DateTime<Utc>>,
-    groupings: Vec<String>,
-    metadata: Vec<String>,
-}
-
-impl IssueColumns {
-    fn push(&mut self, event: &NewEvent) {
-        self.project_ids.push(event.project_id);
-        self.hashes.push(event.hash.clone());
-        self.titles.push(event.title.clone());
-        self.culprits.push(event.culprit.clone());
-        self.levels.push(event.level.as_str().to_owned());
-        self.seen.push(event.occurred_at);
-        self.groupings.push(event.grouping.to_string());
-        self.metadata.push(event.metadata.to_string());
-    }
-}
-
 /// Inserts the events, skipping ones already stored; returns the keys of those inserted.
 async fn insert_events(
     tx: &mut Transaction<'_, Postgres>,
@@ -322,14 +186,14 @@ async fn add_hourly_counts(
 }
 
 /// How many events, and the first and last time among them.
-struct TagCount {
-    count: i64,
-    first_seen: DateTime<Utc>,
-    last_seen: DateTime<Utc>,
+pub(super) struct TagCount {
+    pub(super) count: i64,
+    pub(super) first_seen: DateTime<Utc>,
+    pub(super) last_seen: DateTime<Utc>,
 }
 
 impl TagCount {
-    fn new(t: DateTime<Utc>) -> Self {
+    pub(super) fn new(t: DateTime<Utc>) -> Self {
         TagCount {
             count: 0,
             first_seen: t,
@@ -337,7 +201,7 @@ impl TagCount {
         }
     }
 
-    fn add(&mut self, t: DateTime<Utc>) {
+    pub(super) fn add(&mut self, t: DateTime<Utc>) {
         self.count += 1;
         self.first_seen = self.first_seen.min(t);
         self.last_seen = self.last_seen.max(t);
@@ -398,79 +262,4 @@ async fn add_tag_values(
     .fetch_all(&mut **tx)
     .await?;
     Ok(rows.into_iter().collect())
-}
-
-/// What a batch added to each issue besides events: new distinct users and search terms.
-struct Added {
-    users: HashMap<i64, i64>,
-    search_terms: HashMap<i64, i64>,
-}
-
-/// Adds the new events to their issues' totals, and sets each issue's title, culprit, level
-/// and metadata from its newest event in the batch. A resolved issue that receives an event is
-/// open again, marked as a regression; returns the ids of those.
-async fn update_issues(
-    tx: &mut Transaction<'_, Postgres>,
-    events: &[(&NewEvent, i64)],
-    newest: &HashMap<i64, &NewEvent>,
-    added: &Added,
-) -> sqlx::Result<HashSet<i64>> {
-    let mut per_issue: BTreeMap<i64, TagCount> = BTreeMap::new();
-    for (event, issue_id) in events {
-        let t = event.occurred_at;
-        per_issue
-            .entry(*issue_id)
-            .or_insert_with(|| TagCount::new(t))
-            .add(t);
-    }
-    let ids: Vec<i64> = per_issue.keys().copied().collect();
-    let counts: Vec<i64> = per_issue.values().map(|t| t.count).collect();
-    let added_to = |counts: &HashMap<i64, i64>| -> Vec<i64> {
-        ids.iter()
-            .map(|id| counts.get(id).copied().unwrap_or(0))
-            .collect()
-    };
-    let users = added_to(&added.users);
-    let terms = added_to(&added.search_terms);
-    let firsts: Vec<DateTime<Utc>> = per_issue.values().map(|t| t.first_seen).collect();
-    let lasts: Vec<DateTime<Utc>> = per_issue.values().map(|t| t.last_seen).collect();
-    let describing: Vec<&NewEvent> = ids.iter().map(|id| newest[id]).collect();
-    let titles: Vec<&str> = describing.iter().map(|e| e.title.as_str()).collect();
-    let culprits: Vec<&str> = describing.iter().map(|e| e.culprit.as_str()).collect();
-    let levels: Vec<&str> = describing.iter().map(|e| e.level.as_str()).collect();
-    let metadata: Vec<String> = describing.iter().map(|e| e.metadata.to_string()).collect();
-    let rows: Vec<(i64, bool)> = sqlx::query_as(
-        "UPDATE issues
-            SET event_count = issues.event_count + u.n,
-                user_count = issues.user_count + u.new_users,
-                search_terms = issues.search_terms + u.new_terms,
-                first_seen = LEAST(issues.first_seen, u.first_seen),
-                last_seen = GREATEST(issues.last_seen, u.last_seen),
-                title = u.title, culprit = u.culprit, level = u.level, metadata = u.metadata::jsonb,
-                regressed_at = CASE WHEN issues.status = 'resolved' THEN now() ELSE issues.regressed_at END,
-                status = CASE WHEN issues.status = 'resolved' THEN 'unresolved'::issue_status ELSE issues.status END
-           FROM UNNEST($1::int8[], $2::int8[], $3::int8[], $4::timestamptz[], $5::timestamptz[],
-                       $6::int8[], $7::text[], $8::text[], $9::text[], $10::text[])
-                AS u(id, n, new_users, first_seen, last_seen, new_terms, title, culprit, level, metadata)
-          WHERE issues.id = u.id
-         RETURNING issues.id, issues.regressed_at IS NOT DISTINCT FROM now()",
-    )
-    .bind(&ids)
-    .bind(&counts)
-    .bind(&users)
-    .bind(&firsts)
-    .bind(&lasts)
-    .bind(&terms)
-    .bind(&titles)
-    .bind(&culprits)
-    .bind(&levels)
-    .bind(&metadata)
-    .fetch_all(&mut **tx)
-    .await?;
-    // `now()` is the transaction's start: only this statement can have set it.
-    Ok(rows
-        .into_iter()
-        .filter(|(_, regressed)| *regressed)
-        .map(|(id, _)| id)
-        .collect())
 }

@@ -5,6 +5,7 @@ pub mod alert_deliveries;
 pub mod alert_digests;
 pub mod alerts;
 pub mod artifacts;
+mod batch_issues;
 pub mod endpoints;
 pub mod event_body;
 pub mod event_reads;
