@@ -38,11 +38,16 @@ pub(super) async fn upsert_issues<'a>(
             *entry = event;
         }
     }
-    let (projects, hashes): (Vec<i64>, Vec<&str>) = newest.keys().copied().unzip();
-    let existing: Vec<(i64, i64, String, i32)> = sqlx::query_as(
-        "SELECT i.id, i.project_id, i.hash, i.search_terms
+    // In key order: a position in `keys` is also its issue's place in the lock order.
+    let keys: Vec<IssueKey<'a>> = newest.keys().copied().collect();
+    let (projects, hashes): (Vec<i64>, Vec<&str>) = keys.iter().copied().unzip();
+    // `(id, search terms)` of each key's issue, by the key's position.
+    let mut found: Vec<Option<(i64, i32)>> = vec![None; keys.len()];
+    let existing: Vec<(i64, i64, i32)> = sqlx::query_as(
+        "SELECT k.n, i.id, i.search_terms
            FROM issues i
-           JOIN UNNEST($1::int8[], $2::text[]) AS k(p, h) ON i.project_id = k.p AND i.hash = k.h
+           JOIN UNNEST($1::int8[], $2::text[]) WITH ORDINALITY AS k(p, h, n)
+             ON i.project_id = k.p AND i.hash = k.h
           ORDER BY i.project_id, i.hash
             FOR UPDATE OF i",
     )
@@ -50,33 +55,37 @@ pub(super) async fn upsert_issues<'a>(
     .bind(&hashes)
     .fetch_all(&mut **tx)
     .await?;
-    let mut by_key: HashMap<(i64, String), (i64, i32)> = existing
-        .into_iter()
-        .map(|(id, project, hash, terms)| ((project, hash), (id, terms)))
-        .collect();
-    let missing: Vec<&NewEvent> = newest
+    for (n, id, terms) in existing {
+        if let Some(slot) = usize::try_from(n - 1).ok().and_then(|at| found.get_mut(at)) {
+            *slot = Some((id, terms));
+        }
+    }
+    let missing: Vec<&NewEvent> = keys
         .iter()
-        .filter(|(key, _)| !by_key.contains_key(&(key.0, key.1.to_owned())))
-        .map(|(_, event)| *event)
+        .zip(&found)
+        .filter(|(_, found)| found.is_none())
+        .map(|(key, _)| newest[key])
         .collect();
     let mut created = HashSet::new();
     for (id, project, hash, is_new, terms) in create_issues(tx, &missing).await? {
         if is_new {
             created.insert(id);
         }
-        by_key.insert((project, hash), (id, terms));
+        if let Ok(at) = keys.binary_search(&(project, hash.as_str())) {
+            found[at] = Some((id, terms));
+        }
     }
     let mut batch = BatchIssues {
-        ids: HashMap::with_capacity(newest.len()),
+        ids: HashMap::with_capacity(keys.len()),
         created,
-        term_counts: HashMap::with_capacity(newest.len()),
-        newest: HashMap::with_capacity(newest.len()),
+        term_counts: HashMap::with_capacity(keys.len()),
+        newest: HashMap::with_capacity(keys.len()),
     };
-    for (key, event) in newest {
-        if let Some(&(id, terms)) = by_key.get(&(key.0, key.1.to_owned())) {
+    for (key, found) in keys.into_iter().zip(found) {
+        if let Some((id, terms)) = found {
             batch.ids.insert(key, id);
             batch.term_counts.insert(id, terms);
-            batch.newest.insert(id, event);
+            batch.newest.insert(id, newest[&key]);
         }
     }
     Ok(batch)
