@@ -130,3 +130,26 @@ async fn event_with_neither_exception_nor_message_falls_into_one_fallback_group(
         .unwrap();
     assert_eq!(title, "<unlabeled event>");
 }
+
+#[tokio::test]
+async fn an_issue_takes_its_newest_events_title_level_and_metadata() {
+    let app = spawn_app().await;
+    let mut first = error_event("ValueError", "invalid literal 'abc'", "parse", 10);
+    first["level"] = json!("warning");
+    first["timestamp"] = json!("2026-11-30T10:00:00Z");
+    app.store_ok(&first).await;
+    // Same issue, a later event (a batch of its own): the issue is rewritten from it.
+    let mut second = error_event("ValueError", "invalid literal 'x-17'", "parse", 42);
+    second["level"] = json!("fatal");
+    second["timestamp"] = json!("2026-11-30T11:00:00Z");
+    app.store_ok(&second).await;
+    let (count, title, level, value): (i64, String, String, Option<String>) =
+        sqlx::query_as("SELECT event_count, title, level, metadata->>'value' FROM issues")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(count, 2);
+    assert!(title.contains("x-17"), "{title}");
+    assert_eq!(level, "fatal");
+    assert_eq!(value.as_deref(), Some("invalid literal 'x-17'"));
+}
