@@ -22,6 +22,7 @@ mod defaults {
     pub const BATCH_SIZE: usize = 500;
     pub const BATCH_WAIT_MS: u64 = 5;
     pub const WRITERS: usize = 2;
+    pub const AGGREGATE_WINDOW_MS: u64 = 5000;
     pub const ORG: &str = "faultline";
     pub const ALERT_RETRY_SECONDS: i64 = 30;
     pub const ALERT_MAX_ATTEMPTS: i32 = 10;
@@ -382,6 +383,12 @@ pub struct PipelineSettings {
     /// batch is being written.
     #[arg(long, env = "FAULTLINE_WRITERS", default_value_t = defaults::WRITERS)]
     pub writers: usize,
+
+    /// Under load (events waiting when a batch starts), batches defer their aggregates (tag
+    /// values, events per hour, endpoints) and they are folded in together after this many
+    /// milliseconds, or as soon as the queue runs dry. 0: every batch adds its own at once.
+    #[arg(long, env = "FAULTLINE_AGGREGATE_WINDOW_MS", default_value_t = defaults::AGGREGATE_WINDOW_MS)]
+    pub aggregate_window_ms: u64,
 }
 
 impl Default for PipelineSettings {
@@ -391,6 +398,7 @@ impl Default for PipelineSettings {
             batch_size: defaults::BATCH_SIZE,
             batch_wait_ms: defaults::BATCH_WAIT_MS,
             writers: defaults::WRITERS,
+            aggregate_window_ms: defaults::AGGREGATE_WINDOW_MS,
         }
     }
 }

@@ -67,7 +67,8 @@ impl Application {
         let port = listener.local_addr()?.port();
         let state = web::Data::new(AppState {
             pipeline: Pipeline::start(
-                store::dedicated_pool(&pool, settings.pipeline.writers as u32),
+                // One connection per writer, and the aggregate flusher's.
+                store::dedicated_pool(&pool, settings.pipeline.writers as u32 + 1),
                 &settings.pipeline,
                 spool.clone(),
                 &settings.spool,

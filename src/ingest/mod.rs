@@ -1,5 +1,6 @@
 //! The Sentry ingest protocol: from an HTTP request to an event queued for storage.
 
+pub mod aggregate_flush;
 pub mod auth;
 pub mod body;
 pub mod envelope;

@@ -7,7 +7,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use sqlx::{Postgres, Transaction};
 
-use super::events::{NewEvent, TagCount};
+use super::aggregates::TagCount;
+use super::events::NewEvent;
 
 pub(super) type IssueKey<'a> = (i64, &'a str);
 

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::PgPool;
 
 use super::events::NewEvent;
 use crate::domain::event_shape::tag;
@@ -79,15 +79,16 @@ pub fn hits_of<'a>(events: &[(&'a NewEvent, i64)]) -> Vec<EndpointHit<'a>> {
         .collect()
 }
 
-/// Adds a batch's hits to the three aggregates in one statement, rows in key order (so that
-/// concurrent writers never deadlock).
-pub async fn add_hits(
-    tx: &mut Transaction<'_, Postgres>,
-    hits: &[EndpointHit<'_>],
-) -> sqlx::Result<()> {
-    if hits.is_empty() {
-        return Ok(());
-    }
+/// A batch's hits summed per key of the three aggregates, rows in key order; written by
+/// `store::aggregates`, with the issues' own aggregates.
+pub(super) struct EndpointTotals<'a> {
+    pub(super) hourly: Columns<'a, DateTime<Utc>>,
+    pub(super) issues: Columns<'a, i64>,
+    pub(super) users: Columns<'a, &'a str>,
+}
+
+/// Sums the hits per key: each under its own environment and under [`ALL_ENVIRONMENTS`].
+pub(super) fn totals<'a>(hits: &[EndpointHit<'a>]) -> EndpointTotals<'a> {
     let mut hourly: BTreeMap<(Scope, DateTime<Utc>), Tally> = BTreeMap::new();
     let mut issues: BTreeMap<(Scope, i64), Tally> = BTreeMap::new();
     let mut users: BTreeMap<(Scope, &str), Tally> = BTreeMap::new();
@@ -102,59 +103,21 @@ pub async fn add_hits(
             }
         }
     }
-    let hourly = Columns::from(hourly.into_iter().map(|((s, hour), t)| (s, hour, t)));
-    let issues = Columns::from(issues.into_iter().map(|((s, issue), t)| (s, issue, t)));
-    let users = Columns::from(users.into_iter().map(|((s, user), t)| (s, user, t)));
-    sqlx::query(
-        "WITH hourly AS (
-             INSERT INTO endpoint_hourly_counts (project_id, endpoint, environment, hour, count, last_seen)
-             SELECT * FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::timestamptz[], $5::int8[], $6::timestamptz[])
-             ON CONFLICT (project_id, endpoint, environment, hour) DO UPDATE
-                SET count = endpoint_hourly_counts.count + EXCLUDED.count,
-                    last_seen = GREATEST(endpoint_hourly_counts.last_seen, EXCLUDED.last_seen)
-         ), issues AS (
-             INSERT INTO endpoint_issues (project_id, endpoint, environment, issue_id, count, last_seen)
-             SELECT * FROM UNNEST($7::int8[], $8::text[], $9::text[], $10::int8[], $11::int8[], $12::timestamptz[])
-             ON CONFLICT (project_id, endpoint, environment, issue_id) DO UPDATE
-                SET count = endpoint_issues.count + EXCLUDED.count,
-                    last_seen = GREATEST(endpoint_issues.last_seen, EXCLUDED.last_seen)
-         )
-         INSERT INTO endpoint_users (project_id, endpoint, environment, user_key, last_seen)
-         SELECT p, e, v, u, l FROM UNNEST($13::int8[], $14::text[], $15::text[], $16::text[], $17::timestamptz[])
-                AS t(p, e, v, u, l)
-         ON CONFLICT (project_id, endpoint, environment, user_key) DO UPDATE
-            SET last_seen = GREATEST(endpoint_users.last_seen, EXCLUDED.last_seen)",
-    )
-    .bind(&hourly.projects)
-    .bind(&hourly.endpoints)
-    .bind(&hourly.environments)
-    .bind(&hourly.keys)
-    .bind(&hourly.counts)
-    .bind(&hourly.last_seen)
-    .bind(&issues.projects)
-    .bind(&issues.endpoints)
-    .bind(&issues.environments)
-    .bind(&issues.keys)
-    .bind(&issues.counts)
-    .bind(&issues.last_seen)
-    .bind(&users.projects)
-    .bind(&users.endpoints)
-    .bind(&users.environments)
-    .bind(&users.keys)
-    .bind(&users.last_seen)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+    EndpointTotals {
+        hourly: Columns::from(hourly.into_iter().map(|((s, hour), t)| (s, hour, t))),
+        issues: Columns::from(issues.into_iter().map(|((s, issue), t)| (s, issue, t))),
+        users: Columns::from(users.into_iter().map(|((s, user), t)| (s, user, t))),
+    }
 }
 
 /// One aggregate's rows as the arrays `UNNEST` takes; `K` is the hour, issue or user.
-struct Columns<'a, K> {
-    projects: Vec<i64>,
-    endpoints: Vec<&'a str>,
-    environments: Vec<&'a str>,
-    keys: Vec<K>,
-    counts: Vec<i64>,
-    last_seen: Vec<DateTime<Utc>>,
+pub(super) struct Columns<'a, K> {
+    pub(super) projects: Vec<i64>,
+    pub(super) endpoints: Vec<&'a str>,
+    pub(super) environments: Vec<&'a str>,
+    pub(super) keys: Vec<K>,
+    pub(super) counts: Vec<i64>,
+    pub(super) last_seen: Vec<DateTime<Utc>>,
 }
 
 impl<'a, K> Columns<'a, K> {

@@ -2,16 +2,16 @@
 //! many events at once. Rows are touched in a fixed order (issues by project and hash, then
 //! aggregates by key) so that concurrent writers — in one process or several — never deadlock.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use serde_json::Value;
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
+use super::aggregates;
 use super::alerts;
 use super::batch_issues::{update_issues, upsert_issues, Added, IssueKey};
-use super::endpoints;
 use super::search_terms::{self, KnownTerms};
 use crate::domain::level::Level;
 
@@ -47,18 +47,28 @@ impl NewEvent {
     }
 }
 
+/// When a batch adds its events to the aggregates (`store::aggregates`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Aggregates {
+    /// In its own transaction: they are current once it commits.
+    Now,
+    /// By a later `aggregates::flush`, which folds many batches' totals at once.
+    Deferred,
+}
+
 /// Writes `events` in one transaction. Events whose `(project_id, event_id)` is already stored
 /// (SDK retries) are skipped and counted nowhere. Returns how many events were new.
 pub async fn write_batch(pool: &PgPool, events: &[&NewEvent]) -> sqlx::Result<usize> {
-    write_batch_known(pool, events, &KnownTerms::default()).await
+    write_batch_known(pool, events, &KnownTerms::default(), Aggregates::Now).await
 }
 
 /// [`write_batch`], skipping the search terms `known` says are stored already (the writers
-/// keep one such memory each, across batches).
+/// keep one such memory each, across batches), and adding to the aggregates as `mode` says.
 pub async fn write_batch_known(
     pool: &PgPool,
     events: &[&NewEvent],
     known: &KnownTerms,
+    mode: Aggregates,
 ) -> sqlx::Result<usize> {
     let events = unique_events(events);
     let mut tx = pool.begin().await?;
@@ -71,12 +81,17 @@ pub async fn write_batch_known(
         .map(|e| (*e, issues.ids[&(e.project_id, e.hash.as_str())]))
         .collect();
     if !new_events.is_empty() {
-        add_hourly_counts(&mut tx, &new_events).await?;
-        let new_users = add_tag_values(&mut tx, &new_events).await?;
+        let totals = aggregates::totals(&new_events);
+        let new_users = match mode {
+            Aggregates::Now => aggregates::add_now(&mut tx, &totals).await?,
+            Aggregates::Deferred => {
+                aggregates::defer(&mut tx, &totals).await?;
+                HashMap::new()
+            }
+        };
         let (new_terms, stored_terms) =
             search_terms::add(&mut tx, &new_events, &issues.term_counts, known).await?;
         remember = stored_terms;
-        endpoints::add_hits(&mut tx, &endpoints::hits_of(&new_events)).await?;
         let added = Added {
             users: new_users,
             search_terms: new_terms,
@@ -157,108 +172,6 @@ async fn insert_events(
     .bind(&releases)
     .bind(&users)
     .bind(&bodies)
-    .fetch_all(&mut **tx)
-    .await?;
-    Ok(rows.into_iter().collect())
-}
-
-async fn add_hourly_counts(
-    tx: &mut Transaction<'_, Postgres>,
-    events: &[(&NewEvent, i64)],
-) -> sqlx::Result<()> {
-    let mut counts: BTreeMap<(i64, DateTime<Utc>), i64> = BTreeMap::new();
-    for (event, issue_id) in events {
-        *counts.entry((*issue_id, event.hour())).or_default() += 1;
-    }
-    let (keys, values): (Vec<_>, Vec<i64>) = counts.into_iter().unzip();
-    let (issue_ids, hours): (Vec<i64>, Vec<DateTime<Utc>>) = keys.into_iter().unzip();
-    sqlx::query(
-        "INSERT INTO issue_hourly_counts (issue_id, hour, count)
-         SELECT * FROM UNNEST($1::int8[], $2::timestamptz[], $3::int8[]) ORDER BY 1, 2
-         ON CONFLICT (issue_id, hour) DO UPDATE SET count = issue_hourly_counts.count + EXCLUDED.count",
-    )
-    .bind(&issue_ids)
-    .bind(&hours)
-    .bind(&values)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-/// How many events, and the first and last time among them.
-pub(super) struct TagCount {
-    pub(super) count: i64,
-    pub(super) first_seen: DateTime<Utc>,
-    pub(super) last_seen: DateTime<Utc>,
-}
-
-impl TagCount {
-    pub(super) fn new(t: DateTime<Utc>) -> Self {
-        TagCount {
-            count: 0,
-            first_seen: t,
-            last_seen: t,
-        }
-    }
-
-    pub(super) fn add(&mut self, t: DateTime<Utc>) {
-        self.count += 1;
-        self.first_seen = self.first_seen.min(t);
-        self.last_seen = self.last_seen.max(t);
-    }
-}
-
-/// Adds the events' tag values; returns, per issue, how many `user` values were new to it.
-async fn add_tag_values(
-    tx: &mut Transaction<'_, Postgres>,
-    events: &[(&NewEvent, i64)],
-) -> sqlx::Result<HashMap<i64, i64>> {
-    let mut counts: BTreeMap<(i64, &str, &str), TagCount> = BTreeMap::new();
-    for (event, issue_id) in events {
-        for (key, value) in &event.tags {
-            let t = event.occurred_at;
-            counts
-                .entry((*issue_id, key.as_str(), value.as_str()))
-                .or_insert_with(|| TagCount::new(t))
-                .add(t);
-        }
-    }
-    if counts.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let mut issue_ids = Vec::with_capacity(counts.len());
-    let (mut keys, mut values) = (Vec::new(), Vec::new());
-    let (mut totals, mut firsts, mut lasts) = (Vec::new(), Vec::new(), Vec::new());
-    for ((issue_id, key, value), tag) in counts {
-        issue_ids.push(issue_id);
-        keys.push(key);
-        values.push(value);
-        totals.push(tag.count);
-        firsts.push(tag.first_seen);
-        lasts.push(tag.last_seen);
-    }
-    // `xmax = 0` marks a row this statement inserted rather than updated: a new distinct value.
-    // Counted in the statement: returning every upserted row (~12 per event) cost the writer
-    // more to decode than the few issues with new users are worth.
-    let rows: Vec<(i64, i64)> = sqlx::query_as(
-        "WITH upserted AS (
-             INSERT INTO issue_tag_values (issue_id, key, value, count, first_seen, last_seen)
-             SELECT * FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::int8[], $5::timestamptz[], $6::timestamptz[])
-              ORDER BY 1, 2, 3
-             ON CONFLICT (issue_id, key, value) DO UPDATE
-                SET count = issue_tag_values.count + EXCLUDED.count,
-                    first_seen = LEAST(issue_tag_values.first_seen, EXCLUDED.first_seen),
-                    last_seen = GREATEST(issue_tag_values.last_seen, EXCLUDED.last_seen)
-             RETURNING issue_id, (key = 'user' AND xmax = 0) AS new_user
-         )
-         SELECT issue_id, count(*) FROM upserted WHERE new_user GROUP BY issue_id",
-    )
-    .bind(&issue_ids)
-    .bind(&keys)
-    .bind(&values)
-    .bind(&totals)
-    .bind(&firsts)
-    .bind(&lasts)
     .fetch_all(&mut **tx)
     .await?;
     Ok(rows.into_iter().collect())

@@ -1,5 +1,6 @@
 //! Every SQL query Faultline runs lives under this module.
 
+pub mod aggregates;
 pub mod alert_channels;
 pub mod alert_deliveries;
 pub mod alert_digests;

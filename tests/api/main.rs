@@ -9,6 +9,7 @@ mod api_tokens;
 mod cli;
 mod concurrency;
 mod dashboard;
+mod deferred_aggregates;
 mod endpoints;
 mod event_lookup;
 mod faults;

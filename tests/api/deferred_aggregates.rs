@@ -1,0 +1,262 @@
+//! Aggregates deferred under load (tag values, events per hour, endpoints, users per issue)
+//! end up exactly as if every batch had added its own: folded once, by whichever flush takes
+//! them, including the one a restarted server runs first; an issue a batch holds only delays
+//! its user count, and a burst through HTTP defers and then converges.
+
+use std::time::Duration;
+
+use chrono::{DurationRound, TimeDelta, Utc};
+use faultline::config::Limits;
+use faultline::ingest::normalize::EnvelopeContext;
+use faultline::ingest::process;
+use faultline::store::aggregates;
+use faultline::store::events::{write_batch_known, Aggregates, NewEvent};
+use faultline::store::search_terms::KnownTerms;
+use futures_util::future::join_all;
+use serde_json::{json, Value};
+use sqlx::PgPool;
+
+use crate::helpers::{error_event, spawn_app, spawn_app_with, start, test_settings, TestApp};
+
+/// Events over three issues, with repeating users, environments and failing endpoints, one
+/// second apart (fixed times: the same events prepared twice compare equal).
+fn varied_events(count: usize) -> Vec<Value> {
+    let start = Utc::now().duration_trunc(TimeDelta::hours(1)).unwrap() - TimeDelta::hours(1);
+    (0..count)
+        .map(|i| {
+            let mut event = error_event("KeyError", "missing", &format!("handler_{}", i % 3), 7);
+            event["timestamp"] = json!((start + TimeDelta::seconds(i as i64)).to_rfc3339());
+            event["user"] = json!({"id": format!("user-{}", i % 7)});
+            event["environment"] = json!(["production", "staging"][i % 2]);
+            event["tags"] = json!({"shard": format!("s{}", i % 4)});
+            if i % 5 != 0 {
+                event["request"] =
+                    json!({"method": "POST", "url": format!("https://shop.example/orders/{i}")});
+            }
+            event
+        })
+        .collect()
+}
+
+fn prepared(app: &TestApp, events: &[Value]) -> Vec<NewEvent> {
+    events
+        .iter()
+        .map(|event| {
+            process::prepare(
+                &serde_json::to_vec(event).unwrap(),
+                app.project_id,
+                &EnvelopeContext::default(),
+                Utc::now(),
+                &Limits::default(),
+            )
+            .unwrap()
+        })
+        .collect()
+}
+
+async fn write(app: &TestApp, events: &[NewEvent], mode: Aggregates) {
+    let batch: Vec<&NewEvent> = events.iter().collect();
+    let written = write_batch_known(&app.pool, &batch, &KnownTerms::default(), mode)
+        .await
+        .unwrap();
+    assert_eq!(written, events.len());
+}
+
+/// Every aggregate row and issue count, with issues named by their grouping hash (ids differ
+/// between databases), sorted.
+async fn aggregates_of(pool: &PgPool) -> Vec<String> {
+    let mut rows: Vec<String> = Vec::new();
+    for query in [
+        "SELECT format('issue %s events=%s users=%s', hash, event_count, user_count) FROM issues",
+        "SELECT format('tag %s %s=%s n=%s %s %s', i.hash, t.key, t.value, t.count, t.first_seen, t.last_seen)
+           FROM issue_tag_values t JOIN issues i ON i.id = t.issue_id",
+        "SELECT format('hour %s %s n=%s', i.hash, h.hour, h.count)
+           FROM issue_hourly_counts h JOIN issues i ON i.id = h.issue_id",
+        "SELECT format('endpoint-hour %s %s %s n=%s %s', endpoint, environment, hour, count, last_seen)
+           FROM endpoint_hourly_counts",
+        "SELECT format('endpoint-issue %s %s %s n=%s %s', e.endpoint, e.environment, i.hash, e.count, e.last_seen)
+           FROM endpoint_issues e JOIN issues i ON i.id = e.issue_id",
+        "SELECT format('endpoint-user %s %s %s %s', endpoint, environment, user_key, last_seen)
+           FROM endpoint_users",
+    ] {
+        rows.extend(
+            sqlx::query_scalar::<_, String>(query)
+                .fetch_all(pool)
+                .await
+                .unwrap(),
+        );
+    }
+    rows.sort();
+    rows
+}
+
+async fn waiting_deltas(pool: &PgPool) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM aggregate_deltas")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+async fn user_count(pool: &PgPool) -> i64 {
+    sqlx::query_scalar("SELECT sum(user_count)::int8 FROM issues")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn deferred_batches_fold_into_exactly_what_immediate_batches_write() {
+    let immediate = spawn_app().await;
+    let deferred = spawn_app().await;
+    let events = varied_events(60);
+    let (first, rest) = events.split_at(25);
+    write(&immediate, &prepared(&immediate, first), Aggregates::Now).await;
+    write(&immediate, &prepared(&immediate, rest), Aggregates::Now).await;
+    let expected = aggregates_of(&immediate.pool).await;
+    assert!(
+        expected.iter().any(|row| row.starts_with("endpoint-user")),
+        "the events reach every aggregate: {expected:#?}"
+    );
+
+    // The same events, in three deferred batches: until a flush, only the deltas hold them.
+    let stored = prepared(&deferred, &events);
+    for batch in stored.chunks(20) {
+        write(&deferred, batch, Aggregates::Deferred).await;
+    }
+    assert_eq!(waiting_deltas(&deferred.pool).await, 3);
+    let before: Vec<String> = aggregates_of(&deferred.pool)
+        .await
+        .into_iter()
+        .filter(|row| !row.starts_with("issue "))
+        .collect();
+    assert_eq!(before, Vec::<String>::new(), "nothing folded in yet");
+    assert_eq!(user_count(&deferred.pool).await, 0);
+
+    assert!(aggregates::flush(&deferred.pool).await.unwrap());
+    assert_eq!(waiting_deltas(&deferred.pool).await, 0);
+    assert_eq!(aggregates_of(&deferred.pool).await, expected);
+
+    // Folded once: another flush finds nothing and changes nothing.
+    assert!(!aggregates::flush(&deferred.pool).await.unwrap());
+    assert_eq!(aggregates_of(&deferred.pool).await, expected);
+}
+
+#[tokio::test]
+async fn a_flush_never_waits_for_an_issue_a_batch_holds_and_counts_its_users_next_time() {
+    let app = spawn_app().await;
+    let events = varied_events(21);
+    let one_issue: Vec<Value> = events.into_iter().step_by(3).collect();
+    write(&app, &prepared(&app, &one_issue), Aggregates::Deferred).await;
+
+    // A batch in progress holds the issue.
+    let mut holder = app.pool.begin().await.unwrap();
+    sqlx::query("SELECT id FROM issues FOR UPDATE")
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let flushed = tokio::time::timeout(Duration::from_secs(10), aggregates::flush(&app.pool))
+        .await
+        .expect("the flush does not wait for the held issue");
+    assert!(flushed.unwrap());
+    holder.rollback().await.unwrap();
+    let tag_users: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM issue_tag_values WHERE key = 'user'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(tag_users, 7, "the tag values are folded in");
+    assert_eq!(user_count(&app.pool).await, 0, "the held issue was skipped");
+    assert_eq!(
+        waiting_deltas(&app.pool).await,
+        1,
+        "its users wait for the next flush"
+    );
+
+    assert!(aggregates::flush(&app.pool).await.unwrap());
+    assert_eq!(user_count(&app.pool).await, 7);
+    assert_eq!(waiting_deltas(&app.pool).await, 0);
+}
+
+/// Polls until `check` holds, for up to ten seconds.
+async fn eventually<F, Fut>(what: &str, check: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..100 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{what} did not happen within 10 s");
+}
+
+#[tokio::test]
+async fn a_restarted_server_folds_in_what_a_stopped_one_deferred() {
+    let app = spawn_app().await;
+    // What a process that died before its flush leaves behind.
+    write(
+        &app,
+        &prepared(&app, &varied_events(30)),
+        Aggregates::Deferred,
+    )
+    .await;
+    assert_eq!(waiting_deltas(&app.pool).await, 1);
+
+    let _restarted = start(test_settings(&app.database_url)).await;
+    eventually("the start-up flush", || async {
+        waiting_deltas(&app.pool).await == 0
+    })
+    .await;
+    assert_eq!(user_count(&app.pool).await, 3 * 7);
+    let hourly: i64 = sqlx::query_scalar("SELECT sum(count)::int8 FROM issue_hourly_counts")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(hourly, 30);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_defers_its_aggregates_and_they_converge_once_it_ends() {
+    // Long batch waits make full batches out of a burst, and the second writer finds events
+    // waiting; a window far past the test's end leaves the fold to the writers running dry.
+    let app = spawn_app_with(|s| {
+        s.pipeline.batch_wait_ms = 200;
+        s.pipeline.batch_size = 40;
+        s.pipeline.aggregate_window_ms = 600_000;
+    })
+    .await;
+    let events = varied_events(210);
+    let answers = join_all(events.iter().map(|event| app.store(event))).await;
+    for answer in answers {
+        assert_eq!(answer.status(), 200);
+    }
+    assert_eq!(app.event_count().await, 210);
+
+    // Some batch deferred: it drew an id for its delta (sequences are not transactional, so
+    // the draw shows even once the delta is folded and gone).
+    let drawn: bool = sqlx::query_scalar("SELECT is_called FROM aggregate_deltas_id_seq")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert!(drawn, "under a burst, some batch defers its aggregates");
+    eventually("the fold", || async {
+        waiting_deltas(&app.pool).await == 0 && user_count(&app.pool).await == 3 * 7
+    })
+    .await;
+    let (hourly, shard_tags, endpoint_hits): (i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT sum(count)::int8 FROM issue_hourly_counts),
+                (SELECT sum(count)::int8 FROM issue_tag_values WHERE key = 'shard'),
+                (SELECT sum(count)::int8 FROM endpoint_hourly_counts WHERE environment = '*')",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!((hourly, shard_tags), (210, 210));
+    assert_eq!(
+        endpoint_hits,
+        210 - 210 / 5,
+        "every fifth event has no request"
+    );
+}
