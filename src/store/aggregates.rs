@@ -116,50 +116,36 @@ const TOTALS_PARAMETERS: &str = "$1::int8[], $2::timestamptz[], $3::int8[],
     $16::int8[], $17::text[], $18::text[], $19::int8[], $20::int8[], $21::timestamptz[],
     $22::int8[], $23::text[], $24::text[], $25::text[], $26::timestamptz[]";
 
-/// Folds the totals of every row of a CTE named `taken` (with [`DELTA_COLUMNS`] and the
-/// carried `user_issue_ids`, `user_counts`) into the aggregates, summing equal keys first and
-/// writing rows in key order; returns, per issue, how many distinct users are new to it: its
-/// new `user` tag values (`xmax = 0` marks a row the upsert inserted) and any carried ones.
-const FOLD_TAKEN: &str = "
+/// The upserts of every aggregate, rows in key order, with each aggregate's rows taken from a
+/// placeholder (`{hourly}`, `{endpoint_hours}`, `{endpoint_issues}`, `{endpoint_users}`,
+/// `{tags}`: a query giving that table's columns) and `{carried}` (more `(issue_id, n)` rows of
+/// new users, or none). Returns, per issue, how many distinct users are new to it: its new
+/// `user` tag values (`xmax = 0` marks a row the upsert inserted) and any carried ones.
+const UPSERTS: &str = "
 hourly AS (
     INSERT INTO issue_hourly_counts (issue_id, hour, count)
-    SELECT u.issue_id, u.hour, sum(u.count)::int8
-      FROM taken, UNNEST(taken.hour_issue_ids, taken.hours, taken.hour_counts) AS u(issue_id, hour, count)
-     GROUP BY 1, 2 ORDER BY 1, 2
+    {hourly} ORDER BY 1, 2
     ON CONFLICT (issue_id, hour) DO UPDATE SET count = issue_hourly_counts.count + EXCLUDED.count
 ), endpoint_hours AS (
     INSERT INTO endpoint_hourly_counts (project_id, endpoint, environment, hour, count, last_seen)
-    SELECT u.p, u.e, u.v, u.k, sum(u.n)::int8, max(u.l)
-      FROM taken, UNNEST(taken.eh_projects, taken.eh_endpoints, taken.eh_environments,
-                         taken.eh_hours, taken.eh_counts, taken.eh_last_seen) AS u(p, e, v, k, n, l)
-     GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+    {endpoint_hours} ORDER BY 1, 2, 3, 4
     ON CONFLICT (project_id, endpoint, environment, hour) DO UPDATE
        SET count = endpoint_hourly_counts.count + EXCLUDED.count,
            last_seen = GREATEST(endpoint_hourly_counts.last_seen, EXCLUDED.last_seen)
 ), endpoint_issue_rows AS (
     INSERT INTO endpoint_issues (project_id, endpoint, environment, issue_id, count, last_seen)
-    SELECT u.p, u.e, u.v, u.k, sum(u.n)::int8, max(u.l)
-      FROM taken, UNNEST(taken.ei_projects, taken.ei_endpoints, taken.ei_environments,
-                         taken.ei_issue_ids, taken.ei_counts, taken.ei_last_seen) AS u(p, e, v, k, n, l)
-     GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+    {endpoint_issues} ORDER BY 1, 2, 3, 4
     ON CONFLICT (project_id, endpoint, environment, issue_id) DO UPDATE
        SET count = endpoint_issues.count + EXCLUDED.count,
            last_seen = GREATEST(endpoint_issues.last_seen, EXCLUDED.last_seen)
 ), endpoint_user_rows AS (
     INSERT INTO endpoint_users (project_id, endpoint, environment, user_key, last_seen)
-    SELECT u.p, u.e, u.v, u.k, max(u.l)
-      FROM taken, UNNEST(taken.eu_projects, taken.eu_endpoints, taken.eu_environments,
-                         taken.eu_user_keys, taken.eu_last_seen) AS u(p, e, v, k, l)
-     GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+    {endpoint_users} ORDER BY 1, 2, 3, 4
     ON CONFLICT (project_id, endpoint, environment, user_key) DO UPDATE
        SET last_seen = GREATEST(endpoint_users.last_seen, EXCLUDED.last_seen)
 ), tags AS (
     INSERT INTO issue_tag_values (issue_id, key, value, count, first_seen, last_seen)
-    SELECT u.issue_id, u.key, u.value, sum(u.count)::int8, min(u.first_seen), max(u.last_seen)
-      FROM taken, UNNEST(taken.tag_issue_ids, taken.tag_keys, taken.tag_values, taken.tag_counts,
-                         taken.tag_first_seen, taken.tag_last_seen)
-           AS u(issue_id, key, value, count, first_seen, last_seen)
-     GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+    {tags} ORDER BY 1, 2, 3
     ON CONFLICT (issue_id, key, value) DO UPDATE
        SET count = issue_tag_values.count + EXCLUDED.count,
            first_seen = LEAST(issue_tag_values.first_seen, EXCLUDED.first_seen),
@@ -168,9 +154,89 @@ hourly AS (
 )
 SELECT issue_id, sum(n)::int8 FROM (
     SELECT issue_id, 1 AS n FROM tags WHERE new_user
-    UNION ALL
-    SELECT u.issue_id, u.n FROM taken, UNNEST(taken.user_issue_ids, taken.user_counts) AS u(issue_id, n)
+    {carried}
 ) users GROUP BY issue_id";
+
+/// [`UPSERTS`] with each aggregate's rows taken from the batch's totals, bound as `$1`..`$26`
+/// (summed per key already).
+fn upserts_of_parameters() -> String {
+    UPSERTS
+        .replace(
+            "{hourly}",
+            "SELECT * FROM UNNEST($1::int8[], $2::timestamptz[], $3::int8[])",
+        )
+        .replace(
+            "{endpoint_hours}",
+            "SELECT * FROM UNNEST($10::int8[], $11::text[], $12::text[], $13::timestamptz[],
+                                  $14::int8[], $15::timestamptz[])",
+        )
+        .replace(
+            "{endpoint_issues}",
+            "SELECT * FROM UNNEST($16::int8[], $17::text[], $18::text[], $19::int8[],
+                                  $20::int8[], $21::timestamptz[])",
+        )
+        .replace(
+            "{endpoint_users}",
+            "SELECT * FROM UNNEST($22::int8[], $23::text[], $24::text[], $25::text[],
+                                  $26::timestamptz[])",
+        )
+        .replace(
+            "{tags}",
+            "SELECT * FROM UNNEST($4::int8[], $5::text[], $6::text[], $7::int8[],
+                                  $8::timestamptz[], $9::timestamptz[])",
+        )
+        .replace("{carried}", "")
+}
+
+/// [`UPSERTS`] with each aggregate's rows summed over every row of a CTE named `taken` (the
+/// columns of `aggregate_deltas`).
+fn upserts_of_taken_deltas() -> String {
+    UPSERTS
+        .replace(
+            "{hourly}",
+            "SELECT u.issue_id, u.hour, sum(u.count)::int8
+               FROM taken, UNNEST(taken.hour_issue_ids, taken.hours, taken.hour_counts)
+                    AS u(issue_id, hour, count)
+              GROUP BY 1, 2",
+        )
+        .replace(
+            "{endpoint_hours}",
+            "SELECT u.p, u.e, u.v, u.k, sum(u.n)::int8, max(u.l)
+               FROM taken, UNNEST(taken.eh_projects, taken.eh_endpoints, taken.eh_environments,
+                                  taken.eh_hours, taken.eh_counts, taken.eh_last_seen)
+                    AS u(p, e, v, k, n, l)
+              GROUP BY 1, 2, 3, 4",
+        )
+        .replace(
+            "{endpoint_issues}",
+            "SELECT u.p, u.e, u.v, u.k, sum(u.n)::int8, max(u.l)
+               FROM taken, UNNEST(taken.ei_projects, taken.ei_endpoints, taken.ei_environments,
+                                  taken.ei_issue_ids, taken.ei_counts, taken.ei_last_seen)
+                    AS u(p, e, v, k, n, l)
+              GROUP BY 1, 2, 3, 4",
+        )
+        .replace(
+            "{endpoint_users}",
+            "SELECT u.p, u.e, u.v, u.k, max(u.l)
+               FROM taken, UNNEST(taken.eu_projects, taken.eu_endpoints, taken.eu_environments,
+                                  taken.eu_user_keys, taken.eu_last_seen) AS u(p, e, v, k, l)
+              GROUP BY 1, 2, 3, 4",
+        )
+        .replace(
+            "{tags}",
+            "SELECT u.issue_id, u.key, u.value, sum(u.count)::int8, min(u.first_seen), max(u.last_seen)
+               FROM taken, UNNEST(taken.tag_issue_ids, taken.tag_keys, taken.tag_values,
+                                  taken.tag_counts, taken.tag_first_seen, taken.tag_last_seen)
+                    AS u(issue_id, key, value, count, first_seen, last_seen)
+              GROUP BY 1, 2, 3",
+        )
+        .replace(
+            "{carried}",
+            "UNION ALL
+             SELECT u.issue_id, u.n
+               FROM taken, UNNEST(taken.user_issue_ids, taken.user_counts) AS u(issue_id, n)",
+        )
+}
 
 fn bind_totals<'q>(
     query: sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>,
@@ -212,14 +278,8 @@ pub(super) async fn add_now(
     tx: &mut Transaction<'_, Postgres>,
     totals: &BatchTotals<'_>,
 ) -> sqlx::Result<HashMap<i64, i64>> {
-    static ADD_NOW: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-        format!(
-            "WITH taken AS (
-                 SELECT * FROM (VALUES ({TOTALS_PARAMETERS}, '{{}}'::int8[], '{{}}'::int8[]))
-                     AS t({DELTA_COLUMNS}, user_issue_ids, user_counts)
-             ), {FOLD_TAKEN}"
-        )
-    });
+    static ADD_NOW: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| format!("WITH {}", upserts_of_parameters()));
     let rows: Vec<(i64, i64)> = bind_totals(sqlx::query(&ADD_NOW), totals)
         .try_map(|row| sqlx::FromRow::from_row(&row))
         .fetch_all(&mut **tx)
@@ -249,7 +309,8 @@ pub async fn flush(pool: &PgPool) -> sqlx::Result<bool> {
         format!(
             "WITH taken AS (
                  DELETE FROM aggregate_deltas RETURNING {DELTA_COLUMNS}, user_issue_ids, user_counts
-             ), {FOLD_TAKEN}"
+             ), {}",
+            upserts_of_taken_deltas()
         )
     });
     let mut tx = pool.begin().await?;
