@@ -6,9 +6,6 @@
 use std::time::Duration;
 
 use chrono::{DurationRound, TimeDelta, Utc};
-use faultline::config::Limits;
-use faultline::ingest::normalize::EnvelopeContext;
-use faultline::ingest::process;
 use faultline::store::aggregates;
 use faultline::store::events::{write_batch_known, Aggregates, NewEvent};
 use faultline::store::search_terms::KnownTerms;
@@ -16,7 +13,9 @@ use futures_util::future::join_all;
 use serde_json::{json, Value};
 use sqlx::PgPool;
 
-use crate::helpers::{error_event, spawn_app, spawn_app_with, start, test_settings, TestApp};
+use crate::helpers::{
+    error_event, prepared_event, spawn_app, spawn_app_with, start, test_settings, TestApp,
+};
 
 /// Events over three issues, with repeating users, environments and failing endpoints, one
 /// second apart (fixed times: the same events prepared twice compare equal).
@@ -41,16 +40,7 @@ fn varied_events(count: usize) -> Vec<Value> {
 fn prepared(app: &TestApp, events: &[Value]) -> Vec<NewEvent> {
     events
         .iter()
-        .map(|event| {
-            process::prepare(
-                &serde_json::to_vec(event).unwrap(),
-                app.project_id,
-                &EnvelopeContext::default(),
-                Utc::now(),
-                &Limits::default(),
-            )
-            .unwrap()
-        })
+        .map(|event| prepared_event(app.project_id, event))
         .collect()
 }
 

@@ -581,3 +581,16 @@ impl TestApp {
         browser
     }
 }
+
+/// `event` as ingest prepares it for the writer (normalised, grouped, compressed), for tests
+/// that drive the pipeline or the store directly.
+pub fn prepared_event(project_id: i64, event: &Value) -> faultline::store::events::NewEvent {
+    faultline::ingest::process::prepare(
+        &serde_json::to_vec(event).expect("JSON"),
+        project_id,
+        &faultline::ingest::normalize::EnvelopeContext::default(),
+        chrono::Utc::now(),
+        &faultline::config::Limits::default(),
+    )
+    .expect("a valid event")
+}

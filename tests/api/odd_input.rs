@@ -3,17 +3,16 @@
 //! browsers' `JSON.stringify` emits for a cut emoji); and one event the database refuses never
 //! takes the other events of its batch down with it.
 
-use chrono::Utc;
-use faultline::config::{Limits, PipelineSettings, SpoolSettings};
+use faultline::config::{PipelineSettings, SpoolSettings};
 use faultline::ingest::error::IngestError;
-use faultline::ingest::normalize::EnvelopeContext;
 use faultline::ingest::pipeline::Pipeline;
-use faultline::ingest::process;
 use faultline::spool::Spool;
 use futures_util::future::join_all;
 use serde_json::{json, Value};
 
-use crate::helpers::{envelope, error_event, new_event_id, spawn_app, spawn_app_with};
+use crate::helpers::{
+    envelope, error_event, new_event_id, prepared_event, spawn_app, spawn_app_with,
+};
 
 const REPLACEMENT: char = '\u{FFFD}';
 
@@ -141,18 +140,13 @@ async fn an_event_the_database_refuses_fails_alone_and_the_rest_of_its_batch_is_
     let spool_settings = SpoolSettings::in_dir(crate::helpers::new_spool_dir());
     let spool = std::sync::Arc::new(Spool::open(&spool_settings).unwrap());
     let pipeline = Pipeline::start(app.pool.clone(), &settings, spool, &spool_settings);
-    let prepare = |event: &Value| {
-        process::prepare(
-            &serde_json::to_vec(event).unwrap(),
-            app.project_id,
-            &EnvelopeContext::default(),
-            Utc::now(),
-            &Limits::default(),
-        )
-        .unwrap()
-    };
     let mut prepared: Vec<_> = (0..9)
-        .map(|i| prepare(&error_event("KeyError", &format!("good {i}"), "f", i)))
+        .map(|i| {
+            prepared_event(
+                app.project_id,
+                &error_event("KeyError", &format!("good {i}"), "f", i),
+            )
+        })
         .collect();
     // Past normalisation, nothing can carry a NUL any more: plant one the way a future bug
     // might, in a column PostgreSQL checks.
