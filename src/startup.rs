@@ -20,6 +20,9 @@ use crate::spool::Spool;
 use crate::state::AppState;
 use crate::{ingest, store, telemetry, web as dashboard};
 
+/// How long a stopping server tries to fold in deferred aggregates before leaving them.
+const FINAL_FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Applied to every answer: pages never run inline script, are never framed, and never let
 /// the browser guess a content type.
 const CONTENT_SECURITY_POLICY: &str =
@@ -31,6 +34,8 @@ pub struct Application {
     metrics: Option<(Server, u16)>,
     server: Server,
     spool: Arc<Spool>,
+    /// For the last fold of deferred aggregates, once the server has stopped.
+    pool: PgPool,
 }
 
 impl Application {
@@ -65,6 +70,7 @@ impl Application {
         listener: TcpListener,
     ) -> anyhow::Result<Self> {
         let port = listener.local_addr()?.port();
+        let final_flush_pool = pool.clone();
         let state = web::Data::new(AppState {
             pipeline: Pipeline::start(
                 // One connection per writer, and the aggregate flusher's.
@@ -126,6 +132,7 @@ impl Application {
             metrics,
             server: server.run(),
             spool,
+            pool: final_flush_pool,
         })
     }
 
@@ -145,6 +152,13 @@ impl Application {
             tokio::spawn(metrics);
         }
         self.server.await?;
+        // Every answered event is committed by now; the aggregates its batch deferred are
+        // folded in here rather than at the next start (or left for it if the database is away).
+        let flushed =
+            tokio::time::timeout(FINAL_FLUSH_TIMEOUT, store::aggregates::flush(&self.pool)).await;
+        if !matches!(flushed, Ok(Ok(_))) {
+            tracing::warn!("deferred aggregates are left for the next start");
+        }
         tracing::info!(
             spool.events = self.spool.events(),
             "Faultline stopped: every request in flight was answered"

@@ -1,6 +1,7 @@
 //! Aggregates deferred under load (tag values, events per hour, endpoints, users per issue)
 //! end up exactly as if every batch had added its own: folded once, by whichever flush takes
-//! them, including the one a restarted server runs first; an issue a batch holds only delays
+//! them, including the one a restarted server runs first and the one a stopping server runs
+//! last; an issue a batch holds only delays
 //! its user count, and a burst through HTTP defers and then converges.
 
 use std::time::Duration;
@@ -14,7 +15,8 @@ use serde_json::{json, Value};
 use sqlx::PgPool;
 
 use crate::helpers::{
-    error_event, prepared_event, spawn_app, spawn_app_with, start, test_settings, TestApp,
+    error_event, free_port, new_spool_dir, prepared_event, spawn_app, spawn_app_with, start,
+    test_settings, TestApp,
 };
 
 /// Events over three issues, with repeating users, environments and failing endpoints, one
@@ -249,4 +251,56 @@ async fn a_burst_defers_its_aggregates_and_they_converge_once_it_ends() {
         210 - 210 / 5,
         "every fifth event has no request"
     );
+}
+
+#[tokio::test]
+async fn a_server_stopped_with_sigterm_folds_in_what_waits_before_it_exits() {
+    let app = spawn_app().await;
+    let port = free_port();
+    let process = app.at_port(port);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_faultline"))
+        .arg("serve")
+        .env("DATABASE_URL", &app.database_url)
+        .env("FAULTLINE_BIND", format!("127.0.0.1:{port}"))
+        .env("FAULTLINE_SPOOL_DIR", new_spool_dir())
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("faultline serve starts");
+    eventually("the server's start", || async {
+        process
+            .client
+            .get(format!("{}/readyz", process.address))
+            .send()
+            .await
+            .is_ok()
+    })
+    .await;
+    // Past its start-up flush, deltas it was not told about wait for its next look (a minute
+    // away), as the last window's deltas of a busy server would.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    write(
+        &app,
+        &prepared(&app, &varied_events(30)),
+        Aggregates::Deferred,
+    )
+    .await;
+
+    let stopped = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "exit status {status:?}");
+    assert_eq!(
+        waiting_deltas(&app.pool).await,
+        0,
+        "folded in before exiting"
+    );
+    assert_eq!(user_count(&app.pool).await, 3 * 7);
 }
