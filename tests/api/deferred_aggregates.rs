@@ -1,8 +1,8 @@
 //! Aggregates deferred under load (tag values, events per hour, endpoints, users per issue)
 //! end up exactly as if every batch had added its own: folded once, by whichever flush takes
 //! them, including the one a restarted server runs first and the one a stopping server runs
-//! last; an issue a batch holds only delays
-//! its user count, and a burst through HTTP defers and then converges.
+//! last; an issue a batch holds only delays its user count, and a burst through HTTP defers
+//! and then converges.
 
 use std::time::Duration;
 
