@@ -304,3 +304,46 @@ async fn a_server_stopped_with_sigterm_folds_in_what_waits_before_it_exits() {
     );
     assert_eq!(user_count(&app.pool).await, 3 * 7);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_deferring_at_once_fold_every_delta_exactly_once() {
+    let bursty = |s: &mut faultline::config::Settings| {
+        s.pipeline.batch_wait_ms = 200;
+        s.pipeline.batch_size = 40;
+        s.pipeline.aggregate_window_ms = 600_000;
+    };
+    let first = spawn_app_with(bursty).await;
+    let mut settings = test_settings(&first.database_url);
+    bursty(&mut settings);
+    let second = TestApp {
+        project_id: first.project_id,
+        key: first.key.clone(),
+        ..start(settings).await
+    };
+    let events = varied_events(240);
+    let answers = join_all(events.iter().enumerate().map(|(i, event)| {
+        let app = if i % 2 == 0 { &first } else { &second };
+        app.store(event)
+    }))
+    .await;
+    for answer in answers {
+        assert_eq!(answer.status(), 200);
+    }
+    let drawn: i64 = sqlx::query_scalar("SELECT last_value FROM aggregate_deltas_id_seq")
+        .fetch_one(&first.pool)
+        .await
+        .unwrap();
+    assert!(drawn >= 2, "the burst defers several batches: {drawn}");
+    eventually("the fold", || async {
+        waiting_deltas(&first.pool).await == 0 && user_count(&first.pool).await == 3 * 7
+    })
+    .await;
+    let (hourly, shard_tags): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT sum(count)::int8 FROM issue_hourly_counts),
+                (SELECT sum(count)::int8 FROM issue_tag_values WHERE key = 'shard')",
+    )
+    .fetch_one(&first.pool)
+    .await
+    .unwrap();
+    assert_eq!((hourly, shard_tags), (240, 240));
+}
