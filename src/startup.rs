@@ -155,8 +155,8 @@ impl Application {
         // Every answered event is committed by now; the aggregates its batch deferred are
         // folded in here rather than at the next start (or left for it if the database is away).
         let flushed =
-            tokio::time::timeout(FINAL_FLUSH_TIMEOUT, store::aggregates::flush(&self.pool)).await;
-        if !matches!(flushed, Ok(Ok(_))) {
+            tokio::time::timeout(FINAL_FLUSH_TIMEOUT, fold_deferred_aggregates(&self.pool)).await;
+        if !matches!(flushed, Ok(Ok(()))) {
             tracing::warn!("deferred aggregates are left for the next start");
         }
         tracing::info!(
@@ -165,6 +165,15 @@ impl Application {
         );
         Ok(())
     }
+}
+
+/// Folds in the deferred aggregates, waiting for a flush already at work (the flusher task's,
+/// or another instance's) to finish first.
+async fn fold_deferred_aggregates(pool: &PgPool) -> sqlx::Result<()> {
+    while store::aggregates::flush(pool).await? == store::aggregates::Flushed::Busy {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    Ok(())
 }
 
 async fn healthz() -> HttpResponse {

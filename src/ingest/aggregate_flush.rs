@@ -10,6 +10,7 @@ use sqlx::PgPool;
 use tokio::sync::Notify;
 
 use crate::store;
+use crate::store::aggregates::Flushed;
 
 /// How often the flusher looks for deltas nobody announced: ones a crashed process (or
 /// another instance that has gone quiet) left behind.
@@ -70,15 +71,19 @@ impl AggregateFlusher {
             // Cleared first: a batch that commits during the flush is either in it or calls
             // for the next one.
             self.deferred.store(false, Ordering::Release);
-            match store::aggregates::flush(&pool).await {
-                Ok(folded) => {
-                    if folded {
-                        metrics::counter!("faultline_aggregate_flushes_total").increment(1);
-                    }
+            let flushed = store::aggregates::flush(&pool).await;
+            if let Err(e) = &flushed {
+                tracing::warn!(error = %e, "deferred aggregates could not be folded in yet");
+            }
+            match flushed {
+                Ok(Flushed::Folded) => {
+                    metrics::counter!("faultline_aggregate_flushes_total").increment(1);
                     flush_now = false;
                 }
-                Err(e) => {
-                    tracing::warn!(error = %e, "deferred aggregates could not be folded in yet");
+                Ok(Flushed::Nothing) => flush_now = false,
+                // Another instance's flush may have started before this instance's last
+                // deltas were committed: try again shortly rather than at the next deferral.
+                Ok(Flushed::Busy) | Err(_) => {
                     self.deferred.store(true, Ordering::Release);
                     tokio::time::sleep(RETRY_AFTER).await;
                     flush_now = true;

@@ -301,10 +301,21 @@ pub(super) async fn defer(
     Ok(())
 }
 
+/// What a [`flush`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flushed {
+    /// Folded in every delta committed when it started.
+    Folded,
+    /// Found none waiting.
+    Nothing,
+    /// Did nothing: another flush (of this instance or another) was at work. It takes the
+    /// deltas committed when it started; later ones wait for the next.
+    Busy,
+}
+
 /// Folds every committed delta into the aggregates and the issues' user counts, in one
-/// transaction; returns whether there was any. When another instance is flushing, does
-/// nothing: that flush takes this instance's deltas too.
-pub async fn flush(pool: &PgPool) -> sqlx::Result<bool> {
+/// transaction. One flush at a time, across instances.
+pub async fn flush(pool: &PgPool) -> sqlx::Result<Flushed> {
     static FLUSH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
         format!(
             "WITH taken AS (
@@ -319,18 +330,18 @@ pub async fn flush(pool: &PgPool) -> sqlx::Result<bool> {
         .fetch_one(&mut *tx)
         .await?;
     if !alone {
-        return Ok(false);
+        return Ok(Flushed::Busy);
     }
     let waiting: bool = sqlx::query_scalar("SELECT EXISTS (SELECT FROM aggregate_deltas)")
         .fetch_one(&mut *tx)
         .await?;
     if !waiting {
-        return Ok(false);
+        return Ok(Flushed::Nothing);
     }
     let new_users: Vec<(i64, i64)> = sqlx::query_as(&FLUSH).fetch_all(&mut *tx).await?;
     add_new_users(&mut tx, &new_users).await?;
     tx.commit().await?;
-    Ok(true)
+    Ok(Flushed::Folded)
 }
 
 /// Adds new distinct users to their issues' counts. An issue a batch holds is skipped, not

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use chrono::{DurationRound, TimeDelta, Utc};
-use faultline::store::aggregates;
+use faultline::store::aggregates::{self, Flushed};
 use faultline::store::events::{write_batch_known, Aggregates, NewEvent};
 use faultline::store::search_terms::KnownTerms;
 use futures_util::future::join_all;
@@ -124,12 +124,18 @@ async fn deferred_batches_fold_into_exactly_what_immediate_batches_write() {
     assert_eq!(before, Vec::<String>::new(), "nothing folded in yet");
     assert_eq!(user_count(&deferred.pool).await, 0);
 
-    assert!(aggregates::flush(&deferred.pool).await.unwrap());
+    assert_eq!(
+        aggregates::flush(&deferred.pool).await.unwrap(),
+        Flushed::Folded
+    );
     assert_eq!(waiting_deltas(&deferred.pool).await, 0);
     assert_eq!(aggregates_of(&deferred.pool).await, expected);
 
     // Folded once: another flush finds nothing and changes nothing.
-    assert!(!aggregates::flush(&deferred.pool).await.unwrap());
+    assert_eq!(
+        aggregates::flush(&deferred.pool).await.unwrap(),
+        Flushed::Nothing
+    );
     assert_eq!(aggregates_of(&deferred.pool).await, expected);
 }
 
@@ -149,7 +155,7 @@ async fn a_flush_never_waits_for_an_issue_a_batch_holds_and_counts_its_users_nex
     let flushed = tokio::time::timeout(Duration::from_secs(10), aggregates::flush(&app.pool))
         .await
         .expect("the flush does not wait for the held issue");
-    assert!(flushed.unwrap());
+    assert_eq!(flushed.unwrap(), Flushed::Folded);
     holder.rollback().await.unwrap();
     let tag_users: i64 =
         sqlx::query_scalar("SELECT count(*) FROM issue_tag_values WHERE key = 'user'")
@@ -164,7 +170,7 @@ async fn a_flush_never_waits_for_an_issue_a_batch_holds_and_counts_its_users_nex
         "its users wait for the next flush"
     );
 
-    assert!(aggregates::flush(&app.pool).await.unwrap());
+    assert_eq!(aggregates::flush(&app.pool).await.unwrap(), Flushed::Folded);
     assert_eq!(user_count(&app.pool).await, 7);
     assert_eq!(waiting_deltas(&app.pool).await, 0);
 }
@@ -346,4 +352,26 @@ async fn two_instances_deferring_at_once_fold_every_delta_exactly_once() {
     .await
     .unwrap();
     assert_eq!((hourly, shard_tags), (240, 240));
+}
+
+#[tokio::test]
+async fn a_flush_while_another_is_at_work_leaves_the_deltas_to_it() {
+    let app = spawn_app().await;
+    write(
+        &app,
+        &prepared(&app, &varied_events(9)),
+        Aggregates::Deferred,
+    )
+    .await;
+    // Another instance's flush, as it holds the flush lock (`store::aggregates::FLUSH_LOCK`).
+    let mut other = app.pool.begin().await.unwrap();
+    sqlx::query("SELECT pg_advisory_xact_lock(7261201003)")
+        .execute(&mut *other)
+        .await
+        .unwrap();
+    assert_eq!(aggregates::flush(&app.pool).await.unwrap(), Flushed::Busy);
+    assert_eq!(waiting_deltas(&app.pool).await, 1);
+    other.rollback().await.unwrap();
+    assert_eq!(aggregates::flush(&app.pool).await.unwrap(), Flushed::Folded);
+    assert_eq!(waiting_deltas(&app.pool).await, 0);
 }
