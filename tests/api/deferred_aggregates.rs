@@ -220,7 +220,7 @@ async fn a_burst_defers_its_aggregates_and_they_converge_once_it_ends() {
     // Long batch waits make full batches out of a burst, and the second writer finds events
     // waiting; a window far past the test's end leaves the fold to the writers running dry.
     let app = spawn_app_with(|s| {
-        s.pipeline.batch_wait_ms = 200;
+        s.pipeline.batch_wait_ms = 400;
         s.pipeline.batch_size = 40;
         s.pipeline.aggregate_window_ms = 600_000;
     })
@@ -314,7 +314,7 @@ async fn a_server_stopped_with_sigterm_folds_in_what_waits_before_it_exits() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_deferring_at_once_fold_every_delta_exactly_once() {
     let bursty = |s: &mut faultline::config::Settings| {
-        s.pipeline.batch_wait_ms = 200;
+        s.pipeline.batch_wait_ms = 400;
         s.pipeline.batch_size = 40;
         s.pipeline.aggregate_window_ms = 600_000;
     };
