@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
+use serde_json::Value;
 use sqlx::{Postgres, Transaction};
 
 use super::aggregates::TagCount;
@@ -151,8 +152,8 @@ impl IssueColumns {
         self.culprits.push(event.culprit.clone());
         self.levels.push(event.level.as_str().to_owned());
         self.seen.push(event.occurred_at);
-        self.groupings.push(event.grouping.to_string());
-        self.metadata.push(event.metadata.to_string());
+        self.groupings.push(json_text(&event.grouping));
+        self.metadata.push(json_text(&event.metadata));
     }
 }
 
@@ -194,7 +195,7 @@ pub(super) async fn update_issues(
     let titles: Vec<&str> = describing.iter().map(|e| e.title.as_str()).collect();
     let culprits: Vec<&str> = describing.iter().map(|e| e.culprit.as_str()).collect();
     let levels: Vec<&str> = describing.iter().map(|e| e.level.as_str()).collect();
-    let metadata: Vec<String> = describing.iter().map(|e| e.metadata.to_string()).collect();
+    let metadata: Vec<String> = describing.iter().map(|e| json_text(&e.metadata)).collect();
     let rows: Vec<(i64, bool)> = sqlx::query_as(
         "UPDATE issues
             SET event_count = issues.event_count + u.n,
@@ -229,4 +230,9 @@ pub(super) async fn update_issues(
         .filter(|(_, regressed)| *regressed)
         .map(|(id, _)| id)
         .collect())
+}
+
+/// `value` as JSON text: what `to_string()` gives, without going through `fmt::Display`.
+fn json_text(value: &Value) -> String {
+    serde_json::to_string(value).expect("a JSON value always serialises")
 }

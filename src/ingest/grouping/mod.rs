@@ -98,7 +98,9 @@ pub fn culprit(event: &Value) -> String {
 fn hash_components(components: &Value) -> String {
     // serde_json escapes every string and keeps our fixed key order, so this serialisation is
     // canonical and unambiguous (no two component trees produce the same text).
-    let digest = Sha256::digest(components.to_string().as_bytes());
+    // `to_vec`, not `to_string()`: the same bytes without going through `fmt::Display`.
+    let text = serde_json::to_vec(components).expect("a JSON value always serialises");
+    let digest = Sha256::digest(&text);
     let mut hash = hex::encode(digest);
     hash.truncate(32);
     hash
