@@ -65,6 +65,15 @@ async fn render(sources: web::Data<Sources>) -> HttpResponse {
     } else {
         0.0
     });
+    // Left out of this scrape when the database is slow or away: a scrape must not hang.
+    let waiting = tokio::time::timeout(
+        std::time::Duration::from_secs(1),
+        crate::store::aggregates::waiting(pool),
+    )
+    .await;
+    if let Ok(Ok(waiting)) = waiting {
+        metrics::gauge!("faultline_aggregate_deltas_waiting").set(waiting as f64);
+    }
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(handle().render())

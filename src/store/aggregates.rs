@@ -301,6 +301,13 @@ pub(super) async fn defer(
     Ok(())
 }
 
+/// How many deltas wait to be folded in (a number that keeps growing means flushes fail).
+pub async fn waiting(pool: &PgPool) -> sqlx::Result<i64> {
+    sqlx::query_scalar("SELECT count(*) FROM aggregate_deltas")
+        .fetch_one(pool)
+        .await
+}
+
 /// What a [`flush`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flushed {

@@ -83,10 +83,7 @@ async fn aggregates_of(pool: &PgPool) -> Vec<String> {
 }
 
 async fn waiting_deltas(pool: &PgPool) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM aggregate_deltas")
-        .fetch_one(pool)
-        .await
-        .unwrap()
+    aggregates::waiting(pool).await.unwrap()
 }
 
 async fn user_count(pool: &PgPool) -> i64 {

@@ -2,7 +2,10 @@
 
 use faultline::startup::Application;
 
-use crate::helpers::{error_event, spawn_app, test_settings};
+use faultline::store::events::{write_batch_known, Aggregates};
+use faultline::store::search_terms::KnownTerms;
+
+use crate::helpers::{error_event, prepared_event, spawn_app, test_settings};
 
 /// A sample's value in the exposition text: the line that starts with `series`.
 fn value(text: &str, series: &str) -> Option<f64> {
@@ -48,6 +51,17 @@ async fn metrics_count_accepted_and_rejected_events_on_their_own_listener() {
         .await
         .unwrap();
     assert_eq!(bad.status(), 400);
+    // A batch's deferred aggregates that no flush has taken yet (this server's flusher was
+    // not told of it, and looks for such leftovers once a minute).
+    let deferred = prepared_event(app.project_id, &error_event("DeferredError", "x", "f", 1));
+    write_batch_known(
+        &app.pool,
+        &[&deferred],
+        &KnownTerms::default(),
+        Aggregates::Deferred,
+    )
+    .await
+    .unwrap();
 
     let after = scrape().await;
     let grew =
@@ -61,6 +75,7 @@ async fn metrics_count_accepted_and_rejected_events_on_their_own_listener() {
         "faultline_spool_events 0",
         "faultline_spool_bytes",
         "faultline_database_down 0",
+        "faultline_aggregate_deltas_waiting 1",
         r#"faultline_db_pool_connections{state="idle"}"#,
         r#"faultline_http_request_duration_seconds{method="POST",route="/api/{project_id}/store/",status="200""#,
     ] {
