@@ -33,6 +33,10 @@ const IDLE_BEFORE_RELEASING_MEMORY: Duration = Duration::from_secs(5);
 /// deferring saved no PostgreSQL work and only added the flush's bursts to p99.
 const DEFER_FROM_EVENTS: usize = 32;
 
+/// A batch that already holds this many waiting events is written at once, without waiting
+/// `batch_wait` for more: the writers are behind, and more arrive while it commits.
+const NO_WAIT_FROM_EVENTS: usize = 32;
+
 /// How long the queue must stay empty before deferred aggregates are folded in without
 /// waiting for their window: the burst is over.
 const IDLE_BEFORE_FLUSHING: Duration = Duration::from_millis(100);
@@ -261,9 +265,10 @@ impl Writer {
         replies
     }
 
-    /// The next batch: the first waiting event, then whatever else arrives within
-    /// `batch_wait`, up to `batch_size`; and whether events were already waiting (a backlog:
-    /// the writers are busy). `None` once the queue is closed.
+    /// The next batch: the first waiting event and every other already waiting, then — unless
+    /// that is [`NO_WAIT_FROM_EVENTS`] or more — whatever else arrives within `batch_wait`, up
+    /// to `batch_size`; and whether events were already waiting (a backlog: the writers are
+    /// busy). `None` once the queue is closed.
     async fn collect_batch(&self) -> Option<(Vec<Job>, bool)> {
         let mut jobs = self.jobs.lock().await;
         let (first, backlog) = match jobs.try_recv() {
@@ -271,6 +276,15 @@ impl Writer {
             Err(_) => (self.next_job(&mut jobs).await?, false),
         };
         let mut batch = vec![first];
+        while batch.len() < self.batch_size {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        if batch.len() >= NO_WAIT_FROM_EVENTS {
+            return Some((batch, backlog));
+        }
         let deadline = Instant::now() + self.batch_wait;
         while batch.len() < self.batch_size {
             match tokio::time::timeout_at(deadline, jobs.recv()).await {
