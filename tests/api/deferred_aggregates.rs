@@ -86,6 +86,18 @@ async fn waiting_deltas(pool: &PgPool) -> i64 {
     aggregates::waiting(pool).await.unwrap()
 }
 
+/// Events counted per hour, under the `shard` tag, and on endpoints (all environments).
+async fn folded_counts(pool: &PgPool) -> (i64, i64, i64) {
+    sqlx::query_as(
+        "SELECT COALESCE((SELECT sum(count) FROM issue_hourly_counts), 0)::int8,
+                COALESCE((SELECT sum(count) FROM issue_tag_values WHERE key = 'shard'), 0)::int8,
+                COALESCE((SELECT sum(count) FROM endpoint_hourly_counts WHERE environment = '*'), 0)::int8",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
 async fn user_count(pool: &PgPool) -> i64 {
     sqlx::query_scalar("SELECT sum(user_count)::int8 FROM issues")
         .fetch_one(pool)
@@ -205,10 +217,7 @@ async fn a_restarted_server_folds_in_what_a_stopped_one_deferred() {
     })
     .await;
     assert_eq!(user_count(&app.pool).await, 3 * 7);
-    let hourly: i64 = sqlx::query_scalar("SELECT sum(count)::int8 FROM issue_hourly_counts")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+    let (hourly, _, _) = folded_counts(&app.pool).await;
     assert_eq!(hourly, 30);
 }
 
@@ -240,14 +249,7 @@ async fn a_burst_defers_its_aggregates_and_they_converge_once_it_ends() {
         waiting_deltas(&app.pool).await == 0 && user_count(&app.pool).await == 3 * 7
     })
     .await;
-    let (hourly, shard_tags, endpoint_hits): (i64, i64, i64) = sqlx::query_as(
-        "SELECT (SELECT sum(count)::int8 FROM issue_hourly_counts),
-                (SELECT sum(count)::int8 FROM issue_tag_values WHERE key = 'shard'),
-                (SELECT sum(count)::int8 FROM endpoint_hourly_counts WHERE environment = '*')",
-    )
-    .fetch_one(&app.pool)
-    .await
-    .unwrap();
+    let (hourly, shard_tags, endpoint_hits) = folded_counts(&app.pool).await;
     assert_eq!((hourly, shard_tags), (210, 210));
     assert_eq!(
         endpoint_hits,
@@ -341,13 +343,7 @@ async fn two_instances_deferring_at_once_fold_every_delta_exactly_once() {
         waiting_deltas(&first.pool).await == 0 && user_count(&first.pool).await == 3 * 7
     })
     .await;
-    let (hourly, shard_tags): (i64, i64) = sqlx::query_as(
-        "SELECT (SELECT sum(count)::int8 FROM issue_hourly_counts),
-                (SELECT sum(count)::int8 FROM issue_tag_values WHERE key = 'shard')",
-    )
-    .fetch_one(&first.pool)
-    .await
-    .unwrap();
+    let (hourly, shard_tags, _) = folded_counts(&first.pool).await;
     assert_eq!((hourly, shard_tags), (240, 240));
 }
 
