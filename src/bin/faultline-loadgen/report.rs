@@ -42,6 +42,7 @@ pub fn summarise(facts: RunFacts) -> Summary {
         "statuses": statuses,
         "timeouts": tally.timeouts,
         "connection_errors": tally.connection_errors,
+        "first_connection_error": tally.first_connection_error,
         "too_many_without_retry_after": tally.too_many_without_retry_after,
         "max_schedule_lag_ms": round(tally.max_lag.as_secs_f64() * 1000.0, 1),
         "plain_bytes_per_event": facts.plain_bytes_per_event,
@@ -85,6 +86,9 @@ fn text(j: &Value) -> String {
         j["loadgen_cpu_seconds"],
         j["max_schedule_lag_ms"],
     );
+    if let Some(error) = j["first_connection_error"].as_str() {
+        out.push_str(&format!("first connection error: {error}\n"));
+    }
     if let Some(server) = j["server"].as_object() {
         out.push_str(&format!(
             "server: RSS {} MB at start, {} MB max, {} MB at end; CPU {} s\n",

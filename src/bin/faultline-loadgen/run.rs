@@ -35,6 +35,8 @@ pub struct Tally {
     pub too_many_without_retry_after: u64,
     pub timeouts: u64,
     pub connection_errors: u64,
+    /// What the first connection error was (with its causes), so a run that has some says why.
+    pub first_connection_error: Option<String>,
     /// Event ids the server acknowledged with 200.
     pub acknowledged: Vec<u128>,
     /// How far the slowest request started behind its schedule (rate mode).
@@ -55,6 +57,13 @@ impl Tally {
         refused + self.too_many_without_retry_after + self.timeouts + self.connection_errors
     }
 
+    fn connection_error(&mut self, error: &reqwest::Error) {
+        self.connection_errors += 1;
+        if self.first_connection_error.is_none() {
+            self.first_connection_error = Some(error_chain(error));
+        }
+    }
+
     fn merge(&mut self, other: Tally) {
         self.latencies_us.extend(other.latencies_us);
         for (status, count) in other.statuses {
@@ -63,6 +72,9 @@ impl Tally {
         self.too_many_without_retry_after += other.too_many_without_retry_after;
         self.timeouts += other.timeouts;
         self.connection_errors += other.connection_errors;
+        if self.first_connection_error.is_none() {
+            self.first_connection_error = other.first_connection_error;
+        }
         self.acknowledged.extend(other.acknowledged);
         self.max_lag = self.max_lag.max(other.max_lag);
         self.bytes_sent += other.bytes_sent;
@@ -164,7 +176,7 @@ impl Sender {
         let response = match result {
             Ok(response) => response,
             Err(e) if e.is_timeout() => return tally.timeouts += 1,
-            Err(_) => return tally.connection_errors += 1,
+            Err(e) => return tally.connection_error(&e),
         };
         let status = response.status().as_u16();
         let has_retry_after = response.headers().contains_key("retry-after");
@@ -173,7 +185,7 @@ impl Sender {
             return if e.is_timeout() {
                 tally.timeouts += 1
             } else {
-                tally.connection_errors += 1
+                tally.connection_error(&e)
             };
         }
         tally.latencies_us.push(sent.elapsed().as_micros() as u32);
@@ -184,6 +196,18 @@ impl Sender {
             _ => {}
         }
     }
+}
+
+/// The error and each of its causes, as one line.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        cause = inner.source();
+    }
+    text
 }
 
 fn hex32(value: u128) -> [u8; 32] {
