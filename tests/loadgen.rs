@@ -77,3 +77,29 @@ fn the_symbolication_benchmark_maps_every_frame_and_reports_what_the_map_adds() 
         assert!(stdout.contains(line), "{stdout}");
     }
 }
+
+#[test]
+fn a_run_whose_requests_cannot_connect_fails_and_says_why() {
+    // A port that was free a moment ago: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port();
+    let dsn = format!("http://0123456789abcdef0123456789abcdef@127.0.0.1:{port}/1");
+    let output = Command::new(env!("CARGO_BIN_EXE_faultline-loadgen"))
+        .args(["--dsn", &dsn, "--events", "3", "--issues", "1"])
+        .args(["--concurrency", "1", "--timeout-secs", "5"])
+        .output()
+        .expect("the load generator runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+
+    assert!(!output.status.success(), "{stdout}");
+    assert!(stdout.contains("connection errors 3"), "{stdout}");
+    // The error and its causes: the OS's own words come from the innermost one.
+    let first = stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("first connection error: "))
+        .unwrap_or_else(|| panic!("no first connection error in\n{stdout}"));
+    assert!(first.contains(&format!("127.0.0.1:{port}")), "{first}");
+    assert!(first.contains("onnection refused"), "{first}");
+}
