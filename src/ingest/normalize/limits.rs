@@ -86,3 +86,28 @@ fn bound(value: &mut Value, depth_left: usize, max_chars: usize) {
         _ => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn odd_keys_are_cleaned_and_their_values_bounded_like_any_other() {
+        let long_key = "k".repeat(MAX_TAG_CHARS + 5);
+        let mut body = json!({"extra": {
+            "nul\u{0}key": "a\u{0}b",
+            long_key.clone(): "x".repeat(20),
+            "plain": {"deep": ["y".repeat(20)]},
+        }});
+        bound(&mut body, 3, 10);
+        let kept_key = format!("{}…", "k".repeat(MAX_TAG_CHARS));
+        assert_eq!(
+            body,
+            json!({"extra": {
+                "nul\u{FFFD}key": "a\u{FFFD}b",
+                kept_key: format!("{}…", "x".repeat(10)),
+                "plain": {"deep": "[1 items not shown: nested too deeply]"},
+            }})
+        );
+    }
+}
