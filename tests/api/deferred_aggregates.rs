@@ -326,25 +326,34 @@ async fn two_instances_deferring_at_once_fold_every_delta_exactly_once() {
         ..start(settings).await
     };
     let events = varied_events(240);
-    let answers = join_all(events.iter().enumerate().map(|(i, event)| {
-        let app = if i % 2 == 0 { &first } else { &second };
-        app.store(event)
-    }))
-    .await;
-    for answer in answers {
-        assert_eq!(answer.status(), 200);
+    // On a machine busy with other tests a burst can come too slowly to fill more than one
+    // batch big enough to defer; another burst then adds to the same totals.
+    let mut bursts = 0;
+    loop {
+        let answers = join_all(events.iter().enumerate().map(|(i, event)| {
+            let app = if i % 2 == 0 { &first } else { &second };
+            app.store(event)
+        }))
+        .await;
+        for answer in answers {
+            assert_eq!(answer.status(), 200);
+        }
+        bursts += 1;
+        let drawn: i64 = sqlx::query_scalar("SELECT last_value FROM aggregate_deltas_id_seq")
+            .fetch_one(&first.pool)
+            .await
+            .unwrap();
+        if drawn >= 2 {
+            break;
+        }
+        assert!(bursts < 5, "{bursts} bursts deferred only {drawn} batch");
     }
-    let drawn: i64 = sqlx::query_scalar("SELECT last_value FROM aggregate_deltas_id_seq")
-        .fetch_one(&first.pool)
-        .await
-        .unwrap();
-    assert!(drawn >= 2, "the burst defers several batches: {drawn}");
     eventually("the fold", || async {
         waiting_deltas(&first.pool).await == 0 && user_count(&first.pool).await == 3 * 7
     })
     .await;
     let (hourly, shard_tags, _) = folded_counts(&first.pool).await;
-    assert_eq!((hourly, shard_tags), (240, 240));
+    assert_eq!((hourly, shard_tags), (240 * bursts, 240 * bursts));
 }
 
 #[tokio::test]
