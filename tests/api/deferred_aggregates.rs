@@ -221,30 +221,66 @@ async fn a_restarted_server_folds_in_what_a_stopped_one_deferred() {
     assert_eq!(hourly, 30);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_burst_defers_its_aggregates_and_they_converge_once_it_ends() {
-    // Long batch waits make full batches out of a burst, and the second writer finds events
-    // waiting; a window far past the test's end leaves the fold to the writers running dry.
-    let app = spawn_app_with(|s| {
-        s.pipeline.batch_wait_ms = 400;
-        s.pipeline.batch_size = 40;
-        s.pipeline.aggregate_window_ms = 600_000;
+/// Settings under which a burst makes full batches: long batch waits, and a window far past
+/// the test's end, which leaves the fold to the writers running dry. Commits held up by
+/// [`hold_writers`] are not spooled.
+fn bursty(settings: &mut faultline::config::Settings) {
+    settings.pipeline.batch_wait_ms = 2000;
+    settings.pipeline.batch_size = 40;
+    settings.pipeline.aggregate_window_ms = 600_000;
+    settings.spool.spool_after_ms = 120_000;
+}
+
+/// Holds the `issues` table until `writers` batches wait for it, and two seconds more: the
+/// events sent meanwhile queue up behind them, as they do when PostgreSQL falls behind, so
+/// the writers' next batches start with a backlog however slowly this machine prepares them.
+async fn hold_writers(pool: &PgPool, writers: i64) {
+    let mut hold = pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE issues IN SHARE ROW EXCLUSIVE MODE")
+        .execute(&mut *hold)
+        .await
+        .unwrap();
+    eventually("the writers' wait for the held table", || async {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity
+              WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        waiting >= writers
     })
     .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    hold.commit().await.unwrap();
+}
+
+/// Whether some batch deferred its aggregates: it drew an id for its delta (sequences are not
+/// transactional, so the draw shows even once the delta is folded and gone); how many.
+async fn deltas_drawn(pool: &PgPool) -> i64 {
+    sqlx::query_scalar(
+        "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM aggregate_deltas_id_seq",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_defers_its_aggregates_and_they_converge_once_it_ends() {
+    let app = spawn_app_with(bursty).await;
     let events = varied_events(210);
-    let answers = join_all(events.iter().map(|event| app.store(event))).await;
+    let burst = join_all(events.iter().map(|event| app.store(event)));
+    let (answers, ()) = tokio::join!(burst, hold_writers(&app.pool, 2));
     for answer in answers {
         assert_eq!(answer.status(), 200);
     }
     assert_eq!(app.event_count().await, 210);
 
-    // Some batch deferred: it drew an id for its delta (sequences are not transactional, so
-    // the draw shows even once the delta is folded and gone).
-    let drawn: bool = sqlx::query_scalar("SELECT is_called FROM aggregate_deltas_id_seq")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
-    assert!(drawn, "under a burst, some batch defers its aggregates");
+    assert!(
+        deltas_drawn(&app.pool).await >= 1,
+        "a batch that starts with events waiting defers its aggregates"
+    );
     eventually("the fold", || async {
         waiting_deltas(&app.pool).await == 0 && user_count(&app.pool).await == 3 * 7
     })
@@ -312,11 +348,6 @@ async fn a_server_stopped_with_sigterm_folds_in_what_waits_before_it_exits() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_deferring_at_once_fold_every_delta_exactly_once() {
-    let bursty = |s: &mut faultline::config::Settings| {
-        s.pipeline.batch_wait_ms = 400;
-        s.pipeline.batch_size = 40;
-        s.pipeline.aggregate_window_ms = 600_000;
-    };
     let first = spawn_app_with(bursty).await;
     let mut settings = test_settings(&first.database_url);
     bursty(&mut settings);
@@ -326,27 +357,24 @@ async fn two_instances_deferring_at_once_fold_every_delta_exactly_once() {
         ..start(settings).await
     };
     let events = varied_events(240);
-    // On a machine busy with other tests a burst can come too slowly to fill more than one
-    // batch big enough to defer; another burst then adds to the same totals.
+    // Each instance's two writers wait, with events queued behind them. Should one instance's
+    // events come too slowly to fill a batch that defers, another burst adds to the totals.
     let mut bursts = 0;
     loop {
-        let answers = join_all(events.iter().enumerate().map(|(i, event)| {
+        let burst = join_all(events.iter().enumerate().map(|(i, event)| {
             let app = if i % 2 == 0 { &first } else { &second };
             app.store(event)
-        }))
-        .await;
+        }));
+        let (answers, ()) = tokio::join!(burst, hold_writers(&first.pool, 4));
         for answer in answers {
             assert_eq!(answer.status(), 200);
         }
         bursts += 1;
-        let drawn: i64 = sqlx::query_scalar("SELECT last_value FROM aggregate_deltas_id_seq")
-            .fetch_one(&first.pool)
-            .await
-            .unwrap();
+        let drawn = deltas_drawn(&first.pool).await;
         if drawn >= 2 {
             break;
         }
-        assert!(bursts < 5, "{bursts} bursts deferred only {drawn} batch");
+        assert!(bursts < 3, "{bursts} bursts deferred only {drawn} batch");
     }
     eventually("the fold", || async {
         waiting_deltas(&first.pool).await == 0 && user_count(&first.pool).await == 3 * 7
