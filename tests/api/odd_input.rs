@@ -137,7 +137,11 @@ async fn an_event_the_database_refuses_fails_alone_and_the_rest_of_its_batch_is_
         writers: 1,
         ..PipelineSettings::default()
     };
-    let spool_settings = SpoolSettings::in_dir(crate::helpers::new_spool_dir());
+    let spool_settings = SpoolSettings {
+        // Isolating the refused event takes several tries: none of them may be spooled.
+        spool_after_ms: crate::helpers::SLOW_COMMIT_MS,
+        ..SpoolSettings::in_dir(crate::helpers::new_spool_dir())
+    };
     let spool = std::sync::Arc::new(Spool::open(&spool_settings).unwrap());
     let pipeline = Pipeline::start(app.pool.clone(), &settings, spool, &spool_settings);
     let mut prepared: Vec<_> = (0..9)

@@ -10,7 +10,7 @@ use tokio::sync::watch;
 
 use std::time::Duration;
 
-use faultline::config::Settings;
+use faultline::config::{Settings, SpoolSettings};
 use serde_json::Value;
 
 use crate::helpers::{envelope, error_event, new_database_url, start, test_settings, TestApp};
@@ -106,6 +106,8 @@ pub async fn proxied_app(adjust: impl FnOnce(&mut Settings)) -> ProxiedApp {
         .unwrap();
     let proxied_url = format!("postgres://postgres@127.0.0.1:{}/{database}", proxy.port);
     let mut settings = test_settings(&proxied_url);
+    // While the proxy is cut, new connections are retried until this deadline spools them.
+    settings.spool.spool_after_ms = SpoolSettings::in_dir(Default::default()).spool_after_ms;
     adjust(&mut settings);
     let app = TestApp {
         project_id,
