@@ -350,9 +350,10 @@ async fn password_checks_do_not_hold_up_other_requests() {
     for login in logins {
         assert_eq!(login.await.unwrap(), 303);
     }
-    // On the worker thread, the health check would wait for both password checks.
+    // On the worker thread, the first health check would wait for both password checks: at
+    // least twice one login. A busy machine may delay one by a fraction of a login, not one.
     assert!(
-        waited < one_login / 2,
+        waited < one_login,
         "/healthz took {waited:?} while logins ran; one login takes {one_login:?}"
     );
 }

@@ -61,14 +61,26 @@ async fn a_delivery_claimed_by_an_instance_that_died_is_sent_once_its_lease_runs
     // The issue is stored before any channel exists, so this instance has nothing to send.
     app.store_ok(&error_event("OrphanedError", "boom", "f", 1))
         .await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Once the sender has expanded the trigger (to no channel), it never looks at it again.
+    let mut rounds = 0;
+    while !sqlx::query_scalar::<_, bool>(
+        "SELECT COALESCE(bool_and(expanded_at IS NOT NULL), false) FROM alert_outbox",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap()
+    {
+        rounds += 1;
+        assert!(rounds < 200, "the sender never expanded the trigger");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let receiver = Receiver::default();
     add_webhook(&app, &receiver.start(), &[]).await;
     // What a dead instance leaves behind: a delivery it claimed (one attempt counted) with a
-    // lease that ends in three seconds.
+    // lease that ends in five seconds.
     sqlx::query(
         "INSERT INTO alert_deliveries (outbox_id, channel_id, attempts, next_attempt_at)
-         SELECT o.id, c.id, 1, now() + interval '3 seconds'
+         SELECT o.id, c.id, 1, now() + interval '5 seconds'
            FROM alert_outbox o, alert_channels c",
     )
     .execute(&app.pool)
