@@ -85,7 +85,8 @@ async fn a_failed_delivery_is_retried_until_the_receiver_takes_it() {
     app.store_ok(&error_event("KeyError", "sku", "lookup", 1))
         .await;
 
-    let posts = receiver.wait_for(3).await;
+    // Retried after one second, then two, by a sender that looks once a second.
+    let posts = receiver.wait_for_within(3, Duration::from_secs(30)).await;
     assert!(
         posts.iter().all(|p| p.1 == posts[0].1),
         "one delivery id across retries, so receivers can de-duplicate"
