@@ -170,7 +170,7 @@ async fn webhooks_on_private_addresses_are_refused_without_the_opt_in() {
     app.store_ok(&error_event("SsrfProbe", "x", "f", 1)).await;
 
     let mut failures: Vec<String> = Vec::new();
-    for _ in 0..50 {
+    for _ in 0..200 {
         failures = sqlx::query_scalar(
             "SELECT last_failure FROM alert_channels WHERE last_failure IS NOT NULL ORDER BY id",
         )
@@ -370,7 +370,7 @@ async fn operators_add_test_and_remove_channels_on_the_project_page_and_see_deli
         .await;
     receiver.wait_for(2).await;
     let mut page = String::new();
-    for _ in 0..50 {
+    for _ in 0..200 {
         page = admin.get(&project).await.body;
         if page.contains("HistoryError") && page.contains(">delivered<") {
             break;

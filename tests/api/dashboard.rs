@@ -454,7 +454,7 @@ async fn a_server_fault_shows_a_generic_page_and_is_filed_in_the_faultline_proje
         .to_owned();
 
     let mut filed = None;
-    for _ in 0..50 {
+    for _ in 0..200 {
         filed = sqlx::query_as::<_, (String, String)>(
             "SELECT i.title, t.value FROM issues i JOIN projects p ON p.id = i.project_id
                JOIN issue_tag_values t ON t.issue_id = i.id AND t.key = 'error_id'
