@@ -397,6 +397,26 @@ async fn two_instances_deferring_at_once_fold_every_delta_exactly_once() {
     assert_eq!((hourly, shard_tags), (240 * bursts, 240 * bursts));
 }
 
+/// An environment longer than an index entry can hold was once written into a delta, and
+/// every flush after it failed on the endpoint aggregates' keys: nothing folded again.
+#[tokio::test]
+async fn a_delta_with_a_huge_environment_folds_like_any_other() {
+    let app = spawn_app().await;
+    let mut events = varied_events(9);
+    // Random, so that PostgreSQL cannot compress it into an index entry.
+    let huge: String = (0..250).map(|_| crate::helpers::new_event_id()).collect();
+    events[1]["environment"] = json!(huge);
+    write(&app, &prepared(&app, &events), Aggregates::Deferred).await;
+    assert_eq!(aggregates::flush(&app.pool).await.unwrap(), Flushed::Folded);
+    assert_eq!(waiting_deltas(&app.pool).await, 0);
+    let (hourly, _, endpoint_hits) = folded_counts(&app.pool).await;
+    assert_eq!(
+        (hourly, endpoint_hits),
+        (9, 9 - 2),
+        "every fifth event has no request"
+    );
+}
+
 #[tokio::test]
 async fn a_flush_while_another_is_at_work_leaves_the_deltas_to_it() {
     let app = spawn_app().await;

@@ -307,3 +307,34 @@ async fn legacy_store_bodies_of_old_raven_clients_are_accepted() {
         assert!(text.contains(says), "{text}");
     }
 }
+
+/// A timestamp PostgreSQL cannot store (`%Y` takes signed years) and an environment far past
+/// Sentry's 64 characters (part of the endpoint aggregates' indexed keys) made the event a 500
+/// and, once deferred under load, every later fold of aggregates fail. Both are now cut to
+/// what can be stored, and the event is kept like any other.
+#[tokio::test]
+async fn an_unstorable_timestamp_and_a_huge_environment_are_cut_and_the_event_kept() {
+    let app = spawn_app().await;
+    let mut event = error_event("KeyError", "odd", "f", 1);
+    event["timestamp"] = json!("-5000-01-01T00:00:00");
+    // Random, so that PostgreSQL cannot compress it into an index entry.
+    let huge: String = (0..250).map(|_| new_event_id()).collect();
+    event["environment"] = json!(huge);
+    event["request"] = json!({"method": "GET", "url": "https://shop.example/orders/1"});
+    app.store_ok(&event).await;
+
+    let (occurred_near_receipt, environment): (bool, String) = sqlx::query_as(
+        "SELECT abs(extract(epoch FROM occurred_at - received_at)) < 1, environment FROM events",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert!(occurred_near_receipt, "the receipt time stands in");
+    assert_eq!(environment, format!("{}…", &huge[..64]));
+    let endpoint_environments: Vec<String> =
+        sqlx::query_scalar("SELECT DISTINCT environment FROM endpoint_hourly_counts ORDER BY 1")
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(endpoint_environments, ["*".to_owned(), environment]);
+}

@@ -79,6 +79,7 @@ pub fn normalize(
     ] {
         normalizer.string_field(&mut event, key);
     }
+    bound_environment(&mut event);
     normalizer.logentry(&mut event);
     normalizer.exceptions(&mut event, limits);
     normalizer.threads(&mut event, limits);
@@ -102,6 +103,19 @@ pub fn normalize(
         timestamp,
         level,
         body: Value::Object(event),
+    }
+}
+
+/// Sentry's limit for environment names. The name is part of the endpoint aggregates' keys,
+/// which PostgreSQL indexes: an 8,000-character one could not be stored there, and made every
+/// later fold of deferred aggregates fail.
+const MAX_ENVIRONMENT_CHARS: usize = 64;
+
+fn bound_environment(event: &mut Map<String, Value>) {
+    if let Some(Value::String(environment)) = event.get_mut("environment") {
+        if environment.chars().nth(MAX_ENVIRONMENT_CHARS).is_some() {
+            *environment = truncate_chars(environment, MAX_ENVIRONMENT_CHARS);
+        }
     }
 }
 
@@ -153,25 +167,33 @@ fn write_digits(slot: &mut [u8], mut value: u32) {
 }
 
 /// RFC 3339 strings (with or without zone), or seconds since the epoch as a number or string.
+/// Only times from the epoch up to year ~5000 are read: `%Y` also takes signed years of five
+/// or more digits, such as `-5000`, which PostgreSQL cannot store (it refused the whole event).
 pub fn parse_timestamp(value: &Value) -> Option<DateTime<Utc>> {
-    match value {
+    let time = match value {
         Value::Number(n) => from_epoch_seconds(n.as_f64()?),
         Value::String(s) => {
             let s = s.trim();
             if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-                return Some(t.with_timezone(&Utc));
+                Some(t.with_timezone(&Utc))
+            } else if let Ok(t) = chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f") {
+                Some(Utc.from_utc_datetime(&t))
+            } else {
+                s.parse::<f64>().ok().and_then(from_epoch_seconds)
             }
-            if let Ok(t) = chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f") {
-                return Some(Utc.from_utc_datetime(&t));
-            }
-            s.parse::<f64>().ok().and_then(from_epoch_seconds)
         }
         _ => None,
-    }
+    }?;
+    EPOCH_SECONDS_READ
+        .contains(&(time.timestamp() as f64))
+        .then_some(time)
 }
 
+/// The seconds since the epoch a timestamp may have.
+const EPOCH_SECONDS_READ: std::ops::Range<f64> = 0.0..1e11;
+
 fn from_epoch_seconds(seconds: f64) -> Option<DateTime<Utc>> {
-    if !seconds.is_finite() || !(0.0..1e11).contains(&seconds) {
+    if !seconds.is_finite() || !EPOCH_SECONDS_READ.contains(&seconds) {
         return None;
     }
     let micros = (seconds * 1_000_000.0).round() as i64;
@@ -249,6 +271,33 @@ mod tests {
             Utc::now(),
             &Limits::default(),
         )
+    }
+
+    #[test]
+    fn timestamps_postgresql_cannot_store_fall_back_to_the_receipt_time() {
+        for timestamp in [
+            json!("-5000-01-01T00:00:00"),
+            json!("+300000-01-01T00:00:00"),
+            json!("1969-12-31T23:59:59Z"),
+            json!(-1),
+        ] {
+            let event = run(json!({ "timestamp": timestamp }));
+            assert_eq!(
+                event.body["timestamp"], event.body["received"],
+                "{timestamp}"
+            );
+        }
+        let epoch = run(json!({"timestamp": "1970-01-01T00:00:00Z"}));
+        assert_eq!(epoch.body["timestamp"], "1970-01-01T00:00:00.000000Z");
+    }
+
+    #[test]
+    fn an_environment_is_cut_to_sentrys_64_characters() {
+        let long = run(json!({"environment": "é".repeat(3000)}));
+        let environment = long.body["environment"].as_str().unwrap();
+        assert_eq!(environment, format!("{}…", "é".repeat(64)));
+        let exact = run(json!({"environment": "p".repeat(64)}));
+        assert_eq!(exact.body["environment"], "p".repeat(64));
     }
 
     #[test]
