@@ -55,6 +55,9 @@ pub async fn replay_all(spool: &Spool, pool: &PgPool) -> anyhow::Result<()> {
         let bytes = tokio::fs::read(&path).await?;
         let (events, frames) = read_segment(spool, &path, &bytes)?;
         write_events(spool, pool, &events, &frames, &bytes).await?;
+        // PostgreSQL just took a segment: writers that a slow commit sent to the spool during
+        // this replay go back to it now, not once every segment is drained.
+        spool.mark_database_up();
         spool.remove_segment(&path, bytes.len() as u64, frames.len() as u64)?;
         metrics::counter!("faultline_spool_replayed_events_total").increment(events.len() as u64);
         tracing::info!(

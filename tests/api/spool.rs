@@ -1,6 +1,6 @@
 //! The spool on disk: what a process that died left behind is replayed at start-up, a torn
-//! tail is cut off, a damaged record is quarantined, and a second process on the same
-//! directory is refused.
+//! tail is cut off, a damaged record is quarantined, a second process on the same directory
+//! is refused, and a replayed segment sends the writers back to PostgreSQL.
 
 use std::io::Write;
 use std::time::Duration;
@@ -97,5 +97,26 @@ async fn a_second_process_on_the_same_spool_directory_is_refused_with_a_clear_me
     assert!(
         message.contains("another Faultline process is using the spool directory"),
         "{message}"
+    );
+}
+
+/// A live commit that is merely slow marks PostgreSQL down, and later batches go to the spool.
+/// Once a replay has committed a segment, PostgreSQL is known to answer: the writers go back
+/// to it then, not only after the whole spool is drained.
+#[tokio::test]
+async fn a_replayed_segment_sends_the_writers_back_to_postgresql() {
+    let app = spawn_app().await;
+    let spool = Spool::open(&SpoolSettings::in_dir(new_spool_dir())).unwrap();
+    let events: Vec<_> = (0..2).map(|i| prepared(&app, &format!("r{i}"))).collect();
+    spool.append(&[&events[0], &events[1]]).unwrap();
+    // What a batch past `spool_after` does while a replay is under way.
+    spool.mark_database_down();
+
+    spool::replay::replay_all(&spool, &app.pool).await.unwrap();
+    assert_eq!(app.event_count().await, 2);
+    assert_eq!(spool.events(), 0);
+    assert!(
+        !spool.is_database_down(),
+        "the writers use PostgreSQL again"
     );
 }
