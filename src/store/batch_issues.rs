@@ -1,6 +1,7 @@
 //! The issues of a writer's batch: locked (existing ones) or created (missing ones) in
 //! `(project_id, hash)` order at the start of the transaction, then rewritten once at its end
-//! with their new totals and their newest event's title, culprit, level and metadata.
+//! with their new totals and their newest event's title, culprit, level and metadata (unless
+//! the issue has seen a later event: a late one is counted, not shown).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -94,7 +95,8 @@ pub(super) async fn upsert_issues<'a>(
 }
 
 /// Inserts the issues of `events` (the newest event of each), in key order. Another writer
-/// may have created one since the lock: that one is updated instead, which locks it too.
+/// may have created one since the lock: that one is locked by a no-op update instead, and
+/// described with the counts like any existing issue.
 /// Returns each issue's id, project, hash, whether this statement created it, and its search
 /// term count.
 async fn create_issues(
@@ -116,8 +118,7 @@ async fn create_issues(
                        $7::text[], $8::text[]) AS u(p, h, t, c, l, s, g, m)
           ORDER BY p, h
          ON CONFLICT (project_id, hash) DO UPDATE
-            SET title = EXCLUDED.title, culprit = EXCLUDED.culprit,
-                level = EXCLUDED.level, metadata = EXCLUDED.metadata
+            SET title = issues.title
          RETURNING id, project_id, hash, xmax = 0, search_terms",
     )
     .bind(&columns.project_ids)
@@ -164,8 +165,9 @@ pub(super) struct Added {
 }
 
 /// Adds the new events to their issues' totals, and sets each issue's title, culprit, level
-/// and metadata from its newest event in the batch. A resolved issue that receives an event is
-/// open again, marked as a regression; returns the ids of those.
+/// and metadata from its newest event in the batch, unless the issue has already seen a later
+/// one (events arrive late from SDKs' offline caches and the spool). A resolved issue that
+/// receives an event is open again, marked as a regression; returns the ids of those.
 pub(super) async fn update_issues(
     tx: &mut Transaction<'_, Postgres>,
     events: &[(&NewEvent, i64)],
@@ -203,7 +205,11 @@ pub(super) async fn update_issues(
                 search_terms = issues.search_terms + u.new_terms,
                 first_seen = LEAST(issues.first_seen, u.first_seen),
                 last_seen = GREATEST(issues.last_seen, u.last_seen),
-                title = u.title, culprit = u.culprit, level = u.level, metadata = u.metadata::jsonb,
+                title = CASE WHEN u.last_seen >= issues.last_seen THEN u.title ELSE issues.title END,
+                culprit = CASE WHEN u.last_seen >= issues.last_seen THEN u.culprit ELSE issues.culprit END,
+                level = CASE WHEN u.last_seen >= issues.last_seen THEN u.level ELSE issues.level END,
+                metadata = CASE WHEN u.last_seen >= issues.last_seen THEN u.metadata::jsonb
+                                ELSE issues.metadata END,
                 regressed_at = CASE WHEN issues.status = 'resolved' THEN now() ELSE issues.regressed_at END,
                 status = CASE WHEN issues.status = 'resolved' THEN 'unresolved'::issue_status ELSE issues.status END
            FROM UNNEST($1::int8[], $2::int8[], $3::int8[], $4::timestamptz[], $5::timestamptz[],

@@ -152,4 +152,24 @@ async fn an_issue_takes_its_newest_events_title_level_and_metadata() {
     assert!(title.contains("x-17"), "{title}");
     assert_eq!(level, "fatal");
     assert_eq!(value.as_deref(), Some("invalid literal 'x-17'"));
+
+    // An older event arriving late (an SDK's offline cache, a replayed spool) is counted but
+    // does not take the issue back to what it said then.
+    let mut late = error_event("ValueError", "invalid literal 'old'", "parse", 7);
+    late["level"] = json!("info");
+    late["timestamp"] = json!("2026-11-30T09:00:00Z");
+    app.store_ok(&late).await;
+    let (count, title, level, value, first_seen): (i64, String, String, Option<String>, String) =
+        sqlx::query_as(
+            "SELECT event_count, title, level, metadata->>'value',
+                    to_char(first_seen AT TIME ZONE 'UTC', 'HH24:MI') FROM issues",
+        )
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(count, 3);
+    assert!(title.contains("x-17"), "{title}");
+    assert_eq!(level, "fatal");
+    assert_eq!(value.as_deref(), Some("invalid literal 'x-17'"));
+    assert_eq!(first_seen, "09:00");
 }
