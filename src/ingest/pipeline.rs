@@ -88,12 +88,13 @@ impl Pipeline {
         let jobs = Arc::new(Mutex::new(jobs));
         let wrote_since_idle = Arc::new(AtomicBool::new(false));
         let known_terms = Arc::new(KnownTerms::default());
-        let flusher = (settings.aggregate_window_ms > 0).then(|| {
-            AggregateFlusher::start(
-                pool.clone(),
-                Duration::from_millis(settings.aggregate_window_ms),
-            )
-        });
+        // The flusher runs even when no batch here defers: it folds what an earlier process,
+        // or another instance with a window, left behind.
+        let flusher = AggregateFlusher::start(
+            pool.clone(),
+            Duration::from_millis(settings.aggregate_window_ms),
+        );
+        let flusher = (settings.aggregate_window_ms > 0).then_some(flusher);
         for _ in 0..settings.writers.max(1) {
             let writer = Writer {
                 pool: pool.clone(),

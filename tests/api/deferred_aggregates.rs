@@ -276,6 +276,27 @@ async fn deltas_drawn(pool: &PgPool) -> i64 {
     .unwrap()
 }
 
+/// A server whose own batches never defer (no aggregate window) still folds what a process
+/// with a window left: an instance, or the same one before a change of settings.
+#[tokio::test]
+async fn a_server_without_a_window_still_folds_what_another_left() {
+    let app = spawn_app().await;
+    write(
+        &app,
+        &prepared(&app, &varied_events(30)),
+        Aggregates::Deferred,
+    )
+    .await;
+    let mut settings = test_settings(&app.database_url);
+    settings.pipeline.aggregate_window_ms = 0;
+    let _restarted = start(settings).await;
+    eventually("the start-up flush", || async {
+        waiting_deltas(&app.pool).await == 0
+    })
+    .await;
+    assert_eq!(user_count(&app.pool).await, 3 * 7);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_defers_its_aggregates_and_they_converge_once_it_ends() {
     let app = spawn_app_with(bursty).await;
