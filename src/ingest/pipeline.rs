@@ -22,9 +22,6 @@ use crate::store::events::{Aggregates, NewEvent};
 use crate::store::search_terms::KnownTerms;
 use crate::{memory, store};
 
-/// How often a batch is tried again after a deadlock or serialization failure.
-const MAX_ATTEMPTS: usize = 3;
-
 /// How long the queue must stay empty after some writing before freed memory is handed back.
 const IDLE_BEFORE_RELEASING_MEMORY: Duration = Duration::from_secs(5);
 
@@ -336,7 +333,9 @@ async fn write_isolating_refusals(
     let mut pending: Vec<Range<usize>> = Vec::new();
     pending.push(0..events.len());
     while let Some(range) = pending.pop() {
-        let Err(error) = write_with_retry(pool, &events[range.clone()], known, mode).await else {
+        let written =
+            store::events::write_batch_retrying(pool, &events[range.clone()], known, mode).await;
+        let Err(error) = written else {
             continue;
         };
         let failure = WriteFailure::classify(error);
@@ -366,30 +365,6 @@ async fn write_isolating_refusals(
         }
     }
     replies
-}
-
-async fn write_with_retry(
-    pool: &PgPool,
-    events: &[&NewEvent],
-    known: &KnownTerms,
-    mode: Aggregates,
-) -> sqlx::Result<usize> {
-    let mut attempt = 1;
-    loop {
-        match store::events::write_batch_known(pool, events, known, mode).await {
-            Err(e) if attempt < MAX_ATTEMPTS && is_transient(&e) => {
-                tracing::warn!(attempt, error = %e, "retrying event batch");
-                attempt += 1;
-            }
-            other => return other,
-        }
-    }
-}
-
-/// Deadlocks and serialization failures succeed when simply run again.
-fn is_transient(error: &sqlx::Error) -> bool {
-    let code = error.as_database_error().and_then(|e| e.code());
-    matches!(code.as_deref(), Some("40P01") | Some("40001"))
 }
 
 #[cfg(test)]

@@ -120,9 +120,10 @@ fn quarantine(spool: &Spool, path: &Path, frame: &[u8], why: &str) -> std::io::R
     spool.quarantine(frame)
 }
 
-/// Writes the events in batches. A batch PostgreSQL refuses for its data is written one event
-/// at a time, and the refused events are quarantined; an outage stops the replay (the
-/// segment stays, and is replayed again from its start, idempotently).
+/// Writes the events in batches, each tried again after a deadlock as the writers do. A batch
+/// PostgreSQL refuses for its data is written one event at a time, and the refused events are
+/// quarantined; an outage stops the replay (the segment stays, and is replayed again from its
+/// start, idempotently).
 async fn write_events(
     spool: &Spool,
     pool: &PgPool,

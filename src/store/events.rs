@@ -56,10 +56,35 @@ pub enum Aggregates {
     Deferred,
 }
 
-/// Writes `events` in one transaction. Events whose `(project_id, event_id)` is already stored
-/// (SDK retries) are skipped and counted nowhere. Returns how many events were new.
+/// Writes `events` in one transaction, run again after a deadlock (the spool's replay writes
+/// this way). Events whose `(project_id, event_id)` is already stored (SDK retries) are skipped
+/// and counted nowhere. Returns how many events were new.
 pub async fn write_batch(pool: &PgPool, events: &[&NewEvent]) -> sqlx::Result<usize> {
-    write_batch_known(pool, events, &KnownTerms::default(), Aggregates::Now).await
+    write_batch_retrying(pool, events, &KnownTerms::default(), Aggregates::Now).await
+}
+
+/// How often a batch is tried in all when it meets a deadlock or a serialization failure.
+const MAX_ATTEMPTS: usize = 3;
+
+/// [`write_batch_known`], run again (up to [`MAX_ATTEMPTS`] tries in all) when it meets a
+/// deadlock or a serialization failure ([`super::is_transient`]). Writers and the spool's
+/// replay both write this way.
+pub async fn write_batch_retrying(
+    pool: &PgPool,
+    events: &[&NewEvent],
+    known: &KnownTerms,
+    mode: Aggregates,
+) -> sqlx::Result<usize> {
+    let mut attempt = 1;
+    loop {
+        match write_batch_known(pool, events, known, mode).await {
+            Err(e) if attempt < MAX_ATTEMPTS && super::is_transient(&e) => {
+                tracing::warn!(attempt, error = %e, "retrying event batch");
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
 }
 
 /// [`write_batch`], skipping the search terms `known` says are stored already (the writers

@@ -117,6 +117,12 @@ pub fn is_unavailable(error: &sqlx::Error) -> bool {
     }
 }
 
+/// Deadlocks and serialization failures: the same transaction succeeds when simply run again.
+pub fn is_transient(error: &sqlx::Error) -> bool {
+    let code = error.as_database_error().and_then(|e| e.code());
+    matches!(code.as_deref(), Some("40P01") | Some("40001"))
+}
+
 /// Whether PostgreSQL refused text the request carried: a NUL character (which its `text`
 /// cannot hold) in a search, a filter or a form field. A client's mistake (400), not a fault.
 pub fn is_invalid_text(error: &sqlx::Error) -> bool {
