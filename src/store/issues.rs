@@ -195,15 +195,21 @@ pub async fn get(pool: &PgPool, issue_id: i64) -> sqlx::Result<Option<IssueRow>>
 }
 
 /// Sets the status; reopening clears the regression mark's meaning by keeping its time.
+/// Rows are locked in the writers' order (`store::batch_issues`), so a change of many issues
+/// under ingest never deadlocks with a batch.
 pub async fn set_status(
     pool: &PgPool,
     issue_ids: &[i64],
     status: IssueStatus,
 ) -> sqlx::Result<u64> {
     let result = sqlx::query(
-        "UPDATE issues SET status = $2,
+        "WITH locked AS (
+             SELECT id FROM issues WHERE id = ANY($1) ORDER BY project_id, hash FOR UPDATE
+         )
+         UPDATE issues SET status = $2,
                 regressed_at = CASE WHEN $2 = 'unresolved'::issue_status THEN regressed_at ELSE NULL END
-          WHERE id = ANY($1)",
+           FROM locked
+          WHERE issues.id = locked.id",
     )
     .bind(issue_ids)
     .bind(status)
@@ -220,7 +226,8 @@ pub enum Selection<'a> {
     All { status: Option<IssueStatus> },
 }
 
-/// Sets the status of the selected issues of one project, however many, in one statement.
+/// Sets the status of the selected issues of one project, however many, in one statement;
+/// locked in the writers' order, as [`set_status`] does.
 pub async fn set_status_in_project(
     pool: &PgPool,
     project_id: i64,
@@ -232,11 +239,18 @@ pub async fn set_status_in_project(
         Selection::All { status } => (None, status),
     };
     let result = sqlx::query(
-        "UPDATE issues SET status = $4,
+        "WITH locked AS (
+             SELECT id FROM issues
+              WHERE project_id = $1
+                AND ($2::int8[] IS NULL OR id = ANY($2))
+                AND ($3::issue_status IS NULL OR status = $3)
+              ORDER BY project_id, hash
+                FOR UPDATE
+         )
+         UPDATE issues SET status = $4,
                 regressed_at = CASE WHEN $4 = 'unresolved'::issue_status THEN regressed_at ELSE NULL END
-          WHERE project_id = $1
-            AND ($2::int8[] IS NULL OR id = ANY($2))
-            AND ($3::issue_status IS NULL OR status = $3)",
+           FROM locked
+          WHERE issues.id = locked.id",
     )
     .bind(project_id)
     .bind(ids)

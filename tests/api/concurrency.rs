@@ -1,5 +1,6 @@
 //! Many clients, and several Faultline instances on one database, sending the same
-//! fingerprints at once: exact counts and no duplicate issues.
+//! fingerprints at once: exact counts and no duplicate issues; a bulk status change locks
+//! issues in the writers' order.
 
 use faultline::config::PipelineSettings;
 use futures_util::future::join_all;
@@ -80,4 +81,70 @@ async fn two_instances_on_one_database_give_exact_counts_and_no_duplicate_issues
     });
     join_all(sends).await;
     assert_exact_counts(&first, (CLIENTS * EVENTS_PER_CLIENT) as i64).await;
+}
+
+/// The writers lock a batch's issues in `(project_id, hash)` order. A bulk status change
+/// locks them in that order too: holding none while it waits for the first, it can never
+/// hold one a writer needs while waiting for another that writer holds (a deadlock, which
+/// cost a second and failed one side).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_status_change_locks_issues_in_the_writers_order() {
+    let app = spawn_app().await;
+    for i in 0..10 {
+        app.store_ok(&json!({"message": "locking", "fingerprint": [format!("lock-{i}")]}))
+            .await;
+    }
+    // Two issues whose id order (the order of a plain update) is not their hash order.
+    let issues: Vec<(i64, String)> = sqlx::query_as("SELECT id, hash FROM issues ORDER BY id")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+    let (later_in_hash_order, first_in_hash_order) = issues
+        .iter()
+        .flat_map(|x| issues.iter().map(move |y| (x, y)))
+        .find(|(x, y)| x.0 < y.0 && x.1 > y.1)
+        .map(|(x, y)| (x.0, y.0))
+        .expect("ten random hashes are not all in id order");
+
+    // A writer's batch holds the issue that comes first.
+    let mut writer = app.pool.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM issues WHERE id = $1 FOR UPDATE")
+        .bind(first_in_hash_order)
+        .execute(&mut *writer)
+        .await
+        .unwrap();
+    let pool = app.pool.clone();
+    let bulk = tokio::spawn(async move {
+        faultline::store::issues::set_status(
+            &pool,
+            &[later_in_hash_order, first_in_hash_order],
+            faultline::store::issues::IssueStatus::Resolved,
+        )
+        .await
+    });
+    let mut bulk_waits = false;
+    for _ in 0..200 {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity
+              WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+        if waiting == 1 {
+            bulk_waits = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(bulk_waits, "the bulk change waits for the writer's issue");
+    // The bulk change waits for the first issue and holds nothing, so the writer can take
+    // the next one at once.
+    sqlx::query("SELECT 1 FROM issues WHERE id = $1 FOR UPDATE NOWAIT")
+        .bind(later_in_hash_order)
+        .execute(&mut *writer)
+        .await
+        .expect("the bulk change holds no issue the writer needs");
+    writer.commit().await.unwrap();
+    assert_eq!(bulk.await.unwrap().unwrap(), 2);
 }
