@@ -74,7 +74,8 @@ pub enum Read<'a> {
     Frame(&'a [u8], usize),
     /// The file ends cleanly here.
     End,
-    /// The file ends inside a frame: a write the process did not finish.
+    /// The file ends inside a frame (a write the process did not finish), or what follows is
+    /// no frame at all (zeros, or a damaged length): nothing further can be read.
     TornTail,
     /// A whole frame whose checksum fails, and where the next one starts.
     Damaged(usize),
@@ -91,7 +92,9 @@ pub fn read_at(bytes: &[u8], offset: usize) -> Read<'_> {
     }
     let length = u32::from_le_bytes(rest[..4].try_into().expect("4 bytes")) as usize;
     let checksum = u32::from_le_bytes(rest[4..8].try_into().expect("4 bytes"));
-    if length > MAX_PAYLOAD || rest.len() < FRAME_HEADER + length {
+    // No frame is empty (its payload starts with the header's length), so a zero length is
+    // a zero-filled tail a crash left, not an endless run of empty records.
+    if length == 0 || length > MAX_PAYLOAD || rest.len() < FRAME_HEADER + length {
         return Read::TornTail;
     }
     let payload = &rest[FRAME_HEADER..FRAME_HEADER + length];

@@ -53,12 +53,13 @@ pub async fn replay_all(spool: &Spool, pool: &PgPool) -> anyhow::Result<()> {
     let segments = spool.seal()?;
     for path in segments {
         let bytes = tokio::fs::read(&path).await?;
-        let (events, frames) = read_segment(spool, &path, &bytes)?;
+        let segment = read_segment(spool, &path, &bytes)?;
+        let (events, frames) = (segment.events, segment.frames);
         write_events(spool, pool, &events, &frames, &bytes).await?;
         // PostgreSQL just took a segment: writers that a slow commit sent to the spool during
         // this replay go back to it now, not once every segment is drained.
         spool.mark_database_up();
-        spool.remove_segment(&path, bytes.len() as u64, frames.len() as u64)?;
+        spool.remove_segment(&path, bytes.len() as u64, segment.records)?;
         metrics::counter!("faultline_spool_replayed_events_total").increment(events.len() as u64);
         tracing::info!(
             spool.segment = %path.display(),
@@ -70,41 +71,53 @@ pub async fn replay_all(spool: &Spool, pool: &PgPool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A segment's events, and the byte range of each one's frame. A torn tail is cut off and a
-/// damaged frame quarantined, each logged; neither stops the replay.
-fn read_segment(
-    spool: &Spool,
-    path: &Path,
-    bytes: &[u8],
-) -> std::io::Result<(Vec<NewEvent>, Vec<Range<usize>>)> {
-    let mut events = Vec::new();
-    let mut frames = Vec::new();
+/// What a segment holds.
+struct Segment {
+    /// The events to replay, and the byte range of each one's frame.
+    events: Vec<NewEvent>,
+    frames: Vec<Range<usize>>,
+    /// Every record read, quarantined ones included: what the spool counted for the segment.
+    records: u64,
+}
+
+/// Reads a segment. A damaged or unreadable record is quarantined, and so is whatever cannot
+/// be read at the end (a record torn by a crash, a zero-filled tail, or everything after a
+/// damaged length): each is logged, none stops the replay, and no byte is thrown away.
+fn read_segment(spool: &Spool, path: &Path, bytes: &[u8]) -> std::io::Result<Segment> {
+    let mut segment = Segment {
+        events: Vec::new(),
+        frames: Vec::new(),
+        records: 0,
+    };
     let mut offset = 0;
     loop {
         match frame::read_at(bytes, offset) {
             Read::Frame(payload, next) => {
+                segment.records += 1;
                 match frame::decode(payload) {
                     Some(event) => {
-                        events.push(event);
-                        frames.push(offset..next);
+                        segment.events.push(event);
+                        segment.frames.push(offset..next);
                     }
                     None => quarantine(spool, path, &bytes[offset..next], "unreadable record")?,
                 }
                 offset = next;
             }
             Read::Damaged(next) => {
+                segment.records += 1;
                 quarantine(spool, path, &bytes[offset..next], "checksum failed")?;
                 offset = next;
             }
             Read::TornTail => {
-                tracing::warn!(
-                    spool.segment = %path.display(),
-                    bytes = bytes.len() - offset,
-                    "a record torn by a crash mid-write at the end of a spool segment is cut off"
-                );
-                return Ok((events, frames));
+                quarantine(
+                    spool,
+                    path,
+                    &bytes[offset..],
+                    "the segment's end is no whole record (a write torn by a crash, or damage)",
+                )?;
+                return Ok(segment);
             }
-            Read::End => return Ok((events, frames)),
+            Read::End => return Ok(segment),
         }
     }
 }

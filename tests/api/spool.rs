@@ -1,6 +1,6 @@
-//! The spool on disk: what a process that died left behind is replayed at start-up, a torn
-//! tail is cut off, a damaged record is quarantined, a second process on the same directory
-//! is refused, and a replayed segment sends the writers back to PostgreSQL.
+//! The spool on disk: what a process that died left behind is replayed at start-up, a damaged
+//! record and an unreadable end are quarantined (never thrown away), a second process on the
+//! same directory is refused, and a replayed segment sends the writers back to PostgreSQL.
 
 use std::io::Write;
 use std::time::Duration;
@@ -27,8 +27,7 @@ fn prepared(app: &TestApp, value: &str) -> faultline::store::events::NewEvent {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_dead_process_spool_is_replayed_at_start_up_cutting_a_torn_tail_and_quarantining_damage()
-{
+async fn a_dead_process_spool_is_replayed_at_start_up_quarantining_damage_and_a_torn_tail() {
     let app = spawn_app().await;
     let dir = new_spool_dir();
     let settings = SpoolSettings::in_dir(dir.clone());
@@ -75,8 +74,8 @@ async fn a_dead_process_spool_is_replayed_at_start_up_cutting_a_torn_tail_and_qu
     let quarantined = std::fs::read(dir.join("quarantine")).unwrap();
     assert_eq!(
         quarantined.len(),
-        spool::encode_all(&[&events[1]]).len(),
-        "the damaged record, whole, for an operator"
+        spool::encode_all(&[&events[1]]).len() + torn.len() / 2,
+        "the damaged record, whole, then the torn one's half, for an operator"
     );
     assert!(!segment.exists(), "a replayed segment is deleted");
 }
@@ -119,4 +118,52 @@ async fn a_replayed_segment_sends_the_writers_back_to_postgresql() {
         !spool.is_database_down(),
         "the writers use PostgreSQL again"
     );
+}
+
+/// The one segment file in `dir`.
+fn segment_in(dir: &std::path::Path) -> std::path::PathBuf {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "spool"))
+        .unwrap()
+}
+
+/// What cannot be read at a segment's end is kept in the quarantine: everything after a
+/// damaged length (which hides where the next records start), or the zeros a crash can leave
+/// (once, not as hundreds of empty records). The count of waiting events comes back to zero.
+#[tokio::test]
+async fn an_unreadable_end_of_a_segment_is_quarantined_whole_and_the_count_returns_to_zero() {
+    let app = spawn_app().await;
+    for damage in ["a damaged length", "a zero-filled tail"] {
+        let dir = new_spool_dir();
+        let settings = SpoolSettings::in_dir(dir.clone());
+        let events: Vec<_> = (0..3)
+            .map(|i| prepared(&app, &format!("{damage} {i}")))
+            .collect();
+        {
+            let spool = Spool::open(&settings).unwrap();
+            spool.append(&[&events[0]]).unwrap();
+            if damage == "a damaged length" {
+                spool.append(&[&events[1], &events[2]]).unwrap();
+            }
+        }
+        let segment = segment_in(&dir);
+        let mut bytes = std::fs::read(&segment).unwrap();
+        let first = spool::encode_all(&[&events[0]]).len();
+        if damage == "a damaged length" {
+            bytes[first..first + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+        } else {
+            bytes.extend_from_slice(&[0; 4096]);
+        }
+        std::fs::write(&segment, &bytes).unwrap();
+
+        let spool = Spool::open(&settings).unwrap();
+        assert_eq!(spool.events(), 1, "{damage}: one readable record waits");
+        spool::replay::replay_all(&spool, &app.pool).await.unwrap();
+        assert_eq!(spool.events(), 0, "{damage}: nothing waits any more");
+        let quarantined = std::fs::read(dir.join("quarantine")).unwrap();
+        assert_eq!(quarantined, bytes[first..], "{damage}: kept whole");
+    }
+    assert_eq!(app.event_count().await, 2, "the first record of each");
 }
