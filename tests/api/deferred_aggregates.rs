@@ -199,26 +199,34 @@ where
     panic!("{what} did not happen within 10 s");
 }
 
+/// Also when the restarted server's own batches never defer (no aggregate window): it still
+/// folds what a process with a window left, as another instance's or its own before a change
+/// of settings.
 #[tokio::test]
 async fn a_restarted_server_folds_in_what_a_stopped_one_deferred() {
     let app = spawn_app().await;
-    // What a process that died before its flush leaves behind.
-    write(
-        &app,
-        &prepared(&app, &varied_events(30)),
-        Aggregates::Deferred,
-    )
-    .await;
-    assert_eq!(waiting_deltas(&app.pool).await, 1);
+    let mut restarted = Vec::new();
+    for (run, window_ms) in [(1, 5000), (2, 0)] {
+        // What a process that died before its flush leaves behind.
+        write(
+            &app,
+            &prepared(&app, &varied_events(30)),
+            Aggregates::Deferred,
+        )
+        .await;
+        assert_eq!(waiting_deltas(&app.pool).await, 1);
 
-    let _restarted = start(test_settings(&app.database_url)).await;
-    eventually("the start-up flush", || async {
-        waiting_deltas(&app.pool).await == 0
-    })
-    .await;
-    assert_eq!(user_count(&app.pool).await, 3 * 7);
-    let (hourly, _, _) = folded_counts(&app.pool).await;
-    assert_eq!(hourly, 30);
+        let mut settings = test_settings(&app.database_url);
+        settings.pipeline.aggregate_window_ms = window_ms;
+        restarted.push(start(settings).await);
+        eventually("the start-up flush", || async {
+            waiting_deltas(&app.pool).await == 0
+        })
+        .await;
+        assert_eq!(user_count(&app.pool).await, 3 * 7);
+        let (hourly, _, _) = folded_counts(&app.pool).await;
+        assert_eq!(hourly, 30 * run, "window {window_ms} ms");
+    }
 }
 
 /// Settings under which a burst makes full batches: long batch waits, and a window far past
@@ -274,27 +282,6 @@ async fn deltas_drawn(pool: &PgPool) -> i64 {
     .fetch_one(pool)
     .await
     .unwrap()
-}
-
-/// A server whose own batches never defer (no aggregate window) still folds what a process
-/// with a window left: an instance, or the same one before a change of settings.
-#[tokio::test]
-async fn a_server_without_a_window_still_folds_what_another_left() {
-    let app = spawn_app().await;
-    write(
-        &app,
-        &prepared(&app, &varied_events(30)),
-        Aggregates::Deferred,
-    )
-    .await;
-    let mut settings = test_settings(&app.database_url);
-    settings.pipeline.aggregate_window_ms = 0;
-    let _restarted = start(settings).await;
-    eventually("the start-up flush", || async {
-        waiting_deltas(&app.pool).await == 0
-    })
-    .await;
-    assert_eq!(user_count(&app.pool).await, 3 * 7);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
