@@ -6,7 +6,9 @@ use faultline::config::PipelineSettings;
 use futures_util::future::join_all;
 use serde_json::json;
 
-use crate::helpers::{envelope, new_event_id, spawn_app, start, test_settings, TestApp};
+use crate::helpers::{
+    envelope, lock_waiters, new_event_id, spawn_app, start, test_settings, TestApp,
+};
 
 const FINGERPRINTS: usize = 5;
 const CLIENTS: usize = 8;
@@ -124,13 +126,7 @@ async fn a_bulk_status_change_locks_issues_in_the_writers_order() {
     });
     let mut bulk_waits = false;
     for _ in 0..200 {
-        let waiting: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_stat_activity
-              WHERE datname = current_database() AND wait_event_type = 'Lock'",
-        )
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+        let waiting = lock_waiters(&app.pool).await;
         if waiting == 1 {
             bulk_waits = true;
             break;

@@ -15,8 +15,8 @@ use serde_json::{json, Value};
 use sqlx::PgPool;
 
 use crate::helpers::{
-    error_event, free_port, new_spool_dir, prepared_event, spawn_app, spawn_app_with, start,
-    test_settings, TestApp,
+    error_event, free_port, lock_waiters, new_spool_dir, prepared_event, spawn_app, spawn_app_with,
+    start, test_settings, TestApp,
 };
 
 /// Events over three issues, with repeating users, environments and failing endpoints, one
@@ -249,14 +249,7 @@ async fn hold_writers(pool: &PgPool, writers: i64) {
         .await
         .unwrap();
     eventually("the writers' wait for the held table", || async {
-        let waiting: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_stat_activity
-              WHERE datname = current_database() AND wait_event_type = 'Lock'",
-        )
-        .fetch_one(pool)
-        .await
-        .unwrap();
-        waiting >= writers
+        lock_waiters(pool).await >= writers
     })
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;

@@ -66,6 +66,18 @@ pub fn test_settings(database_url: &str) -> Settings {
     }
 }
 
+/// How many sessions of the test's database wait for a lock (a writer stalled on a table or
+/// row the test holds).
+pub async fn lock_waiters(pool: &sqlx::PgPool) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity
+          WHERE datname = current_database() AND wait_event_type = 'Lock'",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
 /// How long the tests' servers wait for a commit before spooling its events.
 pub const SLOW_COMMIT_MS: u64 = 30_000;
 
