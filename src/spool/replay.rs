@@ -54,16 +54,16 @@ pub async fn replay_all(spool: &Spool, pool: &PgPool) -> anyhow::Result<()> {
     for path in segments {
         let bytes = tokio::fs::read(&path).await?;
         let segment = read_segment(spool, &path, &bytes)?;
-        let (events, frames) = (segment.events, segment.frames);
-        write_events(spool, pool, &events, &frames, &bytes).await?;
+        write_events(spool, pool, &segment.events, &segment.frames, &bytes).await?;
         // PostgreSQL just took a segment: writers that a slow commit sent to the spool during
         // this replay go back to it now, not once every segment is drained.
         spool.mark_database_up();
         spool.remove_segment(&path, bytes.len() as u64, segment.records)?;
-        metrics::counter!("faultline_spool_replayed_events_total").increment(events.len() as u64);
+        metrics::counter!("faultline_spool_replayed_events_total")
+            .increment(segment.events.len() as u64);
         tracing::info!(
             spool.segment = %path.display(),
-            events = events.len(),
+            events = segment.events.len(),
             spool.events_left = spool.events(),
             "spooled events replayed into PostgreSQL"
         );

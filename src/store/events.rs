@@ -87,8 +87,9 @@ pub async fn write_batch_retrying(
     }
 }
 
-/// [`write_batch`], skipping the search terms `known` says are stored already (the writers
-/// keep one such memory each, across batches), and adding to the aggregates as `mode` says.
+/// Writes `events` in one transaction, tried once, skipping the search terms `known` says are
+/// stored already (the writers keep one such memory each, across batches), and adding to the
+/// aggregates as `mode` says. Duplicates are skipped as in [`write_batch`].
 pub async fn write_batch_known(
     pool: &PgPool,
     events: &[&NewEvent],

@@ -1,6 +1,6 @@
 //! Bounds: every string's length, every key's, the nesting depth, and no NUL anywhere.
 
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use crate::config::Limits;
 use crate::domain::text::cut_chars;
@@ -19,6 +19,20 @@ pub fn apply_limits(body: &mut Value, limits: &Limits) {
         STRUCTURAL_DEPTH + limits.max_json_depth,
         limits.max_string_chars,
     );
+}
+
+/// Sentry's limit for environment names. The name is part of the endpoint aggregates' keys,
+/// which PostgreSQL indexes: an 8,000-character one could not be stored there, and made every
+/// later fold of deferred aggregates fail.
+const MAX_ENVIRONMENT_CHARS: usize = 64;
+
+/// Cuts the event's `environment` (already a string, if present) to Sentry's limit.
+pub(super) fn bound_environment(event: &mut Map<String, Value>) {
+    if let Some(Value::String(environment)) = event.get_mut("environment") {
+        if environment.chars().nth(MAX_ENVIRONMENT_CHARS).is_some() {
+            *environment = truncate_chars(environment, MAX_ENVIRONMENT_CHARS);
+        }
+    }
 }
 
 /// At most `max` characters, then "…" when something was cut (Sentry's trimming).

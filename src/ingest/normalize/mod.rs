@@ -79,7 +79,7 @@ pub fn normalize(
     ] {
         normalizer.string_field(&mut event, key);
     }
-    bound_environment(&mut event);
+    limits::bound_environment(&mut event);
     normalizer.logentry(&mut event);
     normalizer.exceptions(&mut event, limits);
     normalizer.threads(&mut event, limits);
@@ -103,19 +103,6 @@ pub fn normalize(
         timestamp,
         level,
         body: Value::Object(event),
-    }
-}
-
-/// Sentry's limit for environment names. The name is part of the endpoint aggregates' keys,
-/// which PostgreSQL indexes: an 8,000-character one could not be stored there, and made every
-/// later fold of deferred aggregates fail.
-const MAX_ENVIRONMENT_CHARS: usize = 64;
-
-fn bound_environment(event: &mut Map<String, Value>) {
-    if let Some(Value::String(environment)) = event.get_mut("environment") {
-        if environment.chars().nth(MAX_ENVIRONMENT_CHARS).is_some() {
-            *environment = truncate_chars(environment, MAX_ENVIRONMENT_CHARS);
-        }
     }
 }
 
