@@ -19,7 +19,7 @@ use super::error::IngestError;
 use crate::config::{PipelineSettings, SpoolSettings};
 use crate::spool::{self, Spool, SpoolError};
 use crate::store::events::{Aggregates, NewEvent};
-use crate::store::search_terms::KnownTerms;
+use crate::store::known::Known;
 use crate::{memory, store};
 
 /// How long the queue must stay empty after some writing before freed memory is handed back.
@@ -84,7 +84,7 @@ impl Pipeline {
         let (queue, jobs) = mpsc::channel(settings.queue_capacity.max(1));
         let jobs = Arc::new(Mutex::new(jobs));
         let wrote_since_idle = Arc::new(AtomicBool::new(false));
-        let known_terms = Arc::new(KnownTerms::default());
+        let known = Arc::new(Known::default());
         // The flusher runs even when no batch here defers: it folds what an earlier process,
         // or another instance with a window, left behind.
         let flusher = AggregateFlusher::start(
@@ -101,7 +101,7 @@ impl Pipeline {
                 batch_wait: Duration::from_millis(settings.batch_wait_ms),
                 spool: spool.clone(),
                 spool_after: Duration::from_millis(spool_settings.spool_after_ms),
-                known_terms: known_terms.clone(),
+                known: known.clone(),
                 flusher: flusher.clone(),
             };
             tokio::spawn(supervise(move || writer.clone().run()));
@@ -170,8 +170,8 @@ struct Writer {
     batch_wait: Duration,
     spool: Arc<Spool>,
     spool_after: Duration,
-    /// Search terms the writers have stored, so batches send only new ones.
-    known_terms: Arc<KnownTerms>,
+    /// Search terms and issues the writers have stored, so batches send and check less.
+    known: Arc<Known>,
     /// Where batches written under load leave their aggregates; `None`: never deferred.
     flusher: Option<Arc<AggregateFlusher>>,
 }
@@ -219,7 +219,7 @@ impl Writer {
             // No point waiting for a database known to be away: straight to the spool.
             vec![Err(unavailable("PostgreSQL is down")); events.len()]
         } else {
-            let written = write_isolating_refusals(&self.pool, events, &self.known_terms, mode);
+            let written = write_isolating_refusals(&self.pool, events, &self.known, mode);
             match tokio::time::timeout(self.spool_after, written).await {
                 Ok(replies) => replies,
                 // The commit may still complete: the spooled copy is then stored once.
@@ -326,7 +326,7 @@ fn unavailable(why: &str) -> WriteFailure {
 async fn write_isolating_refusals(
     pool: &PgPool,
     events: &[&NewEvent],
-    known: &KnownTerms,
+    known: &Known,
     mode: Aggregates,
 ) -> Vec<Reply> {
     let mut replies: Vec<Reply> = vec![Ok(()); events.len()];

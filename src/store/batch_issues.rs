@@ -1,9 +1,11 @@
-//! The issues of a writer's batch: locked (existing ones) or created (missing ones) in
-//! `(project_id, hash)` order at the start of the transaction, then rewritten once at its end
-//! with their new totals and their newest event's title, culprit, level and metadata (unless
-//! the issue has seen a later event: a late one is counted, not shown).
+//! The issues of a writer's batch: locked, and the missing ones created, in `(project_id,
+//! hash)` order at the start of the transaction, then rewritten once at its end with their new
+//! totals and their newest event's title, culprit, level and metadata (unless the issue has
+//! seen a later event: a late one is counted, not shown).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::Hasher;
+use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -13,6 +15,45 @@ use super::aggregates::TagCount;
 use super::events::NewEvent;
 
 pub(super) type IssueKey<'a> = (i64, &'a str);
+
+/// How many issues a writer remembers as existing (~16 bytes each); past it, it starts over.
+const REMEMBERED_ISSUES: usize = 100_000;
+
+/// Issues known to exist, by a hash of their key. A batch of only known issues locks them in
+/// one statement; a batch that may create one takes the slower way that never deadlocks
+/// ([`lock_or_create`]). A known issue deleted since (with its project, or from the database)
+/// is created again all the same.
+#[derive(Default)]
+pub struct KnownIssues(Mutex<HashSet<u64, foldhash::fast::RandomState>>);
+
+impl KnownIssues {
+    fn key((project_id, hash): IssueKey<'_>) -> u64 {
+        let mut hasher = super::known::key_hasher();
+        hasher.write_i64(project_id);
+        hasher.write(hash.as_bytes());
+        hasher.finish()
+    }
+
+    fn all_known(&self, keys: &[IssueKey<'_>]) -> bool {
+        let known = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        keys.iter().all(|&key| known.contains(&Self::key(key)))
+    }
+
+    /// Called after the commit that locked or created them.
+    pub(super) fn remember<'a>(&self, keys: impl ExactSizeIterator<Item = IssueKey<'a>>) {
+        let mut known = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if known.len() + keys.len() > REMEMBERED_ISSUES {
+            known.clear();
+        }
+        known.extend(keys.map(Self::key));
+    }
+}
 
 /// The batch's issues: every one's id, the ids of those it created, how many search terms
 /// each has, and the newest event of each (it sets the issue's title, culprit, level and
@@ -24,59 +65,32 @@ pub(super) struct BatchIssues<'a> {
     pub(super) newest: HashMap<i64, &'a NewEvent>,
 }
 
-/// Locks the batch's existing issues and creates the missing ones, each in `(project_id,
-/// hash)` order. An existing issue is only locked here and rewritten once, with its counts:
-/// rewriting it here too cost PostgreSQL a second row version (and its index entries) per
-/// issue per batch.
+/// Locks the batch's issues and creates the missing ones, all in `(project_id, hash)` order.
+/// Writers (of this process or another) that take their issues in one ascending order never
+/// deadlock: none holds an issue while waiting for an earlier one. When every issue is known
+/// to exist, one `SELECT … FOR UPDATE` does; otherwise [`lock_or_create`]. (Locking the
+/// existing ones first and then inserting the rest waits for earlier keys while holding later
+/// ones: three writers around new issues deadlocked, costing a second and a retry.)
+/// An existing issue is only locked here and rewritten once, with its counts: rewriting it
+/// here too cost PostgreSQL a second row version (and its index entries) per issue per batch.
 pub(super) async fn upsert_issues<'a>(
     tx: &mut Transaction<'_, Postgres>,
     events: &[&'a NewEvent],
+    known: &KnownIssues,
 ) -> sqlx::Result<BatchIssues<'a>> {
-    let mut newest: BTreeMap<IssueKey<'a>, &'a NewEvent> = BTreeMap::new();
-    for event in events {
-        let entry = newest
-            .entry((event.project_id, event.hash.as_str()))
-            .or_insert(event);
-        if event.occurred_at >= entry.occurred_at {
-            *entry = event;
-        }
-    }
+    let newest = newest_of_each_issue(events);
     // In key order: a position in `keys` is also its issue's place in the lock order.
     let keys: Vec<IssueKey<'a>> = newest.keys().copied().collect();
-    let (projects, hashes): (Vec<i64>, Vec<&str>) = keys.iter().copied().unzip();
-    // `(id, search terms)` of each key's issue, by the key's position.
-    let mut found: Vec<Option<(i64, i32)>> = vec![None; keys.len()];
-    let existing: Vec<(i64, i64, i32)> = sqlx::query_as(
-        "SELECT k.n, i.id, i.search_terms
-           FROM issues i
-           JOIN UNNEST($1::int8[], $2::text[]) WITH ORDINALITY AS k(p, h, n)
-             ON i.project_id = k.p AND i.hash = k.h
-          ORDER BY i.project_id, i.hash
-            FOR UPDATE OF i",
-    )
-    .bind(&projects)
-    .bind(&hashes)
-    .fetch_all(&mut **tx)
-    .await?;
-    for (n, id, terms) in existing {
-        if let Some(slot) = usize::try_from(n - 1).ok().and_then(|at| found.get_mut(at)) {
-            *slot = Some((id, terms));
-        }
-    }
-    let missing: Vec<&NewEvent> = keys
-        .iter()
-        .zip(&found)
-        .filter(|(_, found)| found.is_none())
-        .map(|(key, _)| newest[key])
-        .collect();
     let mut created = HashSet::new();
-    for (id, project, hash, is_new, terms) in create_issues(tx, &missing).await? {
-        if is_new {
-            created.insert(id);
-        }
-        if let Ok(at) = keys.binary_search(&(project, hash.as_str())) {
-            found[at] = Some((id, terms));
-        }
+    let mut found = if known.all_known(&keys) {
+        lock_issues(tx, &keys).await?
+    } else {
+        vec![None; keys.len()]
+    };
+    if found.iter().any(Option::is_none) {
+        let describing: Vec<&NewEvent> = keys.iter().map(|key| newest[key]).collect();
+        created = lock_or_create(tx, &describing).await?;
+        found = lock_issues(tx, &keys).await?;
     }
     let mut batch = BatchIssues {
         ids: HashMap::with_capacity(keys.len()),
@@ -94,24 +108,61 @@ pub(super) async fn upsert_issues<'a>(
     Ok(batch)
 }
 
-/// Inserts the issues of `events` (the newest event of each), in key order. Another writer
-/// may have created one since the lock: that one is locked by a no-op update instead, and
-/// described with the counts like any existing issue.
-/// Returns each issue's id, project, hash, whether this statement created it, and its search
-/// term count.
-async fn create_issues(
+/// Each issue's newest event, by key.
+fn newest_of_each_issue<'a>(events: &[&'a NewEvent]) -> BTreeMap<IssueKey<'a>, &'a NewEvent> {
+    let mut newest: BTreeMap<IssueKey<'a>, &'a NewEvent> = BTreeMap::new();
+    for event in events {
+        let entry = newest
+            .entry((event.project_id, event.hash.as_str()))
+            .or_insert(event);
+        if event.occurred_at >= entry.occurred_at {
+            *entry = event;
+        }
+    }
+    newest
+}
+
+/// Locks the issues of `keys` (sorted) in that order; returns `(id, search terms)` of each
+/// key's issue, by the key's position, `None` where there is none.
+async fn lock_issues(
+    tx: &mut Transaction<'_, Postgres>,
+    keys: &[IssueKey<'_>],
+) -> sqlx::Result<Vec<Option<(i64, i32)>>> {
+    let (projects, hashes): (Vec<i64>, Vec<&str>) = keys.iter().copied().unzip();
+    let existing: Vec<(i64, i64, i32)> = sqlx::query_as(
+        "SELECT k.n, i.id, i.search_terms
+           FROM issues i
+           JOIN UNNEST($1::int8[], $2::text[]) WITH ORDINALITY AS k(p, h, n)
+             ON i.project_id = k.p AND i.hash = k.h
+          ORDER BY i.project_id, i.hash
+            FOR UPDATE OF i",
+    )
+    .bind(&projects)
+    .bind(&hashes)
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut found = vec![None; keys.len()];
+    for (n, id, terms) in existing {
+        if let Some(slot) = usize::try_from(n - 1).ok().and_then(|at| found.get_mut(at)) {
+            *slot = Some((id, terms));
+        }
+    }
+    Ok(found)
+}
+
+/// Inserts the issues of `events` (the newest event of each, in key order), in key order; one
+/// that exists (or that another writer creates meanwhile) is locked instead, not rewritten:
+/// `DO UPDATE … WHERE false` locks the row it meets and leaves it. Returns the ids this
+/// statement created.
+async fn lock_or_create(
     tx: &mut Transaction<'_, Postgres>,
     events: &[&NewEvent],
-) -> sqlx::Result<Vec<(i64, i64, String, bool, i32)>> {
-    if events.is_empty() {
-        return Ok(Vec::new());
-    }
+) -> sqlx::Result<HashSet<i64>> {
     let mut columns = IssueColumns::default();
     for event in events {
         columns.push(event);
     }
-    // `xmax = 0` marks a row this statement inserted rather than updated: a new issue.
-    sqlx::query_as(
+    sqlx::query_scalar(
         "INSERT INTO issues (project_id, hash, title, culprit, level, first_seen, last_seen, grouping, metadata)
          SELECT p, h, t, c, l, s, s, g::jsonb, m::jsonb
            FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],
@@ -119,7 +170,8 @@ async fn create_issues(
           ORDER BY p, h
          ON CONFLICT (project_id, hash) DO UPDATE
             SET title = issues.title
-         RETURNING id, project_id, hash, xmax = 0, search_terms",
+          WHERE false
+         RETURNING id",
     )
     .bind(&columns.project_ids)
     .bind(&columns.hashes)
@@ -131,6 +183,7 @@ async fn create_issues(
     .bind(&columns.metadata)
     .fetch_all(&mut **tx)
     .await
+    .map(|ids| ids.into_iter().collect())
 }
 
 #[derive(Default)]
@@ -241,4 +294,29 @@ pub(super) async fn update_issues(
 /// `value` as JSON text: what `to_string()` gives, without going through `fmt::Display`.
 fn json_text(value: &Value) -> String {
     serde_json::to_string(value).expect("a JSON value always serialises")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issues_are_known_once_remembered_until_the_bound_starts_over() {
+        let known = KnownIssues::default();
+        let (a, b) = ((1, "aaaa"), (1, "bbbb"));
+        assert!(!known.all_known(&[a]));
+        known.remember([a].into_iter());
+        assert!(known.all_known(&[a]));
+        assert!(!known.all_known(&[a, b]), "one unknown issue is enough");
+        assert!(
+            !known.all_known(&[(2, "aaaa")]),
+            "the project is part of the key"
+        );
+        let filler: Vec<String> = (0..REMEMBERED_ISSUES).map(|n| n.to_string()).collect();
+        known.remember(filler.iter().map(|hash| (3, hash.as_str())));
+        assert!(
+            !known.all_known(&[a]),
+            "forgotten once the bound was passed"
+        );
+    }
 }

@@ -12,7 +12,8 @@ use uuid::Uuid;
 use super::aggregates;
 use super::alerts;
 use super::batch_issues::{update_issues, upsert_issues, Added, IssueKey};
-use super::search_terms::{self, KnownTerms};
+use super::known::Known;
+use super::search_terms;
 use crate::domain::level::Level;
 
 /// Everything the writer stores for one event, prepared by ingest.
@@ -60,7 +61,7 @@ pub enum Aggregates {
 /// this way). Events whose `(project_id, event_id)` is already stored (SDK retries) are skipped
 /// and counted nowhere. Returns how many events were new.
 pub async fn write_batch(pool: &PgPool, events: &[&NewEvent]) -> sqlx::Result<usize> {
-    write_batch_retrying(pool, events, &KnownTerms::default(), Aggregates::Now).await
+    write_batch_retrying(pool, events, &Known::default(), Aggregates::Now).await
 }
 
 /// How often a batch is tried in all when it meets a deadlock or a serialization failure.
@@ -72,7 +73,7 @@ const MAX_ATTEMPTS: usize = 3;
 pub async fn write_batch_retrying(
     pool: &PgPool,
     events: &[&NewEvent],
-    known: &KnownTerms,
+    known: &Known,
     mode: Aggregates,
 ) -> sqlx::Result<usize> {
     let mut attempt = 1;
@@ -88,18 +89,19 @@ pub async fn write_batch_retrying(
 }
 
 /// Writes `events` in one transaction, tried once, skipping the search terms `known` says are
-/// stored already (the writers keep one such memory each, across batches), and adding to the
+/// stored already and locking the issues it knows exist the quick way (the writers share one
+/// such memory, across batches), and adding to the
 /// aggregates as `mode` says. Duplicates are skipped as in [`write_batch`].
 pub async fn write_batch_known(
     pool: &PgPool,
     events: &[&NewEvent],
-    known: &KnownTerms,
+    known: &Known,
     mode: Aggregates,
 ) -> sqlx::Result<usize> {
     let events = unique_events(events);
     let mut tx = pool.begin().await?;
     let mut remember = Vec::new();
-    let issues = upsert_issues(&mut tx, &events).await?;
+    let issues = upsert_issues(&mut tx, &events, &known.issues).await?;
     let inserted = insert_events(&mut tx, &events, &issues.ids).await?;
     let new_events: Vec<(&NewEvent, i64)> = events
         .iter()
@@ -116,7 +118,7 @@ pub async fn write_batch_known(
             }
         };
         let (new_terms, stored_terms) =
-            search_terms::add(&mut tx, &new_events, &issues.term_counts, known).await?;
+            search_terms::add(&mut tx, &new_events, &issues.term_counts, &known.terms).await?;
         remember = stored_terms;
         let added = Added {
             users: new_users,
@@ -130,7 +132,8 @@ pub async fn write_batch_known(
     }
     tx.commit().await?;
     // Only once committed: a rolled-back batch stored none of them.
-    known.remember(remember);
+    known.terms.remember(remember);
+    known.issues.remember(issues.ids.keys().copied());
     Ok(new_events.len())
 }
 

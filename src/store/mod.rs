@@ -15,6 +15,7 @@ pub mod feedback;
 pub mod issue_filter;
 pub mod issues;
 pub mod keys;
+pub mod known;
 pub mod load_check;
 pub mod maintenance;
 pub mod projects;

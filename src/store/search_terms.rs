@@ -4,8 +4,8 @@
 //! sends PostgreSQL only the terms it may not have.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::hash::{BuildHasher, Hasher};
-use std::sync::{LazyLock, Mutex};
+use std::hash::Hasher;
+use std::sync::Mutex;
 
 use sqlx::{Postgres, Transaction};
 
@@ -36,16 +36,12 @@ struct Known {
 /// An issue and one of its terms' hash: what a batch stored, to remember once committed.
 pub type TermKey = (i64, u64);
 
-/// The hashes are of a process-random seed, so senders cannot aim collisions.
+/// The hashes are of a process-random seed (`known::key_hasher`).
 type TermSet = HashSet<u64, foldhash::fast::RandomState>;
-
-/// foldhash: several times faster than the standard SipHash on these short strings.
-static KEY_SEED: LazyLock<foldhash::quality::RandomState> =
-    LazyLock::new(foldhash::quality::RandomState::default);
 
 /// A term's key within its issue's set.
 fn term_key(term: &str) -> u64 {
-    let mut hasher = KEY_SEED.build_hasher();
+    let mut hasher = super::known::key_hasher();
     hasher.write(term.as_bytes());
     hasher.finish()
 }

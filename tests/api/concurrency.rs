@@ -1,13 +1,15 @@
 //! Many clients, and several Faultline instances on one database, sending the same
-//! fingerprints at once: exact counts and no duplicate issues; a bulk status change locks
-//! issues in the writers' order.
+//! fingerprints at once: exact counts and no duplicate issues; a batch takes its issues, new
+//! or not, in one order, and a bulk status change locks issues in that order too.
 
 use faultline::config::PipelineSettings;
+use faultline::store::events::{write_batch_known, Aggregates, NewEvent};
+use faultline::store::known::Known;
 use futures_util::future::join_all;
 use serde_json::json;
 
 use crate::helpers::{
-    envelope, lock_waiters, new_event_id, spawn_app, start, test_settings, TestApp,
+    envelope, lock_waiters, new_event_id, prepared_event, spawn_app, start, test_settings, TestApp,
 };
 
 const FINGERPRINTS: usize = 5;
@@ -143,4 +145,98 @@ async fn a_bulk_status_change_locks_issues_in_the_writers_order() {
         .expect("the bulk change holds no issue the writer needs");
     writer.commit().await.unwrap();
     assert_eq!(bulk.await.unwrap().unwrap(), 2);
+}
+
+/// An event of the issue whose grouping hash is `hash` (chosen, to fix the lock order).
+fn event_with_hash(app: &TestApp, hash: &str) -> NewEvent {
+    let mut event = prepared_event(app.project_id, &json!({"message": format!("issue {hash}")}));
+    event.hash = hash.to_owned();
+    event
+}
+
+async fn issue_events(app: &TestApp, hash: &str) -> Option<i64> {
+    sqlx::query_scalar("SELECT event_count FROM issues WHERE project_id = $1 AND hash = $2")
+        .bind(app.project_id)
+        .bind(hash)
+        .fetch_optional(&app.pool)
+        .await
+        .unwrap()
+}
+
+async fn wait_for_one_lock_waiter(app: &TestApp) {
+    for _ in 0..400 {
+        if lock_waiters(&app.pool).await == 1 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("nothing waits for a lock");
+}
+
+/// A batch that creates an issue takes all its issues, old and new, in one order: while it
+/// waits for an earlier issue that another writer is creating, it holds no later one. (It
+/// used to lock the existing issues first, then insert the new ones: three writers around new
+/// issues deadlocked, and one lost a second and its batch's first try.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_creating_an_issue_holds_no_later_issue_while_it_waits() {
+    let app = spawn_app().await;
+    let (earlier, later) = ("0".repeat(32), "f".repeat(32));
+    let first = event_with_hash(&app, &later);
+    write_batch_known(&app.pool, &[&first], &Known::default(), Aggregates::Now)
+        .await
+        .unwrap();
+
+    // Another writer is creating the earlier issue and has not committed.
+    let mut other = app.pool.begin().await.unwrap();
+    sqlx::query(
+        "INSERT INTO issues (project_id, hash, title, level, first_seen, last_seen, grouping)
+         VALUES ($1, $2, 'other writer', 'error', now(), now(), '{}')",
+    )
+    .bind(app.project_id)
+    .bind(&earlier)
+    .execute(&mut *other)
+    .await
+    .unwrap();
+    let batch = [
+        event_with_hash(&app, &earlier),
+        event_with_hash(&app, &later),
+    ];
+    let pool = app.pool.clone();
+    let writing = tokio::spawn(async move {
+        let events: Vec<&NewEvent> = batch.iter().collect();
+        write_batch_known(&pool, &events, &Known::default(), Aggregates::Now).await
+    });
+    wait_for_one_lock_waiter(&app).await;
+    sqlx::query("SELECT 1 FROM issues WHERE project_id = $1 AND hash = $2 FOR UPDATE NOWAIT")
+        .bind(app.project_id)
+        .bind(&later)
+        .execute(&mut *other)
+        .await
+        .expect("the waiting batch holds no later issue");
+    other.commit().await.unwrap();
+
+    assert_eq!(writing.await.unwrap().unwrap(), 2);
+    assert_eq!(issue_events(&app, &earlier).await, Some(1));
+    assert_eq!(issue_events(&app, &later).await, Some(2));
+}
+
+/// A writer remembers which issues exist, to lock them the quick way; one deleted since (here
+/// by hand, as a project's deletion would) is created again, and its event stored.
+#[tokio::test]
+async fn an_issue_deleted_since_a_writer_saw_it_is_created_again() {
+    let app = spawn_app().await;
+    let known = Known::default();
+    let hash = "a".repeat(32);
+    for round in 0..2 {
+        let event = event_with_hash(&app, &hash);
+        let written = write_batch_known(&app.pool, &[&event], &known, Aggregates::Now).await;
+        assert_eq!(written.unwrap(), 1, "round {round}");
+        assert_eq!(issue_events(&app, &hash).await, Some(1), "round {round}");
+        sqlx::query("DELETE FROM issues WHERE project_id = $1 AND hash = $2")
+            .bind(app.project_id)
+            .bind(&hash)
+            .execute(&app.pool)
+            .await
+            .unwrap();
+    }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use chrono::{DurationRound, TimeDelta, Utc};
 use faultline::store::aggregates::{self, Flushed};
 use faultline::store::events::{write_batch_known, Aggregates, NewEvent};
-use faultline::store::search_terms::KnownTerms;
+use faultline::store::known::Known;
 use futures_util::future::join_all;
 use serde_json::{json, Value};
 use sqlx::PgPool;
@@ -48,7 +48,7 @@ fn prepared(app: &TestApp, events: &[Value]) -> Vec<NewEvent> {
 
 async fn write(app: &TestApp, events: &[NewEvent], mode: Aggregates) {
     let batch: Vec<&NewEvent> = events.iter().collect();
-    let written = write_batch_known(&app.pool, &batch, &KnownTerms::default(), mode)
+    let written = write_batch_known(&app.pool, &batch, &Known::default(), mode)
         .await
         .unwrap();
     assert_eq!(written, events.len());

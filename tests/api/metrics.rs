@@ -3,7 +3,7 @@
 use faultline::startup::Application;
 
 use faultline::store::events::{write_batch_known, Aggregates};
-use faultline::store::search_terms::KnownTerms;
+use faultline::store::known::Known;
 
 use crate::helpers::{error_event, prepared_event, spawn_app, test_settings};
 
@@ -57,7 +57,7 @@ async fn metrics_count_accepted_and_rejected_events_on_their_own_listener() {
     write_batch_known(
         &app.pool,
         &[&deferred],
-        &KnownTerms::default(),
+        &Known::default(),
         Aggregates::Deferred,
     )
     .await
