@@ -19,6 +19,7 @@ mod defaults {
     pub const MAX_JSON_DEPTH: usize = 16;
     pub const SOURCE_MAP_CACHE_MB: u64 = 64;
     pub const QUEUE_CAPACITY: usize = 10_000;
+    pub const QUEUE_MAX_BYTES: usize = 128 * 1024 * 1024;
     pub const BATCH_SIZE: usize = 500;
     pub const BATCH_WAIT_MS: u64 = 5;
     pub const WRITERS: usize = 2;
@@ -371,6 +372,12 @@ pub struct PipelineSettings {
     #[arg(long, env = "FAULTLINE_QUEUE_CAPACITY", default_value_t = defaults::QUEUE_CAPACITY)]
     pub queue_capacity: usize,
 
+    /// Memory the events waiting for the writer (or being written) may hold, in bytes, before
+    /// new ones are refused with 429: ten thousand large events would otherwise hold
+    /// gigabytes. One event is always let in when none waits, however large.
+    #[arg(long, env = "FAULTLINE_QUEUE_MAX_BYTES", default_value_t = defaults::QUEUE_MAX_BYTES)]
+    pub queue_max_bytes: usize,
+
     /// Most events written in one transaction.
     #[arg(long, env = "FAULTLINE_BATCH_SIZE", default_value_t = defaults::BATCH_SIZE)]
     pub batch_size: usize,
@@ -395,6 +402,7 @@ impl Default for PipelineSettings {
     fn default() -> Self {
         PipelineSettings {
             queue_capacity: defaults::QUEUE_CAPACITY,
+            queue_max_bytes: defaults::QUEUE_MAX_BYTES,
             batch_size: defaults::BATCH_SIZE,
             batch_wait_ms: defaults::BATCH_WAIT_MS,
             writers: defaults::WRITERS,

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::PgPool;
-use tokio::sync::{mpsc, oneshot, Mutex};
+use tokio::sync::{mpsc, oneshot, Mutex, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use super::aggregate_flush::AggregateFlusher;
@@ -63,12 +63,17 @@ type Reply = Result<(), WriteFailure>;
 struct Job {
     event: NewEvent,
     reply: oneshot::Sender<Reply>,
+    /// The event's share of the queue's memory, given back when the job is dropped (answered).
+    _room: OwnedSemaphorePermit,
 }
 
 /// The handlers' end of the queue. Cheap to clone.
 #[derive(Clone)]
 pub struct Pipeline {
     queue: mpsc::Sender<Job>,
+    /// The queue's memory budget, one permit per byte of [`NewEvent::approximate_size`].
+    room: Arc<Semaphore>,
+    budget: usize,
 }
 
 impl Pipeline {
@@ -106,17 +111,35 @@ impl Pipeline {
             };
             tokio::spawn(supervise(move || writer.clone().run()));
         }
-        Pipeline { queue }
+        // One event's share must fit a `u32` (the semaphore's unit of acquiring).
+        let budget = settings
+            .queue_max_bytes
+            .clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize));
+        Pipeline {
+            queue,
+            room: Arc::new(Semaphore::new(budget)),
+            budget,
+        }
     }
 
-    /// Queues the event and waits until it is committed. A full queue is a 429 (the client
-    /// may retry later); a database failure is a 503.
+    /// Queues the event and waits until it is committed. A full queue (by events or by bytes)
+    /// is a 429 (the client may retry later); a database failure is a 503.
     pub async fn store(&self, event: NewEvent) -> Result<(), IngestError> {
         let (reply, answer) = oneshot::channel();
         metrics::gauge!("faultline_queue_depth")
             .set((self.queue.max_capacity() - self.queue.capacity()) as f64);
+        metrics::gauge!("faultline_queue_bytes")
+            .set((self.budget - self.room.available_permits()) as f64);
+        // Capped at the budget, so that any one event fits once the queue is empty.
+        let size = event.approximate_size().min(self.budget) as u32;
+        let room =
+            (self.room.clone().try_acquire_many_owned(size)).map_err(|_| IngestError::QueueFull)?;
         self.queue
-            .try_send(Job { event, reply })
+            .try_send(Job {
+                event,
+                reply,
+                _room: room,
+            })
             .map_err(|e| match e {
                 mpsc::error::TrySendError::Full(_) => IngestError::QueueFull,
                 mpsc::error::TrySendError::Closed(_) => {

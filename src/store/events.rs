@@ -39,7 +39,30 @@ pub struct NewEvent {
     pub body: Vec<u8>,
 }
 
+/// What [`NewEvent::approximate_size`] allows for the parts it does not measure: the struct
+/// itself, the grouping and metadata JSON (small, and bounded by the string limits) and the
+/// allocator's overhead.
+const UNMEASURED_BYTES: usize = 1024;
+
 impl NewEvent {
+    /// Roughly the memory this event holds while it waits for the writer: its compressed body
+    /// and strings, plus [`UNMEASURED_BYTES`]. Cheap: no walk of the JSON.
+    pub fn approximate_size(&self) -> usize {
+        let optional = |s: &Option<String>| s.as_ref().map_or(0, String::len);
+        let tags: usize = self.tags.iter().map(|(k, v)| k.len() + v.len()).sum();
+        let terms: usize = self.search_terms.iter().map(String::len).sum();
+        self.body.len()
+            + self.hash.len()
+            + self.title.len()
+            + self.culprit.len()
+            + optional(&self.environment)
+            + optional(&self.release)
+            + optional(&self.user_key)
+            + tags
+            + terms
+            + UNMEASURED_BYTES
+    }
+
     /// The hour bucket this event counts in.
     pub fn hour(&self) -> DateTime<Utc> {
         self.occurred_at

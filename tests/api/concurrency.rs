@@ -9,7 +9,8 @@ use futures_util::future::join_all;
 use serde_json::json;
 
 use crate::helpers::{
-    envelope, lock_waiters, new_event_id, prepared_event, spawn_app, start, test_settings, TestApp,
+    envelope, eventually, lock_waiters, new_event_id, prepared_event, spawn_app, start,
+    test_settings, TestApp,
 };
 
 const FINGERPRINTS: usize = 5;
@@ -126,16 +127,10 @@ async fn a_bulk_status_change_locks_issues_in_the_writers_order() {
         )
         .await
     });
-    let mut bulk_waits = false;
-    for _ in 0..200 {
-        let waiting = lock_waiters(&app.pool).await;
-        if waiting == 1 {
-            bulk_waits = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert!(bulk_waits, "the bulk change waits for the writer's issue");
+    eventually("the bulk change's wait for the writer's issue", || async {
+        lock_waiters(&app.pool).await == 1
+    })
+    .await;
     // The bulk change waits for the first issue and holds nothing, so the writer can take
     // the next one at once.
     sqlx::query("SELECT 1 FROM issues WHERE id = $1 FOR UPDATE NOWAIT")
@@ -161,16 +156,6 @@ async fn issue_events(app: &TestApp, hash: &str) -> Option<i64> {
         .fetch_optional(&app.pool)
         .await
         .unwrap()
-}
-
-async fn wait_for_one_lock_waiter(app: &TestApp) {
-    for _ in 0..400 {
-        if lock_waiters(&app.pool).await == 1 {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("nothing waits for a lock");
 }
 
 /// A batch that creates an issue takes all its issues, old and new, in one order: while it
@@ -206,7 +191,10 @@ async fn a_batch_creating_an_issue_holds_no_later_issue_while_it_waits() {
         let events: Vec<&NewEvent> = batch.iter().collect();
         write_batch_known(&pool, &events, &Known::default(), Aggregates::Now).await
     });
-    wait_for_one_lock_waiter(&app).await;
+    eventually("the batch's wait for the earlier issue", || async {
+        lock_waiters(&app.pool).await == 1
+    })
+    .await;
     sqlx::query("SELECT 1 FROM issues WHERE project_id = $1 AND hash = $2 FOR UPDATE NOWAIT")
         .bind(app.project_id)
         .bind(&later)

@@ -15,8 +15,8 @@ use serde_json::{json, Value};
 use sqlx::PgPool;
 
 use crate::helpers::{
-    error_event, free_port, lock_waiters, new_spool_dir, prepared_event, spawn_app, spawn_app_with,
-    start, test_settings, TestApp,
+    error_event, eventually, free_port, lock_waiters, new_spool_dir, prepared_event, spawn_app,
+    spawn_app_with, start, test_settings, TestApp,
 };
 
 /// Events over three issues, with repeating users, environments and failing endpoints, one
@@ -182,21 +182,6 @@ async fn a_flush_never_waits_for_an_issue_a_batch_holds_and_counts_its_users_nex
     assert_eq!(aggregates::flush(&app.pool).await.unwrap(), Flushed::Folded);
     assert_eq!(user_count(&app.pool).await, 7);
     assert_eq!(waiting_deltas(&app.pool).await, 0);
-}
-
-/// Polls until `check` holds, for up to ten seconds.
-async fn eventually<F, Fut>(what: &str, check: F)
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..100 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{what} did not happen within 10 s");
 }
 
 /// Also when the restarted server's own batches never defer (no aggregate window): it still

@@ -78,6 +78,21 @@ pub async fn lock_waiters(pool: &sqlx::PgPool) -> i64 {
     .unwrap()
 }
 
+/// Polls until `check` holds, for up to twenty seconds.
+pub async fn eventually<F, Fut>(what: &str, check: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..200 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("{what} did not happen within 20 s");
+}
+
 /// How long the tests' servers wait for a commit before spooling its events.
 pub const SLOW_COMMIT_MS: u64 = 30_000;
 

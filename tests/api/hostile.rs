@@ -4,7 +4,8 @@
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    envelope, error_event, gzip, new_event_id, spawn_app, spawn_app_with, TestApp,
+    envelope, error_event, eventually, gzip, lock_waiters, new_event_id, prepared_event, spawn_app,
+    spawn_app_with, TestApp,
 };
 
 struct Case {
@@ -324,4 +325,64 @@ async fn event_fields_of_the_wrong_type_are_dropped_and_noted_not_fatal() {
             .any(|e| e["name"] == "exception.values.1.stacktrace.frames.0.lineno"),
         "{errors:?}"
     );
+}
+
+/// An event of ~16 KB of incompressible text (random hex in breadcrumbs).
+fn bulky_event() -> Value {
+    let noise = || (0..125).map(|_| new_event_id()).collect::<String>();
+    let crumbs: Vec<Value> = (0..4).map(|_| json!({"message": noise()})).collect();
+    json!({"event_id": new_event_id(), "message": "bulky", "breadcrumbs": {"values": crumbs}})
+}
+
+/// Large events waiting for a slow database cannot take the server's memory: past the queue's
+/// byte budget new ones get 429 with Retry-After, however few they are, and the budget is
+/// given back as the waiting ones are stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_past_the_queues_byte_budget_get_429_until_it_drains() {
+    let event = bulky_event();
+    let size = prepared_event(1, &event).approximate_size();
+    let app = spawn_app_with(|settings| {
+        // Room for two such events, not three.
+        settings.pipeline.queue_max_bytes = size * 5 / 2;
+    })
+    .await;
+    let authorised = app
+        .store(&json!({"type": "transaction", "transaction": "/warm-up", "spans": []}))
+        .await;
+    assert_eq!(authorised.status(), 200, "the key is looked up once");
+
+    // The database is slow: every writer waits for the issues table.
+    let mut hold = app.pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE issues IN SHARE ROW EXCLUSIVE MODE")
+        .execute(&mut *hold)
+        .await
+        .unwrap();
+    let app = std::sync::Arc::new(app);
+    let mut waiting = Vec::new();
+    for writers_waiting in 1..=2 {
+        let mut event = event.clone();
+        event["event_id"] = json!(new_event_id());
+        let sender = app.clone();
+        waiting.push(tokio::spawn(
+            async move { sender.store(&event).await.status() },
+        ));
+        eventually("a writer holding the event", || async {
+            lock_waiters(&app.pool).await >= writers_waiting
+        })
+        .await;
+    }
+    let mut third = event.clone();
+    third["event_id"] = json!(new_event_id());
+    let refused = tokio::time::timeout(std::time::Duration::from_secs(10), app.store(&third))
+        .await
+        .expect("answered at once, not queued behind the others");
+    assert_eq!(refused.status(), 429);
+    assert!(refused.headers().contains_key("retry-after"));
+
+    hold.commit().await.unwrap();
+    for answer in waiting {
+        assert_eq!(answer.await.unwrap(), 200);
+    }
+    assert_eq!(app.store(&third).await.status(), 200, "the budget is back");
+    assert_eq!(app.event_count().await, 3);
 }

@@ -70,6 +70,7 @@ async fn metrics_count_accepted_and_rejected_events_on_their_own_listener() {
     assert!(grew(rejected) >= 1.0, "{after}");
     for series in [
         "faultline_queue_depth",
+        "faultline_queue_bytes",
         "faultline_batch_size",
         "faultline_batch_seconds",
         "faultline_spool_events 0",
