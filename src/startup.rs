@@ -23,6 +23,12 @@ use crate::{ingest, store, telemetry, web as dashboard};
 /// How long a stopping server tries to fold in deferred aggregates before leaving them.
 const FINAL_FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// How long a stopping server replays its spool into PostgreSQL before leaving the rest for
+/// the next start. Within a container's usual grace (10 s) where it can be; a replay cut short
+/// by SIGKILL loses nothing (segments are deleted only once committed, and writing is
+/// idempotent).
+const FINAL_REPLAY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Applied to every answer: pages never run inline script, are never framed, and never let
 /// the browser guess a content type.
 const CONTENT_SECURITY_POLICY: &str =
@@ -152,8 +158,19 @@ impl Application {
             tokio::spawn(metrics);
         }
         self.server.await?;
-        // Every answered event is committed by now; the aggregates its batch deferred are
-        // folded in here rather than at the next start (or left for it if the database is away).
+        // Every answered event is committed or spooled by now. The spooled ones go to
+        // PostgreSQL if it answers: an instance scaled away would otherwise leave them in a
+        // directory no process may ever open again.
+        let replayed =
+            tokio::time::timeout(FINAL_REPLAY_TIMEOUT, replay_spool(&self.spool, &self.pool)).await;
+        if !matches!(replayed, Ok(Ok(()))) || self.spool.events() > 0 {
+            tracing::warn!(
+                spool.events = self.spool.events(),
+                "acknowledged events wait in the spool for the next start on this directory"
+            );
+        }
+        // The aggregates deferred by batches are folded in here rather than at the next start
+        // (or left for it if the database is away).
         let flushed =
             tokio::time::timeout(FINAL_FLUSH_TIMEOUT, fold_deferred_aggregates(&self.pool)).await;
         if !matches!(flushed, Ok(Ok(()))) {
@@ -165,6 +182,15 @@ impl Application {
         );
         Ok(())
     }
+}
+
+/// Replays what waits in the spool, if PostgreSQL answers; waits for the replayer task's
+/// replay when one is at work.
+async fn replay_spool(spool: &Spool, pool: &PgPool) -> anyhow::Result<()> {
+    if spool.events() == 0 || !store::ping(pool).await {
+        return Ok(());
+    }
+    crate::spool::replay::replay_all(spool, pool).await
 }
 
 /// Folds in the deferred aggregates, waiting for a flush already at work (the flusher task's,

@@ -46,6 +46,8 @@ pub struct Spool {
     /// The last batch did not fit; cleared once one fits or a segment is replayed.
     refused_for_size: AtomicBool,
     pub(crate) wake_replayer: tokio::sync::Notify,
+    /// Held by a replay: the replayer task's and a stopping server's never run at once.
+    pub(crate) replaying: tokio::sync::Mutex<()>,
 }
 
 /// The segment being appended to.
@@ -101,6 +103,7 @@ impl Spool {
             database_down: AtomicBool::new(false),
             refused_for_size: AtomicBool::new(false),
             wake_replayer: tokio::sync::Notify::new(),
+            replaying: tokio::sync::Mutex::new(()),
         })
     }
 

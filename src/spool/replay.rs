@@ -48,8 +48,9 @@ pub fn spawn(spool: Arc<Spool>, pool: PgPool) {
     });
 }
 
-/// Replays every sealed segment, oldest first.
+/// Replays every sealed segment, oldest first; waits for a replay already at work to end.
 pub async fn replay_all(spool: &Spool, pool: &PgPool) -> anyhow::Result<()> {
+    let _replaying = spool.replaying.lock().await;
     let segments = spool.seal()?;
     for path in segments {
         let bytes = tokio::fs::read(&path).await?;

@@ -1,5 +1,5 @@
 //! A real `faultline serve` process under load: stopped with SIGTERM it answers what is in
-//! flight and exits 0; killed with SIGKILL at 20 random moments, some while PostgreSQL is cut
+//! flight, replays what its spool holds, and exits 0; killed with SIGKILL at 20 random moments, some while PostgreSQL is cut
 //! off, and restarted on the same spool, it ends with every acknowledged event stored once.
 
 use std::collections::HashSet;
@@ -151,6 +151,67 @@ async fn sigterm_under_load_answers_what_is_in_flight_and_exits_0() {
         stored_of(&app, &acknowledged).await,
         acknowledged.len() as i64,
         "every acknowledged event is stored"
+    );
+}
+
+/// An instance scaled away must not leave acknowledged events in a spool directory that no
+/// process may open again: stopped with SIGTERM while PostgreSQL answers, it replays its spool
+/// before it exits (waiting for the replay already at work).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_replays_the_spool_before_it_exits() {
+    let app = spawn_app().await;
+    let port = free_port();
+    let process = at_port(&app, port);
+    let mut child = serve(
+        &app.database_url,
+        port,
+        &new_spool_dir(),
+        CUT_OFF_SPOOL_AFTER_MS,
+    );
+    wait_until_ready(&process).await;
+    let mut acknowledged = HashSet::new();
+    let send = async |acknowledged: &mut HashSet<String>| {
+        let event = error_event("SpooledError", "waits", "f", 1);
+        let answer = process.store(&event).await;
+        assert_eq!(answer.status(), 200);
+        acknowledged.insert(event["event_id"].as_str().unwrap().to_owned());
+    };
+    send(&mut acknowledged).await;
+
+    // PostgreSQL answers but cannot commit: the writers spool, and the replayer waits too.
+    let mut hold = app.pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE issues IN SHARE ROW EXCLUSIVE MODE")
+        .execute(&mut *hold)
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        send(&mut acknowledged).await;
+    }
+    let ready = readiness(&process).await.unwrap();
+    // (The first may have been spooled too, on a slow machine.)
+    assert!(ready["spooled_events"].as_u64().unwrap() >= 3, "{ready}");
+
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "it waits for the spool's replay"
+    );
+    hold.commit().await.unwrap();
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "exit status {status:?}");
+    assert_eq!(
+        stored_of(&app, &acknowledged).await,
+        4,
+        "the spooled events are stored before the process ends"
     );
 }
 
