@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::aggregates;
 use super::alerts;
-use super::batch_issues::{update_issues, upsert_issues, Added, IssueKey};
+use super::batch_issues::{update_issues, upsert_issues, Added, BatchIssues, IssueKey};
 use super::known::Known;
 use super::search_terms;
 use crate::domain::level::Level;
@@ -124,13 +124,14 @@ pub async fn write_batch_known(
     let events = unique_events(events);
     let mut tx = pool.begin().await?;
     let mut remember = Vec::new();
-    let issues = upsert_issues(&mut tx, &events, &known.issues).await?;
+    let mut issues = upsert_issues(&mut tx, &events, &known.issues).await?;
     let inserted = insert_events(&mut tx, &events, &issues.ids).await?;
     let new_events: Vec<(&NewEvent, i64)> = events
         .iter()
         .filter(|e| inserted.contains(&(e.project_id, e.event_id)))
         .map(|e| (*e, issues.ids[&(e.project_id, e.hash.as_str())]))
         .collect();
+    remove_empty_new_issues(&mut tx, &mut issues, &new_events).await?;
     if !new_events.is_empty() {
         let totals = aggregates::totals(&new_events);
         let new_users = match mode {
@@ -158,6 +159,33 @@ pub async fn write_batch_known(
     known.terms.remember(remember);
     known.issues.remember(issues.ids.keys().copied());
     Ok(new_events.len())
+}
+
+/// Deletes the issues this batch created for events that turned out to be stored already (an
+/// SDK's retry that groups differently, say after a source map's upload): they would stay
+/// listed with no event. Usually none: one look through the batch.
+async fn remove_empty_new_issues(
+    tx: &mut Transaction<'_, Postgres>,
+    issues: &mut BatchIssues<'_>,
+    new_events: &[(&NewEvent, i64)],
+) -> sqlx::Result<()> {
+    let with_events: HashSet<i64> = new_events.iter().map(|(_, id)| *id).collect();
+    let empty: Vec<i64> = issues
+        .created
+        .iter()
+        .copied()
+        .filter(|id| !with_events.contains(id))
+        .collect();
+    if empty.is_empty() {
+        return Ok(());
+    }
+    sqlx::query("DELETE FROM issues WHERE id = ANY($1)")
+        .bind(&empty)
+        .execute(&mut **tx)
+        .await?;
+    issues.ids.retain(|_, id| !empty.contains(id));
+    issues.created.retain(|id| !empty.contains(id));
+    Ok(())
 }
 
 /// The first of each `(project_id, event_id)`: a retry inside one batch counts once.

@@ -173,3 +173,29 @@ async fn an_issue_takes_its_newest_events_title_level_and_metadata() {
     assert_eq!(value.as_deref(), Some("invalid literal 'x-17'"));
     assert_eq!(first_seen, "09:00");
 }
+
+/// An SDK's retry of a stored event that now groups differently (a new fingerprint, a source
+/// map uploaded in between) is skipped as a duplicate, and leaves no issue without events.
+#[tokio::test]
+async fn a_retried_event_that_groups_differently_creates_no_empty_issue() {
+    let app = spawn_app().await;
+    let event_id = new_event_id();
+    app.store_ok(&json!({"event_id": event_id, "message": "retried", "fingerprint": ["first"]}))
+        .await;
+    app.store_ok(&json!({"event_id": event_id, "message": "retried", "fingerprint": ["second"]}))
+        .await;
+    let issues: Vec<(i64,)> = sqlx::query_as("SELECT event_count FROM issues")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(issues, [(1,)], "one issue, with the one stored event");
+    // The retry's fingerprint still makes its own issue for a new event.
+    app.store_ok(&json!({"message": "retried", "fingerprint": ["second"]}))
+        .await;
+    assert_eq!(app.event_count().await, 2);
+    let counts: Vec<i64> = sqlx::query_scalar("SELECT event_count FROM issues ORDER BY id")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(counts, [1, 1]);
+}
