@@ -2,7 +2,10 @@
 //! `[payload length: u32 LE][CRC-32 of the payload: u32 LE][payload]`, and the payload is
 //! `[header length: u32 LE][header: JSON of every field but the body][body: the stored,
 //! compressed event]`. Reading a file's frames tells a clean end, a torn tail (a crash in
-//! the middle of a write) and a damaged record apart.
+//! the middle of a write) and a damaged record apart; after damage, reading finds the next
+//! intact frame again by the opening every header has (see [`records`]).
+
+use std::ops::Range;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -16,6 +19,14 @@ use crate::store::events::NewEvent;
 pub const FRAME_HEADER: usize = 8;
 /// No prepared event comes near this; a larger length can only be damage.
 const MAX_PAYLOAD: usize = 64 * 1024 * 1024;
+
+/// How every payload's header JSON opens (its first field, as serde writes it): what reading
+/// looks for to find the next intact frame after a damaged one.
+const HEADER_OPENING: &[u8] = b"{\"project_id\":";
+
+/// Where the header opens within a frame: after the frame's length and checksum and the
+/// payload's header length.
+const HEADER_OPENING_AT: usize = FRAME_HEADER + 4;
 
 #[derive(Serialize, Deserialize)]
 struct Header {
@@ -104,6 +115,63 @@ pub fn read_at(bytes: &[u8], offset: usize) -> Read<'_> {
     } else {
         Read::Damaged(next)
     }
+}
+
+/// One step through a segment, from its start.
+#[derive(Debug, PartialEq)]
+pub enum Record<'a> {
+    /// An intact frame's payload, and the frame's bytes in the segment.
+    Frame(&'a [u8], Range<usize>),
+    /// Bytes before the next intact frame that hold none, and why: a record whose checksum
+    /// fails, or a damaged length and the frames it hid.
+    Damaged(Range<usize>, &'static str),
+    /// The segment's last bytes, which hold no intact frame: a write torn by a crash, zeros
+    /// it left, or damage. Not counted as a record (no whole one was appended).
+    TornTail(Range<usize>),
+}
+
+/// The records of a segment's bytes, in order. After a damaged record or length, reading goes
+/// on at the next intact frame (found by its header's opening and checked by its checksum), so
+/// damage costs only the damaged frames, never the ones after them.
+pub fn records(bytes: &[u8]) -> impl Iterator<Item = Record<'_>> {
+    let mut offset = 0;
+    std::iter::from_fn(move || {
+        let start = offset;
+        let why = match read_at(bytes, start) {
+            Read::End => return None,
+            Read::Frame(payload, next) => {
+                offset = next;
+                return Some(Record::Frame(payload, start..next));
+            }
+            Read::Damaged(_) => "checksum failed",
+            Read::TornTail => "a damaged length",
+        };
+        match next_intact_frame(bytes, start + 1) {
+            Some(next) => {
+                offset = next;
+                Some(Record::Damaged(start..next, why))
+            }
+            None => {
+                offset = bytes.len();
+                Some(Record::TornTail(start..offset))
+            }
+        }
+    })
+}
+
+/// Where the first intact frame at or after `from` starts.
+fn next_intact_frame(bytes: &[u8], from: usize) -> Option<usize> {
+    let opening = memchr::memmem::Finder::new(HEADER_OPENING);
+    let mut search_from = from + HEADER_OPENING_AT;
+    while search_from < bytes.len() {
+        let found = search_from + opening.find(&bytes[search_from..])?;
+        let start = found - HEADER_OPENING_AT;
+        if matches!(read_at(bytes, start), Read::Frame(..)) {
+            return Some(start);
+        }
+        search_from = found + 1;
+    }
+    None
 }
 
 /// The event a frame's payload holds; `None` if it does not parse (damage the checksum missed,
@@ -230,6 +298,75 @@ mod tests {
         older.extend_from_slice(&payload[4 + header_length..]);
         old.search_terms.clear();
         assert!(same(&decode(&older).unwrap(), &old));
+    }
+
+    #[test]
+    fn every_header_opens_the_same_way_where_reading_looks_for_it() {
+        let bytes = frames(&[event(1)]);
+        assert!(bytes[HEADER_OPENING_AT..].starts_with(HEADER_OPENING));
+    }
+
+    fn kinds(bytes: &[u8]) -> Vec<String> {
+        records(bytes)
+            .map(|record| match record {
+                Record::Frame(payload, range) => {
+                    let event = decode(payload).expect("an intact frame decodes");
+                    format!("{} {range:?}", event.hash)
+                }
+                Record::Damaged(range, _) => format!("damaged {range:?}"),
+                Record::TornTail(range) => format!("torn {range:?}"),
+            })
+            .collect()
+    }
+
+    /// Three frames, and where each starts and ends.
+    fn three_frames() -> (Vec<u8>, [Range<usize>; 3]) {
+        let mut bytes = Vec::new();
+        let mut bounds = Vec::new();
+        for n in 1..=3 {
+            let start = bytes.len();
+            encode(&event(n), &mut bytes);
+            bounds.push(start..bytes.len());
+        }
+        (bytes, bounds.try_into().unwrap())
+    }
+
+    #[test]
+    fn after_a_damaged_length_the_frames_behind_it_are_read_again() {
+        let (bytes, [first, second, third]) = three_frames();
+        let intact = [
+            format!("hash1 {first:?}"),
+            format!("hash2 {second:?}"),
+            format!("hash3 {third:?}"),
+        ];
+        assert_eq!(kinds(&bytes), intact);
+        let lost_second = [
+            intact[0].clone(),
+            format!("damaged {second:?}"),
+            intact[2].clone(),
+        ];
+        // The second frame's length claims more than the file holds, less than the frame, or
+        // the second and third frames together: each time only the second is lost.
+        let swallowing_third = (third.end - second.start - FRAME_HEADER) as u32;
+        for length in [u32::MAX, 40, swallowing_third] {
+            let mut damaged = bytes.clone();
+            damaged[second.start..second.start + 4].copy_from_slice(&length.to_le_bytes());
+            assert_eq!(kinds(&damaged), lost_second, "length {length}");
+        }
+    }
+
+    #[test]
+    fn a_torn_tail_and_zeros_are_one_torn_tail() {
+        let (bytes, [first, second, _]) = three_frames();
+        let mut torn = bytes[..second.end - 7].to_vec();
+        torn.extend_from_slice(&[0; 4096]);
+        assert_eq!(
+            kinds(&torn),
+            [
+                format!("hash1 {first:?}"),
+                format!("torn {:?}", second.start..torn.len()),
+            ]
+        );
     }
 
     #[test]

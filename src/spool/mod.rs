@@ -259,15 +259,7 @@ fn segments_in(dir: &Path) -> std::io::Result<Vec<(u64, PathBuf)>> {
 }
 
 fn count_frames(bytes: &[u8]) -> u64 {
-    let mut offset = 0;
-    let mut count = 0;
-    loop {
-        match frame::read_at(bytes, offset) {
-            frame::Read::Frame(_, next) | frame::Read::Damaged(next) => {
-                count += 1;
-                offset = next;
-            }
-            frame::Read::End | frame::Read::TornTail => return count,
-        }
-    }
+    frame::records(bytes)
+        .filter(|record| !matches!(record, frame::Record::TornTail(_)))
+        .count() as u64
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use sqlx::PgPool;
 
-use super::frame::{self, Read};
+use super::frame::{self, Record};
 use super::Spool;
 use crate::store;
 use crate::store::events::NewEvent;
@@ -82,45 +82,39 @@ struct Segment {
 }
 
 /// Reads a segment. A damaged or unreadable record is quarantined, and so is whatever cannot
-/// be read at the end (a record torn by a crash, a zero-filled tail, or everything after a
-/// damaged length): each is logged, none stops the replay, and no byte is thrown away.
+/// be read at the end (a record torn by a crash, a zero-filled tail): each is logged, none
+/// stops the replay, no byte is thrown away, and the intact frames after damage are read.
 fn read_segment(spool: &Spool, path: &Path, bytes: &[u8]) -> std::io::Result<Segment> {
     let mut segment = Segment {
         events: Vec::new(),
         frames: Vec::new(),
         records: 0,
     };
-    let mut offset = 0;
-    loop {
-        match frame::read_at(bytes, offset) {
-            Read::Frame(payload, next) => {
+    for record in frame::records(bytes) {
+        match record {
+            Record::Frame(payload, range) => {
                 segment.records += 1;
                 match frame::decode(payload) {
                     Some(event) => {
                         segment.events.push(event);
-                        segment.frames.push(offset..next);
+                        segment.frames.push(range);
                     }
-                    None => quarantine(spool, path, &bytes[offset..next], "unreadable record")?,
+                    None => quarantine(spool, path, &bytes[range], "unreadable record")?,
                 }
-                offset = next;
             }
-            Read::Damaged(next) => {
+            Record::Damaged(range, why) => {
                 segment.records += 1;
-                quarantine(spool, path, &bytes[offset..next], "checksum failed")?;
-                offset = next;
+                quarantine(spool, path, &bytes[range], why)?;
             }
-            Read::TornTail => {
-                quarantine(
-                    spool,
-                    path,
-                    &bytes[offset..],
-                    "the segment's end is no whole record (a write torn by a crash, or damage)",
-                )?;
-                return Ok(segment);
-            }
-            Read::End => return Ok(segment),
+            Record::TornTail(range) => quarantine(
+                spool,
+                path,
+                &bytes[range],
+                "the segment's end is no whole record (a write torn by a crash, or damage)",
+            )?,
         }
     }
+    Ok(segment)
 }
 
 fn quarantine(spool: &Spool, path: &Path, frame: &[u8], why: &str) -> std::io::Result<()> {

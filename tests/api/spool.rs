@@ -129,11 +129,12 @@ fn segment_in(dir: &std::path::Path) -> std::path::PathBuf {
         .unwrap()
 }
 
-/// What cannot be read at a segment's end is kept in the quarantine: everything after a
-/// damaged length (which hides where the next records start), or the zeros a crash can leave
-/// (once, not as hundreds of empty records). The count of waiting events comes back to zero.
+/// What cannot be read is kept in the quarantine, and no more: a record behind a damaged
+/// length (reading finds the next intact record again and replays it), or the zeros a crash
+/// can leave at the end (once, not as hundreds of empty records). The count of waiting events
+/// comes back to zero.
 #[tokio::test]
-async fn an_unreadable_end_of_a_segment_is_quarantined_whole_and_the_count_returns_to_zero() {
+async fn damage_in_a_segment_quarantines_only_the_damaged_bytes_and_the_count_returns_to_zero() {
     let app = spawn_app().await;
     for damage in ["a damaged length", "a zero-filled tail"] {
         let dir = new_spool_dir();
@@ -151,19 +152,33 @@ async fn an_unreadable_end_of_a_segment_is_quarantined_whole_and_the_count_retur
         let segment = segment_in(&dir);
         let mut bytes = std::fs::read(&segment).unwrap();
         let first = spool::encode_all(&[&events[0]]).len();
-        if damage == "a damaged length" {
+        let second = first + spool::encode_all(&[&events[1]]).len();
+        let damaged = if damage == "a damaged length" {
             bytes[first..first + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+            first..second
         } else {
             bytes.extend_from_slice(&[0; 4096]);
-        }
+            first..bytes.len()
+        };
         std::fs::write(&segment, &bytes).unwrap();
 
         let spool = Spool::open(&settings).unwrap();
-        assert_eq!(spool.events(), 1, "{damage}: one readable record waits");
+        let (waiting, intact) = if damage == "a damaged length" {
+            (3, 2)
+        } else {
+            (1, 1)
+        };
+        assert_eq!(spool.events(), waiting, "{damage}: records waiting");
+        let stored_before = app.event_count().await;
         spool::replay::replay_all(&spool, &app.pool).await.unwrap();
+        assert_eq!(app.event_count().await - stored_before, intact, "{damage}");
         assert_eq!(spool.events(), 0, "{damage}: nothing waits any more");
         let quarantined = std::fs::read(dir.join("quarantine")).unwrap();
-        assert_eq!(quarantined, bytes[first..], "{damage}: kept whole");
+        assert_eq!(quarantined, bytes[damaged], "{damage}: kept whole");
     }
-    assert_eq!(app.event_count().await, 2, "the first record of each");
+    assert_eq!(
+        app.event_count().await,
+        2 + 1,
+        "every intact record, the one behind the damaged length too"
+    );
 }
