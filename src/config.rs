@@ -12,6 +12,7 @@ mod defaults {
     pub const SESSION_MAX_HOURS: i64 = 7 * 24;
     pub const MAX_BODY_BYTES: usize = 20 * 1024 * 1024;
     pub const MAX_DECOMPRESSED_BYTES: usize = 50 * 1024 * 1024;
+    pub const MAX_IN_FLIGHT_BYTES: usize = 256 * 1024 * 1024;
     pub const MAX_EVENT_BYTES: usize = 1024 * 1024;
     pub const MAX_STRING_CHARS: usize = 8192;
     pub const MAX_BREADCRUMBS: usize = 100;
@@ -296,6 +297,12 @@ pub struct Limits {
     #[arg(long, env = "FAULTLINE_MAX_DECOMPRESSED_BYTES", default_value_t = defaults::MAX_DECOMPRESSED_BYTES)]
     pub max_decompressed_bytes: usize,
 
+    /// Memory the ingest requests being answered may hold in their bodies at once (as sent,
+    /// and decompressed), in bytes; past it new ones get 429 with Retry-After. Without it,
+    /// many large uploads at once could take more memory than the machine has.
+    #[arg(long, env = "FAULTLINE_MAX_IN_FLIGHT_BYTES", default_value_t = defaults::MAX_IN_FLIGHT_BYTES)]
+    pub max_in_flight_bytes: usize,
+
     /// Largest single event (an envelope `event` item or a store body), in bytes.
     #[arg(long, env = "FAULTLINE_MAX_EVENT_BYTES", default_value_t = defaults::MAX_EVENT_BYTES)]
     pub max_event_bytes: usize,
@@ -327,6 +334,7 @@ impl Default for Limits {
         Limits {
             max_body_bytes: defaults::MAX_BODY_BYTES,
             max_decompressed_bytes: defaults::MAX_DECOMPRESSED_BYTES,
+            max_in_flight_bytes: defaults::MAX_IN_FLIGHT_BYTES,
             max_event_bytes: defaults::MAX_EVENT_BYTES,
             max_string_chars: defaults::MAX_STRING_CHARS,
             max_breadcrumbs: defaults::MAX_BREADCRUMBS,

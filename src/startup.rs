@@ -13,6 +13,7 @@ use sqlx::PgPool;
 use crate::config::{DashboardSettings, Settings};
 use crate::domain::credentials;
 use crate::error::ApiError;
+use crate::ingest::body::InFlightMemory;
 use crate::ingest::keys::KeyCache;
 use crate::ingest::pipeline::Pipeline;
 use crate::source_maps::SourceMapCache;
@@ -85,6 +86,7 @@ impl Application {
                 spool.clone(),
                 &settings.spool,
             ),
+            in_flight: InFlightMemory::new(settings.limits.max_in_flight_bytes),
             spool: spool.clone(),
             keys: KeyCache::new(pool.clone(), spool.clone()),
             limits: settings.limits.clone(),

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use sqlx::PgPool;
 
 use crate::config::{AlertSettings, DashboardSettings, Limits, PublicSettings};
+use crate::ingest::body::InFlightMemory;
 use crate::ingest::keys::KeyCache;
 use crate::ingest::pipeline::Pipeline;
 use crate::ingest::report_dialog::ReportLimiter;
@@ -19,6 +20,8 @@ pub struct AppState {
     pub limits: Limits,
     pub keys: KeyCache,
     pub pipeline: Pipeline,
+    /// The memory ingest requests in flight may hold in their bodies.
+    pub in_flight: InFlightMemory,
     /// Where events wait while PostgreSQL is away (for `/readyz`).
     pub spool: Arc<Spool>,
     pub public: PublicSettings,

@@ -2,10 +2,12 @@
 //! so neither a huge upload nor a gzip bomb can make the server hold more than the limits.
 
 use std::io::Read;
+use std::sync::Arc;
 
 use actix_web::web;
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::error::IngestError;
 
@@ -39,8 +41,69 @@ impl ContentEncoding {
     }
 }
 
-/// Collects the request body, refusing it with 413 as soon as it passes `limit` bytes.
-pub async fn read_limited(mut payload: web::Payload, limit: usize) -> Result<Bytes, IngestError> {
+/// The memory all ingest requests in flight may hold in their bodies at once, one permit per
+/// byte. Cheap to clone.
+#[derive(Clone)]
+pub struct InFlightMemory {
+    room: Arc<Semaphore>,
+    total: usize,
+}
+
+impl InFlightMemory {
+    pub fn new(bytes: usize) -> Self {
+        // One request's share must fit a `u32` (the semaphore's unit of acquiring).
+        let total = bytes.clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize));
+        InFlightMemory {
+            room: Arc::new(Semaphore::new(total)),
+            total,
+        }
+    }
+
+    /// A request's share, empty until its body is read.
+    pub fn share(&self) -> HeldMemory {
+        HeldMemory {
+            budget: self.clone(),
+            permit: None,
+        }
+    }
+}
+
+/// What one request holds of the in-flight budget; given back when dropped (the request
+/// answered).
+pub struct HeldMemory {
+    budget: InFlightMemory,
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+impl HeldMemory {
+    /// Holds `bytes` more; a budget others have taken is a 429 (the client retries later). One
+    /// request never needs more than the whole budget, so it always fits when alone.
+    pub fn grow(&mut self, bytes: usize) -> Result<(), IngestError> {
+        let held = self
+            .permit
+            .as_ref()
+            .map_or(0, OwnedSemaphorePermit::num_permits);
+        let more = bytes.min(self.budget.total - held) as u32;
+        if more == 0 {
+            return Ok(());
+        }
+        let permit = (self.budget.room.clone().try_acquire_many_owned(more))
+            .map_err(|_| IngestError::QueueFull)?;
+        match &mut self.permit {
+            Some(held) => held.merge(permit),
+            None => self.permit = Some(permit),
+        }
+        Ok(())
+    }
+}
+
+/// Collects the request body, refusing it with 413 as soon as it passes `limit` bytes, and with
+/// 429 when the requests in flight hold too much memory already (`held` grows with each chunk).
+pub async fn read_limited(
+    mut payload: web::Payload,
+    limit: usize,
+    held: &mut HeldMemory,
+) -> Result<Bytes, IngestError> {
     let mut body = BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk
@@ -50,6 +113,7 @@ pub async fn read_limited(mut payload: web::Payload, limit: usize) -> Result<Byt
                 "request body is larger than the limit of {limit} bytes"
             )));
         }
+        held.grow(chunk.len())?;
         body.extend_from_slice(&chunk);
     }
     Ok(body.freeze())

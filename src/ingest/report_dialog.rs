@@ -227,7 +227,7 @@ async fn save_report(
             return Err(refused);
         }
     }
-    let body = body::read_limited(payload, MAX_FORM_BYTES)
+    let body = body::read_limited(payload, MAX_FORM_BYTES, &mut state.in_flight.share())
         .await
         .map_err(|e| ingest_refusal(req, &e))?;
     let form = web::Query::<FeedbackForm>::from_query(&String::from_utf8_lossy(&body))

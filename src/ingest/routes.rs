@@ -9,7 +9,7 @@ use chrono::Utc;
 use serde_json::{json, Value};
 
 use super::auth::{self, PublicKey};
-use super::body::{self, ContentEncoding};
+use super::body::{self, ContentEncoding, HeldMemory};
 use super::envelope::{self, Item};
 use super::error::IngestError;
 use super::feedback;
@@ -76,7 +76,8 @@ async fn envelope_endpoint(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, IngestError> {
-    let (project_id, header_key, body) = authorized_body(&req, &path, payload, &state).await?;
+    let (project_id, header_key, body, _held) =
+        authorized_body(&req, &path, payload, &state).await?;
     ingest_envelope(&req, project_id, header_key.is_some(), &body, &state).await
 }
 
@@ -86,7 +87,8 @@ async fn store_endpoint(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, IngestError> {
-    let (project_id, header_key, body) = authorized_body(&req, &path, payload, &state).await?;
+    let (project_id, header_key, body, _held) =
+        authorized_body(&req, &path, payload, &state).await?;
     if is_envelope_content_type(req.headers()) {
         return ingest_envelope(&req, project_id, header_key.is_some(), &body, &state).await;
     }
@@ -227,16 +229,19 @@ fn parse_project_id(raw: &str) -> Result<i64, IngestError> {
 
 /// The project, the key when the request carries one (checked before the body is read), and
 /// the decoded body.
+/// The project, the key from the headers (if any) and the body, with the memory it holds of
+/// the in-flight budget: kept until the request is answered.
 async fn authorized_body(
     req: &HttpRequest,
     path: &str,
     payload: web::Payload,
     state: &AppState,
-) -> Result<(i64, Option<PublicKey>, Bytes), IngestError> {
+) -> Result<(i64, Option<PublicKey>, Bytes, HeldMemory), IngestError> {
     let project_id = parse_project_id(path)?;
     let header_key = authorize_from_request(req, project_id, state).await?;
-    let body = read_body(req, payload, state).await?;
-    Ok((project_id, header_key, body))
+    let mut held = state.in_flight.share();
+    let body = read_body(req, payload, state, &mut held).await?;
+    Ok((project_id, header_key, body, held))
 }
 
 /// Checks the key from the headers or query string, when there is one, before reading the body.
@@ -257,14 +262,21 @@ async fn authorize_from_request(
     Ok(key)
 }
 
+/// Reads and decompresses the body; `held` grows by both (the body as sent is freed once
+/// decompressed, but counting it costs only some headroom).
 async fn read_body(
     req: &HttpRequest,
     payload: web::Payload,
     state: &AppState,
+    held: &mut HeldMemory,
 ) -> Result<Bytes, IngestError> {
     let encoding = ContentEncoding::parse(header_text(req.headers(), "content-encoding"))?;
-    let raw = body::read_limited(payload, state.limits.max_body_bytes).await?;
-    body::decode(raw, encoding, state.limits.max_decompressed_bytes)
+    let raw = body::read_limited(payload, state.limits.max_body_bytes, held).await?;
+    let body = body::decode(raw, encoding, state.limits.max_decompressed_bytes)?;
+    if encoding != ContentEncoding::Identity {
+        held.grow(body.len())?;
+    }
+    Ok(body)
 }
 
 fn missing_key() -> IngestError {

@@ -386,3 +386,47 @@ async fn events_past_the_queues_byte_budget_get_429_until_it_drains() {
     assert_eq!(app.store(&third).await.status(), 200, "the budget is back");
     assert_eq!(app.event_count().await, 3);
 }
+
+/// Bodies in flight cannot take the server's memory either: while requests wait (here for a
+/// slow database) holding theirs, one past the in-flight budget gets 429, and once they are
+/// answered it fits again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_past_the_in_flight_budget_get_429_until_the_others_are_answered() {
+    let event = bulky_event();
+    let size = serde_json::to_vec(&event).unwrap().len();
+    let app = spawn_app_with(|settings| {
+        // Room for one such body, not two.
+        settings.limits.max_in_flight_bytes = size * 3 / 2;
+    })
+    .await;
+    let authorised = app
+        .store(&json!({"type": "transaction", "transaction": "/warm-up", "spans": []}))
+        .await;
+    assert_eq!(authorised.status(), 200, "the key is looked up once");
+
+    let mut hold = app.pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE issues IN SHARE ROW EXCLUSIVE MODE")
+        .execute(&mut *hold)
+        .await
+        .unwrap();
+    let app = std::sync::Arc::new(app);
+    let sender = app.clone();
+    let first = event.clone();
+    let waiting = tokio::spawn(async move { sender.store(&first).await.status() });
+    eventually("a writer holding the event", || async {
+        lock_waiters(&app.pool).await >= 1
+    })
+    .await;
+    let mut second = event.clone();
+    second["event_id"] = json!(new_event_id());
+    let refused = tokio::time::timeout(std::time::Duration::from_secs(10), app.store(&second))
+        .await
+        .expect("answered at once, not queued behind the other");
+    assert_eq!(refused.status(), 429);
+    assert!(refused.headers().contains_key("retry-after"));
+
+    hold.commit().await.unwrap();
+    assert_eq!(waiting.await.unwrap(), 200);
+    assert_eq!(app.store(&second).await.status(), 200, "the budget is back");
+    assert_eq!(app.event_count().await, 2);
+}
