@@ -14,7 +14,8 @@ use sqlx::PgPool;
 use super::frame::{self, Record};
 use super::Spool;
 use crate::store;
-use crate::store::events::NewEvent;
+use crate::store::events::{Aggregates, NewEvent};
+use crate::store::known::Known;
 
 const CHECK_EVERY: Duration = Duration::from_secs(1);
 /// Events per transaction while replaying.
@@ -51,11 +52,21 @@ pub fn spawn(spool: Arc<Spool>, pool: PgPool) {
 /// Replays every sealed segment, oldest first; waits for a replay already at work to end.
 pub async fn replay_all(spool: &Spool, pool: &PgPool) -> anyhow::Result<()> {
     let _replaying = spool.replaying.lock().await;
+    // Known issues are locked the quick way, as the writers do, from the second batch on.
+    let known = Known::default();
     let segments = spool.seal()?;
     for path in segments {
         let bytes = tokio::fs::read(&path).await?;
         let segment = read_segment(spool, &path, &bytes)?;
-        write_events(spool, pool, &segment.events, &segment.frames, &bytes).await?;
+        write_events(
+            spool,
+            pool,
+            &known,
+            &segment.events,
+            &segment.frames,
+            &bytes,
+        )
+        .await?;
         // PostgreSQL just took a segment: writers that a slow commit sent to the spool during
         // this replay go back to it now, not once every segment is drained.
         spool.mark_database_up();
@@ -135,19 +146,21 @@ fn quarantine(spool: &Spool, path: &Path, frame: &[u8], why: &str) -> std::io::R
 async fn write_events(
     spool: &Spool,
     pool: &PgPool,
+    known: &Known,
     events: &[NewEvent],
     frames: &[Range<usize>],
     bytes: &[u8],
 ) -> anyhow::Result<()> {
     for (chunk, chunk_frames) in events.chunks(REPLAY_BATCH).zip(frames.chunks(REPLAY_BATCH)) {
         let batch: Vec<&NewEvent> = chunk.iter().collect();
-        match store::events::write_batch(pool, &batch).await {
+        match store::events::write_batch_retrying(pool, &batch, known, Aggregates::Now).await {
             Ok(_) => continue,
             Err(e) if store::is_unavailable(&e) => return Err(e.into()),
             Err(_) => {}
         }
         for (event, range) in batch.iter().zip(chunk_frames) {
-            match store::events::write_batch(pool, &[*event]).await {
+            match store::events::write_batch_retrying(pool, &[*event], known, Aggregates::Now).await
+            {
                 Ok(_) => {}
                 Err(e) if store::is_unavailable(&e) => return Err(e.into()),
                 Err(e) => {

@@ -80,13 +80,6 @@ pub enum Aggregates {
     Deferred,
 }
 
-/// Writes `events` in one transaction, run again after a deadlock (the spool's replay writes
-/// this way). Events whose `(project_id, event_id)` is already stored (SDK retries) are skipped
-/// and counted nowhere. Returns how many events were new.
-pub async fn write_batch(pool: &PgPool, events: &[&NewEvent]) -> sqlx::Result<usize> {
-    write_batch_retrying(pool, events, &Known::default(), Aggregates::Now).await
-}
-
 /// How often a batch is tried in all when it meets a deadlock or a serialization failure.
 const MAX_ATTEMPTS: usize = 3;
 
@@ -113,8 +106,9 @@ pub async fn write_batch_retrying(
 
 /// Writes `events` in one transaction, tried once, skipping the search terms `known` says are
 /// stored already and locking the issues it knows exist the quick way (the writers share one
-/// such memory, across batches), and adding to the
-/// aggregates as `mode` says. Duplicates are skipped as in [`write_batch`].
+/// such memory, across batches), and adding to the aggregates as `mode` says. Events whose
+/// `(project_id, event_id)` is already stored (SDK retries) are skipped and counted nowhere.
+/// Returns how many events were new.
 pub async fn write_batch_known(
     pool: &PgPool,
     events: &[&NewEvent],
