@@ -24,10 +24,10 @@ use crate::{ingest, store, telemetry, web as dashboard};
 /// How long a stopping server tries to fold in deferred aggregates before leaving them.
 const FINAL_FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// How long a stopping server replays its spool into PostgreSQL before leaving the rest for
-/// the next start. Within a container's usual grace (10 s) where it can be; a replay cut short
-/// by SIGKILL loses nothing (segments are deleted only once committed, and writing is
-/// idempotent).
+/// How long a stopping server replays its spool into PostgreSQL, once its last request is
+/// answered, before leaving the rest for the next start. A replay cut short by SIGKILL (an
+/// orchestrator's grace ending first) loses nothing: segments are deleted only once committed,
+/// and writing is idempotent.
 const FINAL_REPLAY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Applied to every answer: pages never run inline script, are never framed, and never let
@@ -189,7 +189,7 @@ impl Application {
 /// Replays what waits in the spool, if PostgreSQL answers; waits for the replayer task's
 /// replay when one is at work.
 async fn replay_spool(spool: &Spool, pool: &PgPool) -> anyhow::Result<()> {
-    if spool.events() == 0 || !store::ping(pool).await {
+    if spool.holds_no_segment() || !store::ping(pool).await {
         return Ok(());
     }
     crate::spool::replay::replay_all(spool, pool).await

@@ -137,19 +137,24 @@ pub fn records(bytes: &[u8]) -> impl Iterator<Item = Record<'_>> {
     let mut offset = 0;
     std::iter::from_fn(move || {
         let start = offset;
-        let why = match read_at(bytes, start) {
+        let (why, claimed_end) = match read_at(bytes, start) {
             Read::End => return None,
             Read::Frame(payload, next) => {
                 offset = next;
                 return Some(Record::Frame(payload, start..next));
             }
-            Read::Damaged(_) => "checksum failed",
-            Read::TornTail => "a damaged length",
+            Read::Damaged(next) => ("checksum failed", Some(next)),
+            Read::TornTail => ("a damaged length", None),
         };
         match next_intact_frame(bytes, start + 1) {
             Some(next) => {
                 offset = next;
                 Some(Record::Damaged(start..next, why))
+            }
+            // The last frame, whole but damaged: one record, as it was appended.
+            None if claimed_end == Some(bytes.len()) => {
+                offset = bytes.len();
+                Some(Record::Damaged(start..offset, why))
             }
             None => {
                 offset = bytes.len();
@@ -353,6 +358,20 @@ mod tests {
             damaged[second.start..second.start + 4].copy_from_slice(&length.to_le_bytes());
             assert_eq!(kinds(&damaged), lost_second, "length {length}");
         }
+    }
+
+    #[test]
+    fn a_damaged_last_payload_is_one_damaged_record_not_a_torn_tail() {
+        let (mut bytes, [first, second, third]) = three_frames();
+        bytes[third.start + FRAME_HEADER + 20] ^= 0x40;
+        assert_eq!(
+            kinds(&bytes),
+            [
+                format!("hash1 {first:?}"),
+                format!("hash2 {second:?}"),
+                format!("damaged {third:?}"),
+            ]
+        );
     }
 
     #[test]

@@ -173,6 +173,24 @@ impl Spool {
             .collect())
     }
 
+    /// Whether no segment file is left: the counts can be off after damage or a failed write;
+    /// the directory cannot.
+    pub fn holds_no_segment(&self) -> bool {
+        segments_in(&self.dir).is_ok_and(|left| left.is_empty())
+    }
+
+    /// Sets the counts of waiting events and bytes to zero when no segment is left: what was
+    /// counted at append and what a replay subtracts can differ after damage or a failed
+    /// write, and a count stuck above zero kept the replayer checking the database every
+    /// second for good. Under the segment lock, so no append runs meanwhile.
+    pub fn settle_counts_if_empty(&self) {
+        let current = self.current.lock().expect("spool lock");
+        if current.file.is_none() && self.holds_no_segment() {
+            self.events.store(0, Ordering::SeqCst);
+            self.bytes.store(0, Ordering::SeqCst);
+        }
+    }
+
     /// A replayed segment: its events are committed, so it goes.
     pub fn remove_segment(&self, path: &Path, bytes: u64, events: u64) -> std::io::Result<()> {
         fs::remove_file(path)?;

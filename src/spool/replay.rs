@@ -57,7 +57,7 @@ pub async fn replay_all(spool: &Spool, pool: &PgPool) -> anyhow::Result<()> {
     let segments = spool.seal()?;
     for path in segments {
         let bytes = tokio::fs::read(&path).await?;
-        let segment = read_segment(spool, &path, &bytes)?;
+        let segment = read_segment(&bytes);
         write_events(
             spool,
             pool,
@@ -67,6 +67,9 @@ pub async fn replay_all(spool: &Spool, pool: &PgPool) -> anyhow::Result<()> {
             &bytes,
         )
         .await?;
+        for (range, why) in &segment.unreadable {
+            quarantine(spool, &path, &bytes[range.clone()], why)?;
+        }
         // PostgreSQL just took a segment: writers that a slow commit sent to the spool during
         // this replay go back to it now, not once every segment is drained.
         spool.mark_database_up();
@@ -80,6 +83,7 @@ pub async fn replay_all(spool: &Spool, pool: &PgPool) -> anyhow::Result<()> {
             "spooled events replayed into PostgreSQL"
         );
     }
+    spool.settle_counts_if_empty();
     Ok(())
 }
 
@@ -88,17 +92,21 @@ struct Segment {
     /// The events to replay, and the byte range of each one's frame.
     events: Vec<NewEvent>,
     frames: Vec<Range<usize>>,
-    /// Every record read, quarantined ones included: what the spool counted for the segment.
+    /// What cannot be replayed, and why: quarantined once the segment's events are written
+    /// (a replay that an outage interrupts reads the segment again, and would keep them twice).
+    unreadable: Vec<(Range<usize>, &'static str)>,
+    /// Every record read, unreadable ones included: what the spool counted for the segment.
     records: u64,
 }
 
-/// Reads a segment. A damaged or unreadable record is quarantined, and so is whatever cannot
-/// be read at the end (a record torn by a crash, a zero-filled tail): each is logged, none
-/// stops the replay, no byte is thrown away, and the intact frames after damage are read.
-fn read_segment(spool: &Spool, path: &Path, bytes: &[u8]) -> std::io::Result<Segment> {
+/// Reads a segment: its events, and what cannot be replayed (a damaged or unreadable record,
+/// whatever cannot be read at the end: a record torn by a crash, a zero-filled tail). None
+/// stops the replay, and the intact frames after damage are read.
+fn read_segment(bytes: &[u8]) -> Segment {
     let mut segment = Segment {
         events: Vec::new(),
         frames: Vec::new(),
+        unreadable: Vec::new(),
         records: 0,
     };
     for record in frame::records(bytes) {
@@ -110,22 +118,20 @@ fn read_segment(spool: &Spool, path: &Path, bytes: &[u8]) -> std::io::Result<Seg
                         segment.events.push(event);
                         segment.frames.push(range);
                     }
-                    None => quarantine(spool, path, &bytes[range], "unreadable record")?,
+                    None => segment.unreadable.push((range, "unreadable record")),
                 }
             }
             Record::Damaged(range, why) => {
                 segment.records += 1;
-                quarantine(spool, path, &bytes[range], why)?;
+                segment.unreadable.push((range, why));
             }
-            Record::TornTail(range) => quarantine(
-                spool,
-                path,
-                &bytes[range],
+            Record::TornTail(range) => segment.unreadable.push((
+                range,
                 "the segment's end is no whole record (a write torn by a crash, or damage)",
-            )?,
+            )),
         }
     }
-    Ok(segment)
+    segment
 }
 
 fn quarantine(spool: &Spool, path: &Path, frame: &[u8], why: &str) -> std::io::Result<()> {
