@@ -87,7 +87,7 @@ async fn store_endpoint(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, IngestError> {
-    let (project_id, header_key, body, _held) =
+    let (project_id, header_key, body, mut held) =
         authorized_body(&req, &path, payload, &state).await?;
     if is_envelope_content_type(req.headers()) {
         return ingest_envelope(&req, project_id, header_key.is_some(), &body, &state).await;
@@ -98,7 +98,12 @@ async fn store_endpoint(
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(IngestError::malformed("request body is empty"));
     }
+    let as_read = body.as_ptr();
     let body = body::decode_legacy_store_body(body, state.limits.max_decompressed_bytes)?;
+    if body.as_ptr() != as_read {
+        // Decoded (base64, maybe deflated) into new bytes: they count too.
+        held.grow(body.len())?;
+    }
     let raw = process::parse_payload(&body, &state.limits)?;
     if process::is_transaction(&raw) {
         // Old SDKs sent transactions to /store/ too; like envelope transactions, they are dropped.
