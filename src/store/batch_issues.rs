@@ -22,7 +22,8 @@ const REMEMBERED_ISSUES: usize = 100_000;
 /// Issues known to exist, by a hash of their key. A batch of only known issues locks them in
 /// one statement; a batch that may create one takes the slower way that never deadlocks
 /// ([`lock_or_create`]). A known issue deleted since (with its project, or from the database)
-/// is created again all the same.
+/// is created again all the same, though then out of order: the quick lock already holds the
+/// batch's other issues. That rare case can deadlock, and the batch's retry resolves it.
 #[derive(Default)]
 pub struct KnownIssues(Mutex<HashSet<u64, foldhash::fast::RandomState>>);
 

@@ -8,8 +8,8 @@ use std::sync::LazyLock;
 use super::batch_issues::KnownIssues;
 use super::search_terms::KnownTerms;
 
-/// A writer's memory (the writers of a process share one; the spool's replay starts afresh for
-/// each batch).
+/// A writer's memory (the writers of a process share one; the spool's replay has one per
+/// replay).
 #[derive(Default)]
 pub struct Known {
     pub(super) terms: KnownTerms,
