@@ -181,16 +181,32 @@ pub async fn recent_failures(
     .await
 }
 
-pub async fn record_failure(pool: &PgPool, subjects: &[String]) -> sqlx::Result<()> {
-    sqlx::query(
-        "INSERT INTO login_failures (subject) SELECT unnest($1::text[]);
-         ",
+/// Records a login attempt as a failure of each subject before its password is checked, so
+/// that attempts made at once count against each other; returns its time, which names it for
+/// [`forget_attempt`].
+pub async fn record_attempt(pool: &PgPool, subjects: &[String]) -> sqlx::Result<DateTime<Utc>> {
+    let at: DateTime<Utc> = sqlx::query_scalar(
+        "INSERT INTO login_failures (subject) SELECT unnest($1::text[]) RETURNING failed_at",
     )
     .bind(subjects)
-    .execute(pool)
+    .fetch_one(pool)
     .await?;
     // Old records only slow the count down; a day is far past any throttling window.
     sqlx::query("DELETE FROM login_failures WHERE failed_at < now() - interval '1 day'")
+        .execute(pool)
+        .await?;
+    Ok(at)
+}
+
+/// Takes back an attempt [`record_attempt`] recorded: it succeeded, or was refused unchecked.
+pub async fn forget_attempt(
+    pool: &PgPool,
+    subjects: &[String],
+    at: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM login_failures WHERE subject = ANY($1) AND failed_at = $2")
+        .bind(subjects)
+        .bind(at)
         .execute(pool)
         .await?;
     Ok(())

@@ -169,8 +169,9 @@ pub fn session_cookie(token: String, secure: bool, max_age_hours: i64) -> Cookie
         .finish()
 }
 
-pub fn expired_cookie(name: &'static str) -> Cookie<'static> {
-    let mut cookie = Cookie::build(name, "").path("/").http_only(true).finish();
+/// Removes the cookie `name` set for `path` (a browser keeps a cookie removed for another).
+pub fn expired_cookie(name: &'static str, path: &'static str) -> Cookie<'static> {
+    let mut cookie = Cookie::build(name, "").path(path).http_only(true).finish();
     cookie.make_removal();
     cookie
 }

@@ -6,12 +6,16 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use chrono::Utc;
 use serde::Deserialize;
+use tokio::sync::Semaphore;
 
 use super::auth::{self, CsrfForm, NoFields, LOGIN_CSRF_COOKIE, SESSION_COOKIE};
 use super::WebError;
 use crate::domain::credentials;
 use crate::state::AppState;
 use crate::store::users;
+
+/// Where the login form's CSRF cookie is sent (and so where it must be removed).
+const LOGIN_PATH: &str = "/login";
 
 /// Failed attempts allowed per account, and per client address, within the window.
 const MAX_FAILURES_PER_ACCOUNT: i64 = 5;
@@ -64,7 +68,7 @@ fn render(
     };
     let body = page.render().map_err(|e| WebError::Internal(e.into()))?;
     let cookie = actix_web::cookie::Cookie::build(LOGIN_CSRF_COOKIE, csrf.to_owned())
-        .path("/login")
+        .path(LOGIN_PATH)
         .http_only(true)
         .same_site(actix_web::cookie::SameSite::Strict)
         .secure(is_https(req))
@@ -111,7 +115,12 @@ pub async fn submit(
         format!("email:{email}"),
         format!("ip:{}", client_address(&req)),
     ];
+    // Counted before the check, so that guesses sent at once count against each other (checked
+    // first and counted after, any number of them got through while the hashes were checked).
+    let attempt = users::record_attempt(&state.pool, &subjects).await?;
     if is_throttled(&state, &subjects).await? {
+        // A refused attempt checks nothing, and does not prolong the wait.
+        users::forget_attempt(&state.pool, &subjects, attempt).await?;
         return Err(WebError::TooManyAttempts);
     }
     let user = users::find_by_email(&state.pool, &email).await?;
@@ -119,14 +128,9 @@ pub async fn submit(
         .as_ref()
         .map_or(credentials::dummy_hash(), |u| u.password_hash.as_str())
         .to_owned();
-    // Argon2 takes tens of milliseconds of CPU on purpose: on a blocking thread, so a login
-    // never stalls the other requests of this worker.
     let password = form.password.clone();
-    let verified = web::block(move || credentials::verify_password(&hash, &password))
-        .await
-        .map_err(|e| WebError::Internal(anyhow::anyhow!("password check failed: {e}")))?;
+    let verified = check_password(hash, password).await?;
     let Some(user) = user.filter(|_| verified) else {
-        users::record_failure(&state.pool, &subjects).await?;
         let csrf = credentials::random_token();
         let message = "Incorrect e-mail or password.";
         return render(
@@ -138,6 +142,7 @@ pub async fn submit(
             actix_web::http::StatusCode::UNAUTHORIZED,
         );
     };
+    users::forget_attempt(&state.pool, &subjects, attempt).await?;
     users::clear_failures(&state.pool, &subjects[0]).await?;
     let token = credentials::random_token();
     let max_hours = state.dashboard.session_max_hours;
@@ -153,11 +158,12 @@ pub async fn submit(
     tracing::info!(user.id = user.id, "operator logged in");
     Ok(HttpResponse::SeeOther()
         .cookie(auth::session_cookie(token, is_https(&req), max_hours))
-        .cookie(auth::expired_cookie(LOGIN_CSRF_COOKIE))
+        .cookie(auth::expired_cookie(LOGIN_CSRF_COOKIE, LOGIN_PATH))
         .insert_header((header::LOCATION, auth::safe_next(&form.next).to_owned()))
         .finish())
 }
 
+/// Whether a subject has more failures in the window than it may, this attempt included.
 async fn is_throttled(state: &AppState, subjects: &[String]) -> Result<bool, WebError> {
     let counts = users::recent_failures(&state.pool, subjects, FAILURE_WINDOW_SECONDS).await?;
     Ok(counts.iter().any(|(subject, n)| {
@@ -166,8 +172,24 @@ async fn is_throttled(state: &AppState, subjects: &[String]) -> Result<bool, Web
         } else {
             MAX_FAILURES_PER_ADDRESS
         };
-        *n >= limit
+        *n > limit
     }))
+}
+
+/// Password checks running at once: Argon2 holds ~19 MiB and tens of milliseconds of CPU per
+/// check, on purpose; many logins at once wait here instead of taking the machine's memory.
+static PASSWORD_CHECKS: Semaphore = Semaphore::const_new(4);
+
+/// Checks the password on a blocking thread, so a login never stalls the other requests of
+/// its worker.
+async fn check_password(hash: String, password: String) -> Result<bool, WebError> {
+    let _turn = PASSWORD_CHECKS
+        .acquire()
+        .await
+        .map_err(|e| WebError::Internal(anyhow::anyhow!("password checks closed: {e}")))?;
+    web::block(move || credentials::verify_password(&hash, &password))
+        .await
+        .map_err(|e| WebError::Internal(anyhow::anyhow!("password check failed: {e}")))
 }
 
 fn client_address(req: &HttpRequest) -> String {
@@ -185,7 +207,7 @@ pub async fn logout(
         users::delete_session(&state.pool, &credentials::token_hash(cookie.value())).await?;
     }
     Ok(HttpResponse::SeeOther()
-        .cookie(auth::expired_cookie(SESSION_COOKIE))
+        .cookie(auth::expired_cookie(SESSION_COOKIE, "/"))
         .insert_header((header::LOCATION, "/login"))
         .finish())
 }

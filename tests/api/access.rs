@@ -183,6 +183,52 @@ async fn failed_logins_are_throttled_per_account_without_revealing_it_exists() {
     );
 }
 
+/// Guesses sent at once count against each other: no more than the limit are checked (they
+/// used to be counted only once checked, so a burst all got through the throttle).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guesses_sent_at_once_are_throttled_like_guesses_in_a_row() {
+    let app = spawn_app().await;
+    app.create_user("ops@example.com", false).await;
+    let guesses = (0..12).map(|_| app.try_login("ops@example.com", "guess", "/"));
+    let answers = futures_util::future::join_all(guesses).await;
+    let statuses: Vec<u16> = answers.iter().map(|(_, answer)| answer.status).collect();
+    let checked = statuses.iter().filter(|&&s| s == 401).count();
+    assert!(
+        statuses.iter().all(|s| [401, 429].contains(s)),
+        "{statuses:?}"
+    );
+    assert!(checked <= 5, "{checked} guesses were checked: {statuses:?}");
+    let counted: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM login_failures WHERE subject LIKE 'email:%'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        counted, checked as i64,
+        "refused guesses do not prolong the wait"
+    );
+}
+
+/// A login removes the form's CSRF cookie where it was set (`/login`): a removal for another
+/// path leaves the browser's copy in place.
+#[tokio::test]
+async fn a_login_removes_the_forms_csrf_cookie() {
+    let app = spawn_app().await;
+    app.create_user("ops@example.com", false).await;
+    let (_, answer) = app.try_login("ops@example.com", PASSWORD, "/").await;
+    assert_eq!(answer.status, 303);
+    let removal = answer
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("faultline_login_csrf="))
+        .expect("the CSRF cookie is removed")
+        .to_owned();
+    assert!(removal.contains("Path=/login"), "{removal}");
+    assert!(removal.contains("Max-Age=0"), "{removal}");
+}
+
 #[tokio::test]
 async fn idle_and_expired_sessions_and_password_changes_end_access() {
     let app = spawn_app().await;
