@@ -8,20 +8,34 @@ use futures_util::TryStreamExt;
 use serde::Deserialize;
 use serde_json::json;
 use sha1::{Digest, Sha1};
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 use super::{check_org, project_from_path, ApiUser};
 use crate::domain::artifact_bundle;
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::store::artifacts;
+use crate::store::artifacts::{self, Assembled};
 
 /// Bytes per chunk (a power of two, as sentry-cli ≤ 2.39 requires).
 const CHUNK_SIZE: usize = 8 * 1024 * 1024;
 const CHUNKS_PER_REQUEST: usize = 64;
 /// Most bytes one chunk POST may carry.
 const MAX_REQUEST_BYTES: usize = 32 * 1024 * 1024;
-/// Largest bundle Faultline assembles: assembly holds it (and its files) in memory.
+/// Largest bundle Faultline assembles: assembly holds it (and its files) in memory. Also the
+/// most one chunk POST may inflate to (one bundle's chunks; a gzip'd part of zeros is tiny).
 const MAX_BUNDLE_BYTES: usize = 64 * 1024 * 1024;
+/// Chunk POSTs and assemblies at work at once (what sentry-cli is told it may send at once):
+/// each may hold up to ~100 MB.
+const UPLOAD_CONCURRENCY: usize = 2;
+static UPLOAD_WORK: Semaphore = Semaphore::const_new(UPLOAD_CONCURRENCY);
+
+/// Waits for a turn among the uploads and assemblies at work.
+async fn upload_turn() -> Result<SemaphorePermit<'static>, ApiError> {
+    UPLOAD_WORK
+        .acquire()
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("uploads closed: {e}")))
+}
 
 /// `GET /api/0/organizations/{org}/chunk-upload/`: how to upload.
 pub(super) async fn chunk_upload_options(
@@ -44,7 +58,7 @@ pub(super) async fn chunk_upload_options(
         "chunksPerRequest": CHUNKS_PER_REQUEST,
         "maxRequestSize": MAX_REQUEST_BYTES,
         "maxFileSize": MAX_BUNDLE_BYTES,
-        "concurrency": 4,
+        "concurrency": UPLOAD_CONCURRENCY,
         "hashAlgorithm": "sha1",
         "compression": ["gzip"],
         // sentry-cli 2.x takes the chunked path only when `release_files` is offered; the bundle
@@ -62,8 +76,9 @@ pub(super) async fn upload_chunks(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     check_org(&state, &path)?;
+    let _turn = upload_turn().await?;
     let mut chunks = Vec::new();
-    let mut received = 0usize;
+    let (mut received, mut inflated) = (0usize, 0usize);
     while let Some(mut field) = payload.try_next().await.map_err(bad_multipart)? {
         if chunks.len() == CHUNKS_PER_REQUEST {
             return Err(chunk_error("Too many chunks"));
@@ -86,6 +101,10 @@ pub(super) async fn upload_chunks(
         let data = if gzipped { gunzip(&data)? } else { data };
         if data.len() > CHUNK_SIZE {
             return Err(chunk_error("Chunk size too large"));
+        }
+        inflated += data.len();
+        if inflated > MAX_BUNDLE_BYTES {
+            return Err(chunk_error("Request too large"));
         }
         if sha1_hex(&data) != checksum {
             return Err(ApiError::bad_request(format!(
@@ -122,6 +141,7 @@ pub(super) async fn assemble_bundle(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     check_org(&state, &path)?;
+    let _turn = upload_turn().await?;
     // Read here, after the token was checked: a bad body from an anonymous caller is a 401.
     let request: AssembleRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("not a valid assemble request: {e}")))?;
@@ -157,16 +177,17 @@ pub(super) async fn assemble_bundle(
     if chunks.is_empty() {
         return Ok(state_answer("not_found", &[], None));
     }
-    let Some(bytes) = artifacts::concatenate(&state.pool, &chunks).await? else {
-        return Ok(state_answer("not_found", &chunks, None));
+    let bytes = match artifacts::concatenate(&state.pool, &chunks, MAX_BUNDLE_BYTES).await? {
+        Assembled::Bytes(bytes) => bytes,
+        Assembled::Missing => return Ok(state_answer("not_found", &chunks, None)),
+        Assembled::TooLarge => {
+            let why = format!("the bundle is larger than {MAX_BUNDLE_BYTES} bytes");
+            return Ok(state_answer("error", &[], Some(&why)));
+        }
     };
-    if bytes.len() > MAX_BUNDLE_BYTES || sha1_hex(&bytes) != checksum {
-        let why = if bytes.len() > MAX_BUNDLE_BYTES {
-            format!("the bundle is larger than {MAX_BUNDLE_BYTES} bytes")
-        } else {
-            "the chunks do not make up the bundle's checksum".to_owned()
-        };
-        return Ok(state_answer("error", &[], Some(&why)));
+    if sha1_hex(&bytes) != checksum {
+        let why = "the chunks do not make up the bundle's checksum";
+        return Ok(state_answer("error", &[], Some(why)));
     }
     let bundle = match artifact_bundle::read(&bytes) {
         Ok(mut bundle) => {

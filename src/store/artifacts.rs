@@ -1,5 +1,7 @@
 //! Source-map uploads: chunks by checksum, assembled bundles, and their files.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
@@ -40,21 +42,58 @@ pub async fn missing_chunks(pool: &PgPool, chunks: &[String]) -> sqlx::Result<Ve
         .collect())
 }
 
-/// The chunks' bytes, concatenated in the given order; `None` if one has gone.
-pub async fn concatenate(pool: &PgPool, chunks: &[String]) -> sqlx::Result<Option<Vec<u8>>> {
-    let rows: Vec<(String, Vec<u8>)> =
+/// What a bundle's chunks make up.
+pub enum Assembled {
+    /// Their bytes, concatenated in the given order.
+    Bytes(Vec<u8>),
+    /// One of them has gone.
+    Missing,
+    /// More than the most a bundle may hold: nothing was read.
+    TooLarge,
+}
+
+/// The chunks' bytes, concatenated in the given order, if they make up no more than
+/// `max_bytes`: their sizes are added up first (a chunk may be named many times), so a list
+/// that names one large chunk thousands of times is refused without holding it thousands of
+/// times.
+pub async fn concatenate(
+    pool: &PgPool,
+    chunks: &[String],
+    max_bytes: usize,
+) -> sqlx::Result<Assembled> {
+    let sizes: HashMap<String, i64> = sqlx::query_as(
+        "SELECT checksum, length(data)::int8 FROM upload_chunks WHERE checksum = ANY($1)",
+    )
+    .bind(chunks)
+    .fetch_all(pool)
+    .await?
+    .into_iter()
+    .collect();
+    let mut total: usize = 0;
+    for checksum in chunks {
+        match sizes.get(checksum) {
+            Some(size) => total = total.saturating_add(*size as usize),
+            None => return Ok(Assembled::Missing),
+        }
+        if total > max_bytes {
+            return Ok(Assembled::TooLarge);
+        }
+    }
+    let rows: HashMap<String, Vec<u8>> =
         sqlx::query_as("SELECT checksum, data FROM upload_chunks WHERE checksum = ANY($1)")
             .bind(chunks)
             .fetch_all(pool)
-            .await?;
-    let mut out = Vec::new();
+            .await?
+            .into_iter()
+            .collect();
+    let mut out = Vec::with_capacity(total);
     for checksum in chunks {
-        match rows.iter().find(|(c, _)| c == checksum) {
-            Some((_, data)) => out.extend_from_slice(data),
-            None => return Ok(None),
+        match rows.get(checksum) {
+            Some(data) => out.extend_from_slice(data),
+            None => return Ok(Assembled::Missing),
         }
     }
-    Ok(Some(out))
+    Ok(Assembled::Bytes(out))
 }
 
 /// Whether a bundle with this checksum is stored.

@@ -643,3 +643,65 @@ async fn the_upload_protocol_reports_missing_chunks_and_refuses_bad_input() {
     .await;
     assert_eq!(status, 400, "dist without a version");
 }
+
+/// Uploads cannot take the server's memory: one chunk POST whose gzip'd parts inflate past
+/// the largest bundle is refused, and so is an assembly whose chunk list names one chunk
+/// thousands of times. (Its sizes are added up before any chunk is read; here the sum is only
+/// 80 MB, so that a regression to concatenating first shows as a wrong answer, not as the
+/// test machine running out of memory.)
+#[tokio::test]
+async fn uploads_that_inflate_or_assemble_past_the_bundle_limit_are_refused() {
+    let app = spawn_app().await;
+    let token = app.create_token("ci@example.com").await;
+    let base = format!("{}/api/0/organizations/faultline", app.address);
+
+    let zeros = vec![0u8; 8 * 1024 * 1024];
+    let mut form = reqwest::multipart::Form::new();
+    for _ in 0..9 {
+        let part = reqwest::multipart::Part::bytes(crate::helpers::gzip(&zeros))
+            .file_name(sha1_hex(&zeros));
+        form = form.part("file_gzip", part);
+    }
+    let answer = app
+        .client
+        .post(format!("{base}/chunk-upload/"))
+        .bearer_auth(&token)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 400);
+    assert!(answer.text().await.unwrap().contains("Request too large"));
+
+    let piece = vec![7u8; 16 * 1024];
+    let chunk = sha1_hex(&piece);
+    let part = reqwest::multipart::Part::bytes(piece).file_name(chunk.clone());
+    let uploaded = app
+        .client
+        .post(format!("{base}/chunk-upload/"))
+        .bearer_auth(&token)
+        .multipart(reqwest::multipart::Form::new().part("file", part))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(uploaded.status(), 200);
+    let mentions = vec![chunk.clone(); 5_000];
+    let answer: Value = app
+        .client
+        .post(format!("{base}/artifactbundle/assemble/"))
+        .bearer_auth(&token)
+        .json(
+            &json!({"checksum": "1".repeat(40), "chunks": mentions, "projects": ["checkout-api"]}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["state"], "error", "{answer}");
+    assert!(
+        answer["detail"].as_str().unwrap().contains("larger than"),
+        "{answer}"
+    );
+}
