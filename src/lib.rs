@@ -16,6 +16,7 @@ pub mod spool;
 pub mod startup;
 pub mod state;
 pub mod store;
+pub mod tasks;
 pub mod telemetry;
 pub mod upkeep;
 pub mod web;

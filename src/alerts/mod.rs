@@ -11,6 +11,7 @@ pub mod message;
 mod poster;
 pub mod rules;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -22,6 +23,7 @@ pub use poster::{sample_delivery, sign, Poster};
 
 use crate::config::AlertSettings;
 use crate::store::alerts::{self, DueDelivery};
+use crate::tasks::supervise;
 
 /// How often pending triggers, spikes and due retries are looked for; new triggers also wake
 /// the sender at once, through PostgreSQL's LISTEN/NOTIFY.
@@ -37,6 +39,9 @@ const CLAIM_AT_ONCE: i64 = 50;
 const DIGEST_TOP: i64 = 5;
 /// The longest wait between two attempts.
 const MAX_BACKOFF_SECONDS: i64 = 3600;
+/// The longest wait a receiver's `Retry-After` is honoured for: a day. A receiver's header is
+/// its own input (`inf`, `1e300`); past this it is read as a day.
+const MAX_ASKED_SECONDS: i64 = 24 * 3600;
 
 pub fn spawn_sender(pool: PgPool, base_url: String, settings: AlertSettings) {
     let poster = match Poster::new(base_url, &settings) {
@@ -46,12 +51,12 @@ pub fn spawn_sender(pool: PgPool, base_url: String, settings: AlertSettings) {
             return;
         }
     };
-    let sender = Sender {
+    let sender = Arc::new(Sender {
         pool,
         settings,
         poster,
-    };
-    tokio::spawn(sender.run());
+    });
+    tokio::spawn(supervise("the alert sender", move || sender.clone().run()));
 }
 
 struct Sender {
@@ -72,7 +77,7 @@ pub enum Outcome {
 }
 
 impl Sender {
-    async fn run(self) {
+    async fn run(self: Arc<Self>) {
         let mut ticks = tokio::time::interval(POLL_EVERY);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut listener = match alerts::listen_for_triggers(&self.pool).await {
@@ -262,12 +267,13 @@ async fn next_notification(listener: &mut Option<PgListener>) {
 }
 
 /// `first` seconds, doubling with each attempt, at most an hour; never sooner than the
-/// receiver asked.
+/// receiver asked (up to a day).
 fn backoff_seconds(first: i64, attempts: i32, asked: Option<i64>) -> i64 {
     let doubled = first
         .max(1)
         .saturating_mul(1i64 << attempts.clamp(1, 20).saturating_sub(1));
-    doubled.min(MAX_BACKOFF_SECONDS).max(asked.unwrap_or(0))
+    let asked = asked.unwrap_or(0).clamp(0, MAX_ASKED_SECONDS);
+    doubled.min(MAX_BACKOFF_SECONDS).max(asked)
 }
 
 /// Up to a tenth more, at random, so the deliveries that failed together (a receiver's
@@ -288,6 +294,13 @@ mod tests {
         assert_eq!(backoff_seconds(30, 3, None), 120);
         assert_eq!(backoff_seconds(30, 30, None), 3600);
         assert_eq!(backoff_seconds(30, 1, Some(90)), 90);
+        // A receiver's header cannot make the wait overflow (it stopped the sender) or shrink.
+        assert_eq!(backoff_seconds(30, 1, Some(i64::MAX)), 24 * 3600);
+        assert_eq!(backoff_seconds(30, 1, Some(i64::MIN)), 30);
+        let far = with_jitter(backoff_seconds(30, 1, Some(i64::MAX)));
+        assert!(chrono::Utc::now()
+            .checked_add_signed(chrono::TimeDelta::seconds(far))
+            .is_some());
     }
     #[test]
     fn jitter_adds_at_most_a_tenth() {

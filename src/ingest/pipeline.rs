@@ -20,6 +20,7 @@ use crate::config::{PipelineSettings, SpoolSettings};
 use crate::spool::{self, Spool, SpoolError};
 use crate::store::events::{Aggregates, NewEvent};
 use crate::store::known::Known;
+use crate::tasks::supervise;
 use crate::{memory, store};
 
 /// How long the queue must stay empty after some writing before freed memory is handed back.
@@ -109,7 +110,10 @@ impl Pipeline {
                 known: known.clone(),
                 flusher: flusher.clone(),
             };
-            tokio::spawn(supervise(move || writer.clone().run()));
+            // A bug hit by one batch never silently removes a writer. Events of the batch it
+            // was writing were not acknowledged: their handlers see the reply dropped and
+            // answer 500 (filed as a fault).
+            tokio::spawn(supervise("an event writer", move || writer.clone().run()));
         }
         // One event's share must fit a `u32` (the semaphore's unit of acquiring).
         let budget = settings
@@ -157,25 +161,6 @@ impl Pipeline {
             Err(_) => Err(IngestError::Internal(anyhow::anyhow!(
                 "the event writer dropped an event"
             ))),
-        }
-    }
-}
-
-/// Runs the task `start` makes, and starts a new one whenever it panics, so a bug hit by one
-/// batch never silently removes a writer. Events of the batch it was writing were not
-/// acknowledged: their handlers see the reply dropped and answer 500 (filed as a fault).
-/// Returns when the task ends normally (the queue closed).
-async fn supervise<F, Fut>(start: F)
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    loop {
-        match tokio::spawn(start()).await {
-            Err(e) if e.is_panic() => {
-                tracing::error!(error = %e, "an event writer panicked; starting a new one")
-            }
-            _ => return,
         }
     }
 }
@@ -388,30 +373,4 @@ async fn write_isolating_refusals(
         }
     }
     replies
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::sync::atomic::AtomicUsize;
-
-    #[tokio::test]
-    async fn a_writer_that_panics_is_started_again() {
-        let starts = Arc::new(AtomicUsize::new(0));
-        let counted = starts.clone();
-        supervise(move || {
-            let n = counted.fetch_add(1, Ordering::SeqCst);
-            async move {
-                if n < 2 {
-                    panic!("a bug in batch {n}");
-                }
-            }
-        })
-        .await;
-        assert_eq!(
-            starts.load(Ordering::SeqCst),
-            3,
-            "two panics, then a normal end"
-        );
-    }
 }
