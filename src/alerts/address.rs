@@ -83,13 +83,26 @@ impl Resolve for GuardedResolver {
 
 /// Not a public internet address: loopback, private, link-local (cloud metadata lives at
 /// 169.254.169.254), carrier-grade NAT, unspecified, multicast, documentation, reserved.
+/// An IPv6 address that carries an IPv4 one (mapped, compatible, NAT64, 6to4) is judged by
+/// that one too: a gateway may deliver it to the IPv4 address.
 pub fn is_private(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => is_private_v4(v4),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => is_private_v4(v4),
-            None => is_private_v6(v6),
-        },
+        IpAddr::V6(v6) => is_private_v6(v6) || embedded_v4(v6).is_some_and(is_private_v4),
+    }
+}
+
+/// The IPv4 address an IPv6 one carries: `::ffff:a.b.c.d` (mapped), `::a.b.c.d` (compatible,
+/// deprecated), `64:ff9b::a.b.c.d` and `64:ff9b:1::/48` (NAT64), `2002:a.b.c.d::/16` (6to4).
+fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
+    let s = ip.segments();
+    let last_32 = || Ipv4Addr::from(((s[6] as u32) << 16) | s[7] as u32);
+    match s {
+        [0, 0, 0, 0, 0, 0xffff, _, _] | [0, 0, 0, 0, 0, 0, _, _] => Some(last_32()),
+        [0x64, 0xff9b, 0, 0, 0, 0, _, _] => Some(last_32()),
+        [0x64, 0xff9b, 1, ..] => Some(last_32()),
+        [0x2002, high, low, ..] => Some(Ipv4Addr::from(((high as u32) << 16) | low as u32)),
+        _ => None,
     }
 }
 
@@ -116,6 +129,8 @@ fn is_private_v6(ip: Ipv6Addr) -> bool {
         || ip.is_multicast()
         || (first & 0xfe00) == 0xfc00
         || (first & 0xffc0) == 0xfe80
+        // Site-local (deprecated, but still routed inside some networks).
+        || (first & 0xffc0) == 0xfec0
         || (first == 0x2001 && ip.segments()[1] == 0x0db8)
 }
 
@@ -138,10 +153,23 @@ mod tests {
             "fe80::1",
             "::ffff:127.0.0.1",
             "::ffff:10.0.0.1",
+            "::127.0.0.1",
+            "64:ff9b::a9fe:a9fe",
+            "64:ff9b:1::a00:1",
+            "2002:a00:1::1",
+            "2002:7f00:1::",
+            "fec0::1",
         ] {
             assert!(is_private(ip.parse().unwrap()), "{ip}");
         }
-        for ip in ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111", "100.128.0.1"] {
+        for ip in [
+            "8.8.8.8",
+            "1.1.1.1",
+            "2606:4700:4700::1111",
+            "100.128.0.1",
+            "64:ff9b::808:808",
+            "2002:808:808::1",
+        ] {
             assert!(!is_private(ip.parse().unwrap()), "{ip}");
         }
     }

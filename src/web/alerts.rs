@@ -215,6 +215,9 @@ pub async fn send_test(
     CsrfForm { operator, .. }: CsrfForm<NoFields>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, WebError> {
+    // Admins only, as the rest of channel management: a delivered test enables a channel
+    // disabled for failing, and each test posts to the receiver.
+    operator.require_admin()?;
     let project_id = project_of(&state, &path.0).await?;
     let channel_id: i64 = path.1.parse().map_err(|_| WebError::NotFound)?;
     let (owner, project_name, kind, target, secret) =

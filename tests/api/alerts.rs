@@ -8,7 +8,7 @@ use futures_util::future::join_all;
 use serde_json::{json, Value};
 
 use crate::alert_receiver::{add_webhook, Receiver, SECRET};
-use crate::helpers::{error_event, spawn_app, spawn_app_with};
+use crate::helpers::{error_event, spawn_app, spawn_app_with, PASSWORD};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_issue_and_its_regression_each_alert_once_signed_with_where_to_click() {
@@ -142,7 +142,14 @@ async fn a_channel_hears_only_its_environments_and_a_gone_webhook_disables_it_un
     app.store_ok(&later).await;
     tokio::time::sleep(Duration::from_millis(2000)).await;
     assert_eq!(receiver.posts().len(), 1);
-    // …until a test notification gets through again.
+    // …until an admin's test notification gets through again (an operator may not send one).
+    app.create_user("viewer@example.com", false).await;
+    let (viewer, _) = app.try_login("viewer@example.com", PASSWORD, "/").await;
+    let refused = viewer
+        .post(&format!("/projects/{}/alerts/1/test", app.project_id), &[])
+        .await;
+    assert_eq!(refused.status, 403);
+    assert_eq!(receiver.posts().len(), 1, "nothing was posted");
     let admin = app.admin_browser().await;
     let tested = admin
         .post(&format!("/projects/{}/alerts/1/test", app.project_id), &[])
