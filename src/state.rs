@@ -7,6 +7,7 @@ use sqlx::PgPool;
 
 use crate::config::{AlertSettings, DashboardSettings, Limits, PublicSettings};
 use crate::ingest::body::InFlightMemory;
+use crate::ingest::feedback_limit::FeedbackLimiter;
 use crate::ingest::keys::KeyCache;
 use crate::ingest::pipeline::Pipeline;
 use crate::ingest::report_dialog::ReportLimiter;
@@ -31,6 +32,8 @@ pub struct AppState {
     pub alerts: AlertSettings,
     /// Crash-report dialog submissions per client address.
     pub report_limiter: ReportLimiter,
+    /// Feedback reports per project through the public DSN.
+    pub feedback_limiter: FeedbackLimiter,
     /// Parsed source maps, for ingest and for event pages.
     pub source_maps: SourceMapCache,
 }

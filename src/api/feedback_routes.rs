@@ -32,6 +32,9 @@ pub(super) async fn create_user_feedback(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let (poster, project) = authenticate(&req, &state, &path).await?;
+    if matches!(poster, Poster::Dsn) && !state.feedback_limiter.allows(project.id, 1) {
+        return Err(ApiError::TooManyRequests);
+    }
     if body.len() > MAX_BODY_BYTES {
         return Err(ApiError::PayloadTooLarge(format!(
             "a report is at most {MAX_BODY_BYTES} bytes"

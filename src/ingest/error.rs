@@ -26,6 +26,9 @@ pub enum IngestError {
     /// A `Content-Encoding` Faultline cannot decode (415).
     #[error("{0}")]
     UnsupportedEncoding(String),
+    /// The project's feedback quota is used up for now (429).
+    #[error("this project received more feedback than it takes for now; retry later")]
+    TooMuchFeedback,
     /// The write queue is full: the client should retry later (429).
     #[error("Faultline is receiving more events than it can store; retry later")]
     QueueFull,
@@ -70,7 +73,7 @@ impl IngestError {
             IngestError::UnknownProject(m) => ApiError::NotFound(m.clone()),
             IngestError::TooLarge(m) => ApiError::PayloadTooLarge(m.clone()),
             IngestError::UnsupportedEncoding(m) => ApiError::UnsupportedMediaType(m.clone()),
-            IngestError::QueueFull => ApiError::TooManyRequests,
+            IngestError::QueueFull | IngestError::TooMuchFeedback => ApiError::TooManyRequests,
             // The cause's whole chain, as text: it only reaches the log.
             IngestError::Unavailable(e) => ApiError::Unavailable(anyhow::anyhow!("{e:#}")),
             IngestError::Internal(e) => ApiError::Internal(anyhow::anyhow!("{e:#}")),
@@ -89,6 +92,7 @@ impl IngestError {
             IngestError::TooLarge(_) => "too_large",
             IngestError::UnsupportedEncoding(_) => "unsupported_encoding",
             IngestError::QueueFull => "queue_full",
+            IngestError::TooMuchFeedback => "feedback_rate",
             IngestError::Unavailable(_) => "unavailable",
             IngestError::Internal(_) => "internal",
         }

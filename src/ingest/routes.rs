@@ -13,6 +13,7 @@ use super::body::{self, ContentEncoding, HeldMemory};
 use super::envelope::{self, Item};
 use super::error::IngestError;
 use super::feedback;
+use super::feedback_limit::MAX_ITEMS_PER_ENVELOPE;
 use super::normalize::{EnvelopeContext, NormalizedEvent};
 use super::process;
 use super::report_dialog;
@@ -132,6 +133,20 @@ async fn ingest_envelope(
         let dsn = envelope.header_str("dsn").ok_or_else(missing_key)?;
         let (key, _) = auth::key_from_dsn(dsn)?;
         state.keys.authorize(project_id, &key).await?;
+    }
+    // Checked before anything is stored: a refused envelope is sent again whole.
+    let feedback_items = envelope
+        .items
+        .iter()
+        .filter(|item| is_feedback(item))
+        .count();
+    if feedback_items > MAX_ITEMS_PER_ENVELOPE {
+        return Err(IngestError::malformed(format!(
+            "an envelope carries at most {MAX_ITEMS_PER_ENVELOPE} feedback items"
+        )));
+    }
+    if !state.feedback_limiter.allows(project_id, feedback_items) {
+        return Err(IngestError::TooMuchFeedback);
     }
     let header_event_id = envelope.header_str("event_id").map(str::to_owned);
     let mut stored_id = None;

@@ -579,3 +579,64 @@ async fn a_report_sent_while_the_database_is_down_is_a_503_to_retry() {
     assert_eq!(status, 200);
     assert_eq!(feedback_rows(&bootstrap).await.len(), 1);
 }
+
+/// An envelope with `items` user reports in it, each about an event of its own (a report
+/// replaces an earlier one about the same event).
+fn user_reports(items: usize) -> Vec<u8> {
+    let mut body = b"{}\n".to_vec();
+    for i in 0..items {
+        let payload = json!({"event_id": new_event_id(), "name": "N", "email": "n@example.com",
+                             "comments": format!("report {i}")});
+        body.extend_from_slice(format!("{{\"type\":\"user_report\"}}\n{payload}\n").as_bytes());
+    }
+    body
+}
+
+/// A public DSN cannot fill the database with feedback: an envelope carries at most ten
+/// reports, and a project takes 120 a minute through its DSN (envelopes and the API alike);
+/// past that, 429 with Retry-After and nothing stored. Operators' tokens are not limited.
+#[tokio::test]
+async fn feedback_through_the_dsn_is_limited_per_envelope_and_per_project() {
+    let app = spawn_app().await;
+    let eleven = app.post_envelope(user_reports(11)).await;
+    assert_eq!(eleven.status(), 400);
+    assert!(eleven
+        .text()
+        .await
+        .unwrap()
+        .contains("at most 10 feedback items"));
+    for round in 0..12 {
+        let answer = app.post_envelope(user_reports(10)).await;
+        assert_eq!(answer.status(), 200, "round {round}");
+    }
+    let refused = app.post_envelope(user_reports(1)).await;
+    assert_eq!(refused.status(), 429);
+    assert!(refused.headers().contains_key("retry-after"));
+    let url = format!(
+        "{}/api/0/projects/faultline/{}/user-feedback/",
+        app.address, app.project_id
+    );
+    let report = json!({"event_id": new_event_id(), "name": "Jo", "email": "jo@example.com",
+                        "comments": "too late"});
+    let through_api = app
+        .client
+        .post(&url)
+        .header("Authorization", format!("DSN {}", app.dsn()))
+        .json(&report)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(through_api.status(), 429);
+    assert_eq!(feedback_rows(&app).await.len(), 120);
+
+    let token = app.create_token("ops@example.com").await;
+    let by_operator = app
+        .client
+        .post(&url)
+        .bearer_auth(&token)
+        .json(&report)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_operator.status(), 200, "operators are not limited");
+}
