@@ -110,18 +110,22 @@ async fn authenticate(
     };
     let refused = || ApiError::Unauthorized("this DSN is not valid for this project".into());
     let (key, dsn_project) = key_from_dsn(dsn).map_err(|_| refused())?;
-    let project = project_from_path(state, &path.0, &path.1).await?;
-    if dsn_project != project.id.to_string() {
-        return Err(refused());
-    }
+    let dsn_project: i64 = dsn_project.parse().map_err(|_| refused())?;
+    // The key first, then the project in the path: a made-up DSN gets 401 whether or not the
+    // project exists.
     state
         .keys
-        .authorize(project.id, &key)
+        .authorize(dsn_project, &key)
         .await
         .map_err(|e| match e {
             crate::ingest::error::IngestError::Unavailable(e) => ApiError::Unavailable(e),
             _ => refused(),
         })?;
+    let project = match project_from_path(state, &path.0, &path.1).await {
+        Ok(project) if project.id == dsn_project => project,
+        Ok(_) | Err(ApiError::NotFound(_)) => return Err(refused()),
+        Err(e) => return Err(e),
+    };
     Ok((Poster::Dsn, project))
 }
 

@@ -458,6 +458,22 @@ async fn the_user_feedback_api_takes_tokens_and_dsns_and_lists_linked_reports() 
     assert_eq!(forged.status(), 401);
     let anonymous = app.client.post(&url).json(&report).send().await.unwrap();
     assert_eq!(anonymous.status(), 401);
+    // A made-up DSN learns nothing of which projects exist: 401 for a missing one too.
+    let made_up = format!("DSN http://0123456789abcdef0123456789abcdef@localhost/999");
+    for project in ["no-such-project", "checkout-api"] {
+        let answer = app
+            .client
+            .post(format!(
+                "{}/api/0/projects/faultline/{project}/user-feedback/",
+                app.address
+            ))
+            .header("Authorization", &made_up)
+            .json(&report)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 401, "{project}");
+    }
 
     let invalid = app
         .client
