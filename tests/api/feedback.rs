@@ -459,7 +459,7 @@ async fn the_user_feedback_api_takes_tokens_and_dsns_and_lists_linked_reports() 
     let anonymous = app.client.post(&url).json(&report).send().await.unwrap();
     assert_eq!(anonymous.status(), 401);
     // A made-up DSN learns nothing of which projects exist: 401 for a missing one too.
-    let made_up = format!("DSN http://0123456789abcdef0123456789abcdef@localhost/999");
+    let made_up = "DSN http://0123456789abcdef0123456789abcdef@localhost/999";
     for project in ["no-such-project", "checkout-api"] {
         let answer = app
             .client
