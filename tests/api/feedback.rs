@@ -467,7 +467,7 @@ async fn the_user_feedback_api_takes_tokens_and_dsns_and_lists_linked_reports() 
                 "{}/api/0/projects/faultline/{project}/user-feedback/",
                 app.address
             ))
-            .header("Authorization", &made_up)
+            .header("Authorization", made_up)
             .json(&report)
             .send()
             .await
