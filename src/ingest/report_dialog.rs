@@ -65,7 +65,7 @@ impl Default for ReportLimiter {
 impl ReportLimiter {
     /// `Err(seconds to wait)` when `address` has used up its reports for now.
     fn check(&self, address: IpAddr) -> Result<(), u64> {
-        self.0.check_key(&address).map_err(|not_until| {
+        self.0.check_key(&sender(address)).map_err(|not_until| {
             let clock = governor::clock::DefaultClock::default();
             not_until
                 .wait_time_from(governor::clock::Clock::now(&clock))
@@ -77,6 +77,18 @@ impl ReportLimiter {
             self.0.retain_recent();
         }
         Ok(())
+    }
+}
+
+/// Who is counted for an address: an IPv6 sender usually holds a whole /64 (one host can
+/// pick any of its 2^64 addresses), so its /64 is; an IPv4 address is itself.
+fn sender(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => {
+            let network = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(network.into())
+        }
+        other => other,
     }
 }
 
@@ -345,6 +357,26 @@ fn with_cors(req: &HttpRequest, response: &mut HttpResponse) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_ipv6_sender_is_counted_by_its_64_and_an_ipv4_one_by_itself() {
+        let limiter = ReportLimiter::default();
+        for n in 0..REPORTS_PER_MINUTE {
+            let address: IpAddr = format!("2001:db8:1:2::{n:x}").parse().unwrap();
+            assert!(limiter.check(address).is_ok(), "report {n}");
+        }
+        let same_64: IpAddr = "2001:db8:1:2:ffff::1".parse().unwrap();
+        assert!(
+            limiter.check(same_64).is_err(),
+            "another address of the same /64"
+        );
+        let other_64: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert!(limiter.check(other_64).is_ok());
+        for n in 0..REPORTS_PER_MINUTE {
+            assert!(limiter.check("192.0.2.1".parse().unwrap()).is_ok(), "{n}");
+        }
+        assert!(limiter.check("192.0.2.2".parse().unwrap()).is_ok());
+    }
 
     const KEY: &str = "abcdef0123456789abcdef0123456789";
     const EVENT: &str = "fc6d8c0c43fc4630ad850ee518f1b9d0";
