@@ -88,7 +88,7 @@ impl HeldMemory {
             return Ok(());
         }
         let permit = (self.budget.room.clone().try_acquire_many_owned(more))
-            .map_err(|_| IngestError::QueueFull)?;
+            .map_err(|_| IngestError::InFlightFull)?;
         match &mut self.permit {
             Some(held) => held.merge(permit),
             None => self.permit = Some(permit),

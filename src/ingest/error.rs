@@ -26,6 +26,9 @@ pub enum IngestError {
     /// A `Content-Encoding` Faultline cannot decode (415).
     #[error("{0}")]
     UnsupportedEncoding(String),
+    /// The requests in flight hold their memory budget in bodies (429).
+    #[error("Faultline is receiving more than it can hold at once; retry later")]
+    InFlightFull,
     /// The project's feedback quota is used up for now (429).
     #[error("this project received more feedback than it takes for now; retry later")]
     TooMuchFeedback,
@@ -73,7 +76,9 @@ impl IngestError {
             IngestError::UnknownProject(m) => ApiError::NotFound(m.clone()),
             IngestError::TooLarge(m) => ApiError::PayloadTooLarge(m.clone()),
             IngestError::UnsupportedEncoding(m) => ApiError::UnsupportedMediaType(m.clone()),
-            IngestError::QueueFull | IngestError::TooMuchFeedback => ApiError::TooManyRequests,
+            IngestError::QueueFull | IngestError::InFlightFull | IngestError::TooMuchFeedback => {
+                ApiError::TooManyRequests
+            }
             // The cause's whole chain, as text: it only reaches the log.
             IngestError::Unavailable(e) => ApiError::Unavailable(anyhow::anyhow!("{e:#}")),
             IngestError::Internal(e) => ApiError::Internal(anyhow::anyhow!("{e:#}")),
@@ -92,6 +97,7 @@ impl IngestError {
             IngestError::TooLarge(_) => "too_large",
             IngestError::UnsupportedEncoding(_) => "unsupported_encoding",
             IngestError::QueueFull => "queue_full",
+            IngestError::InFlightFull => "in_flight_full",
             IngestError::TooMuchFeedback => "feedback_rate",
             IngestError::Unavailable(_) => "unavailable",
             IngestError::Internal(_) => "internal",
