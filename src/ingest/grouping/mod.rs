@@ -111,13 +111,19 @@ fn fingerprint_components(event: &Value) -> Option<Value> {
     if entries.is_empty() {
         return None;
     }
-    let mut default = None;
+    // The default grouping and its hash, built once however many markers name it (hashing it
+    // for each of thousands of markers took seconds per event).
+    let mut default: Option<(Value, String)> = None;
     let mut values = Vec::with_capacity(entries.len());
     for entry in entries {
         let text = fingerprint_entry(entry);
         if is_default_marker(&text) {
-            let components = default.get_or_insert_with(|| default_components(event));
-            values.push(Value::String(hash_components(components)));
+            let (_, hash) = default.get_or_insert_with(|| {
+                let components = default_components(event);
+                let hash = hash_components(&components);
+                (components, hash)
+            });
+            values.push(Value::String(hash.clone()));
         } else {
             values.push(Value::String(text));
         }
@@ -125,7 +131,7 @@ fn fingerprint_components(event: &Value) -> Option<Value> {
     let mut components = Map::new();
     components.insert("kind".into(), GroupingKind::Fingerprint.as_str().into());
     components.insert("values".into(), Value::Array(values));
-    if let Some(default) = default {
+    if let Some((default, _)) = default {
         components.insert("default".into(), default);
     }
     Some(Value::Object(components))
@@ -793,5 +799,34 @@ mod tests {
         for (input, expected) in cases.iter().zip(expected) {
             assert_eq!(parameterize(input), expected, "input: {input}");
         }
+    }
+    #[test]
+    fn parameterize_reads_a_long_run_of_labels_sixteen_labels_at_a_time() {
+        // Each rejected candidate used to run to the string's end, and the search restarted
+        // one character later: quadratic in the run's length. Now a candidate spans at most
+        // sixteen labels; the run stays as it was.
+        let run = "a.".repeat(4000) + "com.x";
+        assert_eq!(parameterize(&run), run);
+        assert_eq!(
+            parameterize("see api.example.com now"),
+            "see <hostname> now"
+        );
+        let deep = "l1.l2.l3.l4.l5.l6.l7.l8.l9.l10.l11.l12.l13.l14.l15.l16.l17.example.com";
+        assert_eq!(
+            parameterize(deep),
+            "l1.l2.<hostname>",
+            "sixteen labels and the TLD"
+        );
+    }
+
+    #[test]
+    fn many_default_markers_hash_the_default_grouping_once() {
+        let mut event = json!({"message": "boom", "fingerprint": ["{{ default }}", "x"]});
+        let once = fingerprint_components(&event).unwrap();
+        event["fingerprint"] = json!(vec!["{{default}}"; 5000]);
+        let many = fingerprint_components(&event).unwrap();
+        let values = many["values"].as_array().unwrap();
+        assert_eq!(values.len(), 5000);
+        assert!(values.iter().all(|v| *v == once["values"][0]));
     }
 }

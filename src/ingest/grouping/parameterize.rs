@@ -67,7 +67,7 @@ const PARAMETER_KINDS: &[ParameterKind] = &[
     kind(
         "hostname",
         "<hostname>",
-        r"\b(?:[a-zA-Z0-9](?:[a-zA-Z0-9\-]{0,61}[a-zA-Z0-9])?\.)+(?:com|net|org|io|dev|app|co|uk|de|fr|jp|cn|ru|br|in|it|nl|es|pl|ca|au|ch|se|no|fi|dk|be|at|cz|eu|us|me|tv|info|biz|gov|edu|xyz|cloud|ai|sh)\b",
+        r"\b(?:[a-zA-Z0-9](?:[a-zA-Z0-9\-]{0,61}[a-zA-Z0-9])?\.){1,16}(?:com|net|org|io|dev|app|co|uk|de|fr|jp|cn|ru|br|in|it|nl|es|pl|ca|au|ch|se|no|fi|dk|be|at|cz|eu|us|me|tv|info|biz|gov|edu|xyz|cloud|ai|sh)\b",
     ),
     kind(
         "ip",

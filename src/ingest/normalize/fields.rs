@@ -43,13 +43,26 @@ pub(super) fn join(base: &str, key: &str) -> String {
     }
 }
 
+/// Processing errors listed per event; past it they are only counted (an event of half a
+/// million invalid entries made as many error objects).
+const MAX_ERRORS: usize = 100;
+
+/// Tags kept per event: each becomes a row of its issue's tag values, on every event.
+pub(super) const MAX_TAGS: usize = 200;
+
 #[derive(Default)]
 pub(super) struct Normalizer {
     errors: Vec<Value>,
+    /// Errors past [`MAX_ERRORS`], counted only.
+    unlisted: usize,
 }
 
 impl Normalizer {
     pub(super) fn invalid(&mut self, path: &str, value: &Value) {
+        if self.errors.len() >= MAX_ERRORS {
+            self.unlisted += 1;
+            return;
+        }
         let mut shown = value.to_string();
         if shown.len() > 200 {
             shown = shown.chars().take(200).collect::<String>() + "…";
@@ -61,6 +74,13 @@ impl Normalizer {
     pub(super) fn record_errors(&mut self, event: &mut Map<String, Value>) {
         if self.errors.is_empty() {
             return;
+        }
+        if self.unlisted > 0 {
+            self.errors.push(json!({
+                "type": "invalid_data",
+                "name": "",
+                "value": format!("{} more not listed", self.unlisted),
+            }));
         }
         let mut errors = match event.remove("errors") {
             Some(Value::Array(existing)) => existing,
@@ -241,14 +261,24 @@ impl Normalizer {
             }
         };
         let mut tags = Map::new();
+        let mut dropped = 0;
         for (key, value) in pairs {
             let Some(value) = tag_text(&value) else {
                 continue;
             };
             let key = truncate_chars(key.trim(), MAX_TAG_CHARS);
-            if !key.is_empty() {
-                tags.insert(key, Value::String(truncate_chars(&value, MAX_TAG_CHARS)));
+            if key.is_empty() {
+                continue;
             }
+            if tags.len() < MAX_TAGS || tags.contains_key(&key) {
+                tags.insert(key, Value::String(truncate_chars(&value, MAX_TAG_CHARS)));
+            } else {
+                dropped += 1;
+            }
+        }
+        if dropped > 0 {
+            let note = format!("{dropped} tags past the first {MAX_TAGS} dropped");
+            self.invalid("tags", &Value::String(note));
         }
         event.insert("tags".into(), Value::Object(tags));
     }

@@ -307,6 +307,36 @@ mod tests {
     }
 
     #[test]
+    fn an_event_keeps_two_hundred_tags_and_says_so() {
+        let tags: serde_json::Map<String, Value> =
+            (0..300).map(|n| (format!("t{n:03}"), json!("x"))).collect();
+        let event = run(json!({"message": "m", "tags": tags}));
+        assert_eq!(
+            event.body["tags"].as_object().unwrap().len(),
+            fields::MAX_TAGS
+        );
+        let errors = event.body["errors"].as_array().unwrap();
+        assert!(
+            errors[0]["value"]
+                .as_str()
+                .unwrap()
+                .contains("100 tags past"),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn a_hundred_processing_errors_are_listed_and_the_rest_counted() {
+        let event = run(json!({"exception": vec![0; 500]}));
+        let errors = event.body["errors"].as_array().unwrap();
+        assert_eq!(errors.len(), 101);
+        assert!(
+            errors[100]["value"].as_str().unwrap().contains("400 more"),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
     fn bare_lists_and_values_wrappers_are_both_accepted() {
         let bare = run(json!({"exception": [{"type": "E"}], "breadcrumbs": [{"message": "m"}]}));
         assert_eq!(bare.body["exception"]["values"][0]["type"], "E");
