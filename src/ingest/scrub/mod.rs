@@ -305,10 +305,30 @@ fn scrub_breadcrumbs(breadcrumbs: &mut Value) {
             continue;
         };
         if let Some(data) = crumb.get_mut("data") {
+            scrub_crumb_addresses(data);
             scrub_value(data, 0);
         }
         if let Some(Value::String(message)) = crumb.get_mut("message") {
             scrub_string(message);
+        }
+    }
+}
+
+/// Breadcrumbs of requests and navigations carry addresses and query strings (`url`, `to`,
+/// `from`, OpenTelemetry's `http.query` and `http.fragment`): the key rule applies inside them
+/// as it does to `request.url`.
+fn scrub_crumb_addresses(data: &mut Value) {
+    let Some(data) = data.as_object_mut() else {
+        return;
+    };
+    for (key, value) in data.iter_mut() {
+        let Value::String(text) = value else {
+            continue;
+        };
+        match key.as_str() {
+            "url" | "to" | "from" => *text = request::scrub_url(text),
+            "http.query" | "http.fragment" => *text = request::scrub_query_string(text),
+            _ => {}
         }
     }
 }
@@ -367,6 +387,50 @@ mod tests {
                     rule.pattern
                 );
             }
+        }
+    }
+
+    #[test]
+    fn secrets_in_fragments_broken_bodies_and_breadcrumb_addresses_are_filtered() {
+        let mut event = json!({
+            "request": {
+                "url": "https://app.example/cb#access_token=eyJabc&state=xyz",
+                "data": "{\"email\":\"a@b.example\",\"password\":\"hunter2\",\"note\":\"x=1\",\"api_key\":\"k-9",
+            },
+            "breadcrumbs": {"values": [
+                {"category": "http", "data": {"url": "https://api.example/v1?api_key=k-1&page=2",
+                                              "http.query": "token=t-2&q=shoes"}},
+                {"category": "navigation", "data": {"from": "/login#id_token=t-3", "to": "/home"}},
+            ]},
+        });
+        scrub_event(&mut event);
+        let text = event.to_string();
+        for secret in ["eyJabc", "hunter2", "k-9", "k-1", "t-2", "t-3"] {
+            assert!(!text.contains(secret), "{secret} kept in {text}");
+        }
+        assert_eq!(
+            event["request"]["url"],
+            "https://app.example/cb#access_token=[Filtered]&state=xyz"
+        );
+        let body = event["request"]["data"].as_str().unwrap();
+        assert!(body.contains("\"email\":\"a@b.example\""), "{body}");
+        assert!(body.contains("\"note\":\"x=1\""), "{body}");
+        let crumbs = &event["breadcrumbs"]["values"];
+        assert_eq!(
+            crumbs[0]["data"]["url"],
+            "https://api.example/v1?api_key=[Filtered]&page=2"
+        );
+        assert_eq!(crumbs[0]["data"]["http.query"], "token=[Filtered]&q=shoes");
+        assert_eq!(crumbs[1]["data"]["to"], "/home");
+    }
+
+    #[test]
+    fn a_plain_fragment_or_url_is_left_as_it_was() {
+        for url in [
+            "https://app.example/docs#install",
+            "https://app.example/a?b=1#top",
+        ] {
+            assert_eq!(request::scrub_url(url), url);
         }
     }
 

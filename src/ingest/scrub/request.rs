@@ -1,6 +1,9 @@
 //! Scrubbing the request part of an event: its URL, query string, cookies, headers and body,
 //! which SDKs send in several shapes (objects, pair lists, encoded strings, raw text).
 
+use std::sync::LazyLock;
+
+use regex::{Captures, Regex};
 use serde_json::Value;
 
 use super::{
@@ -60,21 +63,22 @@ pub(super) fn percent_decode(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Value rules on the whole URL (credentials), then the key rule on its
-/// query part in case the SDK did not split it into `query_string`.
+/// Value rules on the whole URL (credentials), then the key rule on its query part (in case
+/// the SDK did not split it into `query_string`) and on its fragment, which carries
+/// `access_token=…` in OAuth's implicit flow (browser SDKs send `location.href`).
 pub(super) fn scrub_url(url: &str) -> String {
     let url = scrub_text(url);
-    let Some((base, rest)) = url.split_once('?') else {
-        return url;
+    let (before_fragment, fragment) = match url.split_once('#') {
+        Some((before, fragment)) => (before, Some(fragment)),
+        None => (url.as_str(), None),
     };
-    let (query, fragment) = match rest.split_once('#') {
-        Some((query, fragment)) => (query, Some(fragment)),
-        None => (rest, None),
+    let mut out = match before_fragment.split_once('?') {
+        Some((base, query)) => format!("{base}?{}", scrub_query_string(query)),
+        None => before_fragment.to_owned(),
     };
-    let mut out = format!("{base}?{}", scrub_query_string(query));
     if let Some(fragment) = fragment {
         out.push('#');
-        out.push_str(fragment);
+        out.push_str(&scrub_query_string(fragment));
     }
     out
 }
@@ -113,12 +117,43 @@ pub(super) fn scrub_request_data(data: &mut Value) {
             *data = parsed;
             return;
         }
+        if looks_like_json(text) {
+            // Cut short (SDKs truncate large bodies) or otherwise broken: the key rule still
+            // applies to every `"key": value` in it.
+            *text = scrub_text(&scrub_json_like(text));
+            return;
+        }
         if text.contains('=') {
             *text = scrub_query_string(text);
             return;
         }
     }
     scrub_value(data, 0);
+}
+
+fn looks_like_json(text: &str) -> bool {
+    let trimmed = text.trim_start();
+    trimmed.starts_with('{') || trimmed.starts_with('[')
+}
+
+/// `"key": value` pairs in text that may not parse, the value a string (perhaps cut off at the
+/// end) or anything up to the next `,`, `}` or `]`.
+static JSON_LIKE_PAIR: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#""((?:[^"\\]|\\.)*)"\s*:\s*("(?:[^"\\]|\\.)*(?:"|$)|[^,}\]\s]*)"#)
+        .expect("a valid pattern")
+});
+
+/// The value of every sensitive `"key": value` pair replaced by `"[Filtered]"`.
+fn scrub_json_like(text: &str) -> String {
+    JSON_LIKE_PAIR
+        .replace_all(text, |pair: &Captures| {
+            if is_sensitive_key(&pair[1]) {
+                format!("\"{}\":\"{FILTERED}\"", &pair[1])
+            } else {
+                pair[0].to_owned()
+            }
+        })
+        .into_owned()
 }
 
 /// Only structured documents count: a JSON string or number body gains
