@@ -11,6 +11,19 @@ pub fn encode(value: i64, id: impl std::fmt::Display) -> String {
     format!("{value}:{id}:0")
 }
 
+/// The latest time a cursor may hold, exclusive: 10000-01-01. Stored times are from 1970 on;
+/// a forged one outside PostgreSQL's range (before 4713 BC) made the query fail (500).
+const END_OF_TIME_MICROS: i64 = 253_402_300_800_000_000;
+
+/// A cursor's time value, from microseconds since the epoch: only 1970 to 9999 are times
+/// Faultline stores.
+pub fn time(micros: i64) -> Result<chrono::DateTime<chrono::Utc>, InvalidCursor> {
+    if !(0..END_OF_TIME_MICROS).contains(&micros) {
+        return Err(InvalidCursor);
+    }
+    chrono::DateTime::from_timestamp_micros(micros).ok_or(InvalidCursor)
+}
+
 /// `(value, id)` of a cursor; `None` for the first page: an empty cursor, or Sentry's
 /// "no more results" cursors (`0:0:0`, `0:0:1`), which start over.
 pub fn decode(cursor: &str) -> Result<Option<(i64, &str)>, InvalidCursor> {
@@ -45,6 +58,16 @@ mod tests {
             decode(&event),
             Ok(Some((5, "0b6f1c2d3e4f40718293a4b5c6d7e8f9")))
         );
+    }
+
+    #[test]
+    fn only_times_faultline_stores_are_cursor_times() {
+        assert!(time(0).is_ok());
+        assert!(time(1_767_268_800_123_456).is_ok());
+        assert!(time(END_OF_TIME_MICROS - 1).is_ok());
+        for forged in [-1, -1_000_000_000_000_000_000, END_OF_TIME_MICROS, i64::MAX] {
+            assert_eq!(time(forged), Err(InvalidCursor), "{forged}");
+        }
     }
 
     #[test]

@@ -100,7 +100,7 @@ pub fn parse_event_cursor(text: &str) -> Result<Option<(DateTime<Utc>, Uuid)>, I
     let Some((micros, id)) = cursor::decode(text)? else {
         return Ok(None);
     };
-    let received = DateTime::from_timestamp_micros(micros).ok_or(InvalidCursor)?;
+    let received = cursor::time(micros)?;
     let id = Uuid::try_parse(id).map_err(|_| InvalidCursor)?;
     Ok(Some((received, id)))
 }

@@ -198,7 +198,7 @@ pub fn parse_feedback_cursor(text: &str) -> Result<Option<(DateTime<Utc>, i64)>,
     let Some((micros, id)) = cursor::decode(text)? else {
         return Ok(None);
     };
-    let received = DateTime::from_timestamp_micros(micros).ok_or(InvalidCursor)?;
+    let received = cursor::time(micros)?;
     let id = id.parse().map_err(|_| InvalidCursor)?;
     Ok(Some((received, id)))
 }

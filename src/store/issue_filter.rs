@@ -96,7 +96,7 @@ impl IssueCursor {
     pub fn bound(self, sort: IssueSort) -> Option<(CursorValue, i64)> {
         let value = match sort {
             IssueSort::LastSeen | IssueSort::FirstSeen => {
-                CursorValue::Time(DateTime::from_timestamp_micros(self.value)?)
+                CursorValue::Time(cursor::time(self.value).ok()?)
             }
             IssueSort::Events | IssueSort::Users => CursorValue::Count(self.value),
         };

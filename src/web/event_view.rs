@@ -234,7 +234,13 @@ fn context_lines(f: &Value) -> Vec<ContextLine> {
     };
     let (pre, post) = (lines("pre_context"), lines("post_context"));
     let lineno = f.get("lineno").and_then(Value::as_i64);
-    let number = |offset: i64| lineno.map(|n| (n + offset).to_string()).unwrap_or_default();
+    // Event data: a line number near i64's ends must not overflow (a panic in debug builds).
+    let number = |offset: i64| {
+        lineno
+            .and_then(|n| n.checked_add(offset))
+            .map(|n| n.to_string())
+            .unwrap_or_default()
+    };
     let mut out = Vec::with_capacity(pre.len() + post.len() + 1);
     for (i, text) in pre.iter().enumerate() {
         out.push(ContextLine {
@@ -421,6 +427,24 @@ mod tests {
         let numbers: Vec<&str> = context.iter().map(|l| l.number.as_str()).collect();
         assert_eq!(numbers, vec!["8", "9", "10", "11"]);
         assert!(context[2].current);
+    }
+
+    #[test]
+    fn a_line_number_at_the_edge_of_i64_shows_no_number_where_it_would_overflow() {
+        let frame = json!({"lineno": i64::MAX, "context_line": "x", "pre_context": ["a"],
+                           "post_context": ["b"]});
+        let numbers: Vec<String> = context_lines(&frame)
+            .into_iter()
+            .map(|l| l.number)
+            .collect();
+        assert_eq!(
+            numbers,
+            [
+                (i64::MAX - 1).to_string(),
+                i64::MAX.to_string(),
+                String::new()
+            ]
+        );
     }
 
     #[test]

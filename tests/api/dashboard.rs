@@ -204,6 +204,15 @@ async fn keyset_pagination_walks_every_issue_once() {
     seen.dedup();
     assert_eq!(seen.len(), 30, "no issue shown twice or skipped");
     assert!(!second.contains("rel=\"next\""));
+    // A forged cursor is a 400, also one whose time PostgreSQL cannot hold (it was a 500).
+    for forged in [
+        "nonsense",
+        "-1000000000000000000:1:0",
+        "9223372036854775807:1:0",
+    ] {
+        let answer = browser.get(&format!("/?cursor={forged}")).await;
+        assert_eq!(answer.status, 400, "{forged}");
+    }
 }
 
 #[tokio::test]
