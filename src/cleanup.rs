@@ -61,10 +61,20 @@ async fn clean(
         report.partitions_created
     ));
     let all = retention::partitions(pool).await?;
+    // One partition that cannot be dropped does not stop the rest of the clean-up; the run
+    // still fails at its end, saying which.
+    let mut not_dropped = Vec::new();
     for partition in retention::expired(&all, cutoff) {
-        let rows = retention::drop_partition(pool, &partition).await?;
-        progress(&format!("dropped {} ({rows} events)", partition.name));
-        report.partitions_dropped.push((partition.name, rows));
+        match retention::drop_partition(pool, &partition).await {
+            Ok(rows) => {
+                progress(&format!("dropped {} ({rows} events)", partition.name));
+                report.partitions_dropped.push((partition.name, rows));
+            }
+            Err(e) => {
+                progress(&format!("could not drop {}: {e}", partition.name));
+                not_dropped.push(partition.name);
+            }
+        }
     }
     let cutoff_day = cutoff
         .date_naive()
@@ -99,6 +109,12 @@ async fn clean(
         "deleted {} unused source-map bundles and chunks",
         report.artifacts_deleted
     ));
+    if !not_dropped.is_empty() {
+        anyhow::bail!(
+            "could not drop the expired partitions {}",
+            not_dropped.join(", ")
+        );
+    }
     Ok(report)
 }
 

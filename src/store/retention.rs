@@ -27,18 +27,41 @@ pub async fn create_partitions(pool: &PgPool, today: NaiveDate) -> sqlx::Result<
 pub struct Partition {
     pub name: String,
     pub day: NaiveDate,
+    pub state: Attachment,
 }
 
+/// Where a partition stands with `events`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attachment {
+    Attached,
+    /// A `DETACH … CONCURRENTLY` was interrupted (a shutdown, a lost connection): it must be
+    /// finalised, and until then every new detach of it fails.
+    DetachPending,
+    /// Detached, but the `DROP` that follows did not happen.
+    Detached,
+}
+
+/// Every daily partition table, attached to `events` or left over from an interrupted drop.
 pub async fn partitions(pool: &PgPool) -> sqlx::Result<Vec<Partition>> {
-    let names: Vec<String> = sqlx::query_scalar(
-        "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-          WHERE i.inhparent = 'events'::regclass ORDER BY c.relname",
+    let rows: Vec<(String, Option<bool>)> = sqlx::query_as(
+        "SELECT c.relname::text, i.inhdetachpending
+           FROM pg_class c
+           LEFT JOIN pg_inherits i ON i.inhrelid = c.oid AND i.inhparent = 'events'::regclass
+          WHERE c.relkind = 'r' AND c.relname ~ '^events_[0-9]{8}$' AND pg_table_is_visible(c.oid)
+          ORDER BY c.relname",
     )
     .fetch_all(pool)
     .await?;
-    Ok(names
+    Ok(rows
         .into_iter()
-        .filter_map(|name| partition_day(&name).map(|day| Partition { name, day }))
+        .filter_map(|(name, pending)| {
+            let state = match pending {
+                None => Attachment::Detached,
+                Some(true) => Attachment::DetachPending,
+                Some(false) => Attachment::Attached,
+            };
+            partition_day(&name).map(|day| Partition { name, day, state })
+        })
         .collect())
 }
 
@@ -58,18 +81,24 @@ pub fn expired(partitions: &[Partition], cutoff: DateTime<Utc>) -> Vec<Partition
 }
 
 /// Removes one partition without blocking ingest: `DETACH … CONCURRENTLY` waits for running
-/// transactions instead of locking new ones out, then the detached table is dropped.
-/// Returns how many events it held.
+/// transactions instead of locking new ones out, then the detached table is dropped. A detach
+/// left pending by an interrupted run is finalised first; a table already detached is only
+/// dropped. Returns how many events it held.
 pub async fn drop_partition(pool: &PgPool, partition: &Partition) -> sqlx::Result<i64> {
     let name = format!("events_{}", partition.day.format("%Y%m%d"));
     let rows: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {name}"))
         .fetch_one(pool)
         .await?;
-    sqlx::query(&format!(
-        "ALTER TABLE events DETACH PARTITION {name} CONCURRENTLY"
-    ))
-    .execute(pool)
-    .await?;
+    let detach = match partition.state {
+        Attachment::Attached => Some("CONCURRENTLY"),
+        Attachment::DetachPending => Some("FINALIZE"),
+        Attachment::Detached => None,
+    };
+    if let Some(how) = detach {
+        sqlx::query(&format!("ALTER TABLE events DETACH PARTITION {name} {how}"))
+            .execute(pool)
+            .await?;
+    }
     sqlx::query(&format!("DROP TABLE {name}"))
         .execute(pool)
         .await?;
@@ -124,6 +153,7 @@ mod tests {
         let day = |d| Partition {
             name: String::new(),
             day: NaiveDate::from_ymd_opt(2026, 8, d).unwrap(),
+            state: Attachment::Attached,
         };
         let cutoff = DateTime::parse_from_rfc3339("2026-08-03T12:00:00Z")
             .unwrap()

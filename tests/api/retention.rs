@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use crate::helpers::{error_event, spawn_app};
+use crate::helpers::{error_event, eventually, lock_waiters, spawn_app};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cleanup_drops_expired_partitions_and_issues_keep_their_totals() {
@@ -155,4 +155,81 @@ async fn event_bodies_stay_inline_in_their_partition() {
     .unwrap();
     assert_eq!(options, ["toast_tuple_target=8160"]);
     assert_eq!(storage, "e");
+}
+
+/// A partition drop left half done (the server stopped during `DETACH … CONCURRENTLY`, or
+/// between the detach and the `DROP`) is finished by the next clean-up. A pending detach used
+/// to fail every later run, and with it the rest of the clean-up; a detached table was never
+/// dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drop_left_half_done_is_finished_by_the_next_clean_up() {
+    let app = spawn_app().await;
+    let days: Vec<String> = sqlx::query_scalar(
+        "SELECT to_char(now() - d * interval '1 day', 'YYYYMMDD') FROM unnest(ARRAY[100, 101]) d",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "SELECT faultline_create_event_partitions((now() - interval '101 days')::date, \
+                                                  (now() - interval '100 days')::date)",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let (pending, detached) = (format!("events_{}", days[0]), format!("events_{}", days[1]));
+    sqlx::query(&format!("ALTER TABLE events DETACH PARTITION {detached}"))
+        .execute(&app.pool)
+        .await
+        .unwrap();
+
+    // A concurrent detach waits for a reader of `events`, and is cancelled meanwhile.
+    let mut reader = app.pool.begin().await.unwrap();
+    sqlx::query("SELECT count(*) FROM events")
+        .execute(&mut *reader)
+        .await
+        .unwrap();
+    let pool = app.pool.clone();
+    let detach = format!("ALTER TABLE events DETACH PARTITION {pending} CONCURRENTLY");
+    let detaching = tokio::spawn(async move { sqlx::query(&detach).execute(&pool).await });
+    eventually("the detach's wait for the reader", || async {
+        lock_waiters(&app.pool).await >= 1
+    })
+    .await;
+    sqlx::query(
+        "SELECT pg_cancel_backend(pid) FROM pg_stat_activity
+          WHERE query LIKE 'ALTER TABLE events DETACH%' AND pid <> pg_backend_pid()",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    assert!(
+        detaching.await.unwrap().is_err(),
+        "the detach was cancelled"
+    );
+    reader.commit().await.unwrap();
+    let left_pending: bool = sqlx::query_scalar(
+        "SELECT inhdetachpending FROM pg_inherits WHERE inhrelid = $1::regclass",
+    )
+    .bind(&pending)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert!(left_pending);
+
+    let report = faultline::cleanup::run_once(&app.pool, 90, |_| {})
+        .await
+        .unwrap()
+        .expect("no other clean-up runs");
+    let mut dropped: Vec<String> = report.partitions_dropped.into_iter().map(|p| p.0).collect();
+    dropped.sort();
+    let mut expected = vec![pending, detached];
+    expected.sort();
+    assert_eq!(dropped, expected);
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_class WHERE relname = ANY($1)")
+        .bind(&expected)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
 }
