@@ -43,6 +43,10 @@ install_postgres() {
   # shellcheck disable=SC2012  # one path, from a fixed layout
   hba=$(ls /etc/postgresql/*/main/pg_hba.conf | head -n 1)
   as_root sed -i -E 's/^(host\s+all\s+all\s+(127\.0\.0\.1\/32|::1\/128)\s+)\S+/\1trust/' "$hba"
+  # The package has usually started the cluster already: it must read the new rule.
+  local version
+  version=$(basename "$(dirname "$(dirname "$hba")")")
+  as_root pg_ctlcluster --skip-systemctl-redirect "$version" main reload 2>/dev/null || true
 }
 
 # Returns once the server answers; exits the calling script if it still does not after 30 s.
@@ -61,4 +65,18 @@ ensure_postgres() {
   done
   echo "PostgreSQL did not come up at $server" >&2
   exit 1
+}
+
+# Exits the calling script with a clear message when the server answers but refuses us (a
+# PostgreSQL installed by hand with password authentication, say): otherwise every test would
+# fail deep inside with the same error.
+ensure_postgres_login() {
+  local server=$1
+  command -v psql >/dev/null 2>&1 || return 0
+  if ! psql "$server/postgres" -qAtc 'SELECT 1' >/dev/null 2>&1; then
+    echo "PostgreSQL at $server answers but refuses the login:" >&2
+    psql "$server/postgres" -qAtc 'SELECT 1' >&2 || true
+    echo "Allow it (trust for 127.0.0.1 in pg_hba.conf), or set FAULTLINE_TEST_DATABASE_URL / DATABASE_URL." >&2
+    exit 1
+  fi
 }
