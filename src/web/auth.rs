@@ -122,12 +122,12 @@ async fn operator_from_session(req: &HttpRequest) -> Result<Operator, WebError> 
     let idle_seconds = state.dashboard.session_idle_minutes * 60;
     let session = users::find_session(&state.pool, &hash, idle_seconds)
         .await
-        .map_err(|e| WebError::Internal(e.into()))?
+        .map_err(WebError::from)?
         .ok_or_else(login_required)?;
     if (chrono::Utc::now() - session.last_seen_at).num_seconds() > TOUCH_EVERY_SECONDS {
         users::touch_session(&state.pool, &hash)
             .await
-            .map_err(|e| WebError::Internal(e.into()))?;
+            .map_err(WebError::from)?;
     }
     Ok(Operator {
         user_id: session.user_id,

@@ -8,6 +8,9 @@ use askama::Template;
 use crate::error::{new_error_id, GENERIC_ERROR};
 use crate::self_report::FaultReport;
 
+/// Seconds a page answered 503 asks the browser to wait.
+const UNAVAILABLE_RETRY_AFTER: &str = "5";
+
 #[derive(Debug, thiserror::Error)]
 pub enum WebError {
     /// Not logged in: go to the login page, then come back to `next`.
@@ -21,6 +24,10 @@ pub enum WebError {
     NotFound,
     #[error("Too many failed attempts. Wait a few minutes, then try again.")]
     TooManyAttempts,
+    /// The database is away or overloaded: a 503 to retry, logged with an id but not filed as
+    /// a fault of Faultline's (an outage is not a bug, and filing needs the database too).
+    #[error("The database is not answering right now. Try again in a moment.")]
+    Unavailable(#[source] anyhow::Error),
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
 }
@@ -29,6 +36,8 @@ impl From<sqlx::Error> for WebError {
     fn from(e: sqlx::Error) -> Self {
         if crate::store::is_invalid_text(&e) {
             WebError::BadRequest(format!("Not valid: {}.", crate::error::INVALID_TEXT))
+        } else if crate::store::is_unavailable(&e) {
+            WebError::Unavailable(e.into())
         } else {
             WebError::Internal(e.into())
         }
@@ -52,6 +61,7 @@ impl ResponseError for WebError {
             WebError::Forbidden(_) => StatusCode::FORBIDDEN,
             WebError::NotFound => StatusCode::NOT_FOUND,
             WebError::TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
+            WebError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             WebError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -70,6 +80,11 @@ impl ResponseError for WebError {
                 tracing::error!(error_id = %id, error = format!("{cause:#}"), "page failed");
                 Some(id)
             }
+            WebError::Unavailable(cause) => {
+                let id = new_error_id();
+                tracing::warn!(error_id = %id, error = format!("{cause:#}"), "page failed: database unavailable");
+                Some(id)
+            }
             _ => None,
         };
         let message = match self {
@@ -78,6 +93,12 @@ impl ResponseError for WebError {
         };
         let title = status.canonical_reason().unwrap_or("Error");
         let mut response = render_error(status, title, &message, error_id.as_deref());
+        if matches!(self, WebError::Unavailable(_)) {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                header::HeaderValue::from_static(UNAVAILABLE_RETRY_AFTER),
+            );
+        }
         if let (Some(error_id), WebError::Internal(cause)) = (error_id, self) {
             response.extensions_mut().insert(FaultReport {
                 error_id,

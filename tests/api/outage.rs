@@ -324,3 +324,33 @@ async fn a_thirty_second_outage_under_load_gives_no_5xx_and_every_2xx_is_stored_
         .unwrap();
     assert_eq!(counted, stored, "issue counts are exact");
 }
+
+/// While the database is away the dashboard answers 503 with Retry-After, not a 500, and files
+/// no fault of its own (an outage is not a bug, and filing one would need the database).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_answer_503_while_the_database_is_away_and_file_no_fault() {
+    let ProxiedApp {
+        app,
+        bootstrap,
+        proxy,
+    } = proxied_app(|_| {}).await;
+    let browser = app.admin_browser().await;
+    assert_eq!(browser.get("/").await.status, 200);
+    proxy.cut();
+    let page = browser.get("/").await;
+    assert_eq!(page.status, 503, "{}", page.body);
+    assert!(page.headers.contains_key("retry-after"));
+    assert!(
+        page.body.contains("database is not answering"),
+        "{}",
+        page.body
+    );
+    proxy.restore().await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let filed: i64 = sqlx::query_scalar("SELECT count(*) FROM projects WHERE name = $1")
+        .bind(faultline::self_report::PROJECT_NAME)
+        .fetch_one(&bootstrap.pool)
+        .await
+        .unwrap();
+    assert_eq!(filed, 0, "no fault filed for an outage");
+}
