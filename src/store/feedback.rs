@@ -204,12 +204,15 @@ pub fn parse_feedback_cursor(text: &str) -> Result<Option<(DateTime<Utc>, i64)>,
 }
 
 /// Links reports whose event has been stored since. The writer links most of them in the
-/// event's own transaction; this catches a report saved while that transaction was running.
+/// event's own transaction; this catches a report saved while that transaction was running,
+/// so only the last hour's are looked at (every unlinked report, every 10 s, was a growing
+/// scan: reports whose event never comes stay unlinked).
 pub async fn link_pending(pool: &PgPool) -> sqlx::Result<u64> {
     let done = sqlx::query(
         "UPDATE user_feedback f SET issue_id = e.issue_id
            FROM event_ids e
-          WHERE f.issue_id IS NULL AND e.project_id = f.project_id AND e.event_id = f.event_id",
+          WHERE f.issue_id IS NULL AND f.received_at > now() - interval '1 hour'
+            AND e.project_id = f.project_id AND e.event_id = f.event_id",
     )
     .execute(pool)
     .await?;
