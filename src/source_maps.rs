@@ -45,6 +45,11 @@ const EVENT_DEADLINE: Duration = Duration::from_secs(2);
 const KEY_OVERHEAD: usize = 96;
 /// Projects whose "has bundles" answer is kept.
 const PROJECTS_KEPT: usize = 10_000;
+/// Files read and parsed at once, for all events: each holds its map's bytes and parse (up to
+/// half the cache) and a database connection. Events naming many maps not cached (a flood with
+/// made-up or rotating debug ids) then wait for their turn, within their deadline, instead of
+/// each reading and parsing at once.
+const LOADS_AT_ONCE: usize = 4;
 
 /// Parsed maps by project and file, bounded by their estimated size in memory.
 pub struct SourceMapCache {
@@ -58,6 +63,8 @@ pub struct SourceMapCache {
     /// Until when PostgreSQL is taken to be away (a lookup failed): meanwhile only what is
     /// cached is used, so an outage costs one lookup's timeout, not one per file and event.
     away_until: std::sync::Mutex<Option<Instant>>,
+    /// Turns for [`load`]: at most [`LOADS_AT_ONCE`] at a time.
+    loads: Arc<tokio::sync::Semaphore>,
     /// Bumped by each upload or removal: entries of an older generation are never read.
     generation: AtomicU64,
 }
@@ -121,6 +128,7 @@ impl SourceMapCache {
             projects: Cache::new(PROJECTS_KEPT),
             capacity: capacity_bytes,
             away_until: std::sync::Mutex::new(None),
+            loads: Arc::new(tokio::sync::Semaphore::new(LOADS_AT_ONCE)),
             generation: AtomicU64::new(0),
         }
     }
@@ -229,8 +237,11 @@ impl SourceMapCache {
                     self.maps.remove(&key);
                 }
                 Err(guard) => {
-                    let Some(cached) = load(pool, key.project_id, &key.lookup, self.capacity).await
-                    else {
+                    // Waiting for a turn is not the database's slowness: it is outside the
+                    // lookup's timeout, and only the event's deadline bounds it.
+                    let turn = self.loads.clone().acquire_owned().await.ok()?;
+                    let loaded = load(pool, key.project_id, &key.lookup, self.capacity, turn);
+                    let Some(cached) = loaded.await else {
                         self.mark_database_away();
                         drop(guard);
                         return None;
@@ -281,7 +292,14 @@ async fn has_bundles_now(pool: &PgPool, project_id: i64) -> Option<(bool, Durati
 
 /// Reads and parses one file's map: a missing map, a broken one and one too large for the
 /// cache are each "no map", for a while; `None` when the database did not answer.
-async fn load(pool: &PgPool, project_id: i64, lookup: &Lookup, capacity: u64) -> Option<Cached> {
+/// `turn` is held until the parse is done, even if the event stops waiting for it.
+async fn load(
+    pool: &PgPool,
+    project_id: i64,
+    lookup: &Lookup,
+    capacity: u64,
+    turn: tokio::sync::OwnedSemaphorePermit,
+) -> Option<Cached> {
     let missing = |for_how_long| {
         Some(Cached {
             map: None,
@@ -319,10 +337,14 @@ async fn load(pool: &PgPool, project_id: i64, lookup: &Lookup, capacity: u64) ->
     }
     let bundle_id = map.bundle_id;
     // Parsing a large map takes milliseconds: off the request threads.
-    let parsed = tokio::task::spawn_blocking(move || parse(map, minified))
-        .await
-        .ok()
-        .flatten();
+    let parsed = tokio::task::spawn_blocking(move || {
+        let parsed = parse(map, minified);
+        drop(turn);
+        parsed
+    })
+    .await
+    .ok()
+    .flatten();
     let Some((map, weight)) = parsed else {
         return missing(MISSING_FOR);
     };
