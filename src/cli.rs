@@ -296,9 +296,12 @@ async fn run_project(command: ProjectCommand) -> anyhow::Result<()> {
             public,
         } => {
             let name = parse_project_name(&name)?;
+            let key = new_public_key();
+            // The base URL is checked before anything is stored: a bad one used to fail after
+            // the project was created, and the name was then taken.
+            dsn(&public.base_url, &key, 0)?;
             let pool = store::connect(&database).await?;
             store::migrate(&pool).await?;
-            let key = new_public_key();
             let id = projects::create(&pool, name, &key).await?;
             println!("Created project {name} (id {id}). Its DSN:");
             println!("{}", dsn(&public.base_url, &key, id)?);

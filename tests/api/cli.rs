@@ -54,6 +54,15 @@ fn project_create_prints_the_dsn_last_and_project_list_shows_it() {
     let (ok, _, stderr) = run(faultline(&database_url).args(["project", "create", "checkout-api"]));
     assert!(!ok);
     assert!(stderr.contains("already exists"), "{stderr}");
+
+    // A bad base URL is refused before the project is stored: fixed, the name is still free.
+    let (ok, _, stderr) = run(faultline(&database_url)
+        .env("FAULTLINE_BASE_URL", "errors.example.com:8000")
+        .args(["project", "create", "mobile"]));
+    assert!(!ok);
+    assert!(stderr.contains("FAULTLINE_BASE_URL"), "{stderr}");
+    let (ok, _, stderr) = run(faultline(&database_url).args(["project", "create", "mobile"]));
+    assert!(ok, "{stderr}");
 }
 
 #[test]
