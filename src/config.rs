@@ -37,6 +37,10 @@ mod defaults {
     pub const SPOOL_AFTER_MS: u64 = 2000;
 }
 
+/// The longest a session may last, idle or in all: a year. Past it the time arithmetic of a
+/// login could overflow; settings outside a range are refused when read, with the range.
+const MAX_SESSION_MINUTES: i64 = 366 * 24 * 60;
+
 /// Where the database is; shared by every command.
 #[derive(Clone, Args)]
 pub struct DatabaseSettings {
@@ -50,7 +54,8 @@ pub struct DatabaseSettings {
     pub database_url: String,
 
     /// Maximum number of pooled connections to PostgreSQL.
-    #[arg(long, env = "FAULTLINE_DB_POOL_SIZE", default_value_t = 10)]
+    #[arg(long, env = "FAULTLINE_DB_POOL_SIZE", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub db_pool_size: u32,
 }
 
@@ -238,11 +243,13 @@ impl Default for RetentionSettings {
 #[derive(Clone, Args)]
 pub struct DashboardSettings {
     /// A session unused for this many minutes ends.
-    #[arg(long, env = "FAULTLINE_SESSION_IDLE_MINUTES", default_value_t = defaults::SESSION_IDLE_MINUTES)]
+    #[arg(long, env = "FAULTLINE_SESSION_IDLE_MINUTES", default_value_t = defaults::SESSION_IDLE_MINUTES,
+          value_parser = clap::value_parser!(i64).range(1..=MAX_SESSION_MINUTES))]
     pub session_idle_minutes: i64,
 
     /// A session ends this many hours after login, however active.
-    #[arg(long, env = "FAULTLINE_SESSION_MAX_HOURS", default_value_t = defaults::SESSION_MAX_HOURS)]
+    #[arg(long, env = "FAULTLINE_SESSION_MAX_HOURS", default_value_t = defaults::SESSION_MAX_HOURS,
+          value_parser = clap::value_parser!(i64).range(1..=MAX_SESSION_MINUTES / 60))]
     pub session_max_hours: i64,
 
     /// With FAULTLINE_ADMIN_PASSWORD: the first admin, created at start-up when no user exists.
@@ -325,7 +332,8 @@ pub struct Limits {
     pub max_json_depth: usize,
 
     /// Memory for parsed source maps, in MiB (estimated; least used maps go first).
-    #[arg(long, env = "FAULTLINE_SOURCE_MAP_CACHE_MB", default_value_t = defaults::SOURCE_MAP_CACHE_MB)]
+    #[arg(long, env = "FAULTLINE_SOURCE_MAP_CACHE_MB", default_value_t = defaults::SOURCE_MAP_CACHE_MB,
+          value_parser = clap::value_parser!(u64).range(1..=1024 * 1024))]
     pub source_map_cache_mb: u64,
 }
 
@@ -358,7 +366,8 @@ pub struct SpoolSettings {
     pub spool_max_bytes: u64,
 
     /// A batch whose commit has not completed within this many milliseconds is spooled.
-    #[arg(long, env = "FAULTLINE_SPOOL_AFTER_MS", default_value_t = defaults::SPOOL_AFTER_MS)]
+    #[arg(long, env = "FAULTLINE_SPOOL_AFTER_MS", default_value_t = defaults::SPOOL_AFTER_MS,
+          value_parser = clap::value_parser!(u64).range(100..))]
     pub spool_after_ms: u64,
 }
 
@@ -396,7 +405,8 @@ pub struct PipelineSettings {
 
     /// Writer tasks, each with its own database connection: while one commits, the next
     /// batch is being written.
-    #[arg(long, env = "FAULTLINE_WRITERS", default_value_t = defaults::WRITERS)]
+    #[arg(long, env = "FAULTLINE_WRITERS", default_value_t = defaults::WRITERS,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=32))]
     pub writers: usize,
 
     /// Under load (events waiting when a batch starts), batches defer their aggregates (tag

@@ -396,3 +396,33 @@ fn alert_channels_are_added_tested_listed_and_removed_from_the_command_line() {
     let (_, listing, _) = run(faultline(&database_url).args(["alert", "list"]));
     assert!(listing.trim().is_empty(), "{listing}");
 }
+
+/// A setting outside what the server can work with is refused when read, naming the setting
+/// and its range (a pool of 0 failed later as "could not connect"; a session of billions of
+/// hours panicked at each login).
+#[test]
+fn settings_out_of_range_are_refused_with_their_range() {
+    let database_url = new_database_url();
+    for (variable, value, flag) in [
+        ("FAULTLINE_DB_POOL_SIZE", "0", "--db-pool-size"),
+        ("FAULTLINE_WRITERS", "0", "--writers"),
+        ("FAULTLINE_SPOOL_AFTER_MS", "0", "--spool-after-ms"),
+        (
+            "FAULTLINE_SESSION_MAX_HOURS",
+            "9999999999",
+            "--session-max-hours",
+        ),
+        (
+            "FAULTLINE_SOURCE_MAP_CACHE_MB",
+            "0",
+            "--source-map-cache-mb",
+        ),
+    ] {
+        let (ok, _, stderr) = run(faultline(&database_url).arg("serve").env(variable, value));
+        assert!(!ok, "{variable}={value} was accepted");
+        assert!(
+            stderr.contains(flag) && stderr.contains("is not in"),
+            "{variable}: {stderr}"
+        );
+    }
+}
