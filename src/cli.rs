@@ -275,17 +275,78 @@ fn read_password() -> anyhow::Result<String> {
     let password = match std::env::var("FAULTLINE_PASSWORD") {
         Ok(password) => password,
         Err(_) => {
-            if std::io::stdin().is_terminal() {
-                eprint!("Password: ");
-                std::io::stderr().flush()?;
-            }
+            let typed = std::io::stdin().is_terminal();
             let mut line = String::new();
-            std::io::stdin().lock().read_line(&mut line)?;
+            {
+                // Not shown as it is typed (nor left in the terminal's scrollback); off before
+                // the prompt, so nothing typed after it is echoed.
+                let _quiet = typed.then(EchoOff::new);
+                if typed {
+                    eprint!("Password: ");
+                    std::io::stderr().flush()?;
+                }
+                std::io::stdin().lock().read_line(&mut line)?;
+            }
+            if typed {
+                eprintln!();
+            }
             line.trim_end_matches(['\r', '\n']).to_owned()
         }
     };
     check_password(&password)?;
     Ok(password)
+}
+
+/// The terminal's echo, off until dropped (then as it was). Does nothing where standard input
+/// is no terminal.
+#[cfg(unix)]
+struct EchoOff(Option<libc::termios>);
+
+#[cfg(unix)]
+#[allow(unsafe_code)]
+impl EchoOff {
+    fn new() -> Self {
+        let fd = libc::STDIN_FILENO;
+        let mut settings = std::mem::MaybeUninit::<libc::termios>::uninit();
+        // SAFETY: `tcgetattr` writes a whole `termios` for a valid descriptor and returns 0;
+        // the value is read only then.
+        if unsafe { libc::tcgetattr(fd, settings.as_mut_ptr()) } != 0 {
+            return EchoOff(None);
+        }
+        // SAFETY: initialised by the successful `tcgetattr` above.
+        let saved = unsafe { settings.assume_init() };
+        let mut quiet = saved;
+        quiet.c_lflag &= !libc::ECHO;
+        // SAFETY: a valid descriptor and a `termios` read from it, with one flag cleared.
+        if unsafe { libc::tcsetattr(fd, libc::TCSANOW, &quiet) } != 0 {
+            return EchoOff(None);
+        }
+        EchoOff(Some(saved))
+    }
+}
+
+#[cfg(unix)]
+#[allow(unsafe_code)]
+impl Drop for EchoOff {
+    fn drop(&mut self) {
+        if let Some(saved) = &self.0 {
+            // SAFETY: restores the settings `tcgetattr` gave for the same descriptor.
+            unsafe {
+                libc::tcsetattr(libc::STDIN_FILENO, libc::TCSANOW, saved);
+            }
+        }
+    }
+}
+
+/// Elsewhere the password is read as typed.
+#[cfg(not(unix))]
+struct EchoOff;
+
+#[cfg(not(unix))]
+impl EchoOff {
+    fn new() -> Self {
+        EchoOff
+    }
 }
 
 async fn run_project(command: ProjectCommand) -> anyhow::Result<()> {

@@ -426,3 +426,48 @@ fn settings_out_of_range_are_refused_with_their_range() {
         );
     }
 }
+
+/// A password typed at a terminal is not shown (the prompt turns the terminal's echo off): run
+/// under `script`, which gives the command a terminal and records what it shows.
+#[test]
+fn a_password_typed_at_a_terminal_is_not_shown() {
+    use std::io::{Read as _, Write as _};
+    let database_url = new_database_url();
+    let command = format!(
+        "{} user create typed@example.com",
+        env!("CARGO_BIN_EXE_faultline")
+    );
+    let mut child = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env("DATABASE_URL", &database_url)
+        .env("FAULTLINE_SPOOL_DIR", crate::helpers::new_spool_dir())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script (util-linux) runs");
+    let mut shown = child.stdout.take().unwrap();
+    let mut seen = Vec::new();
+    let mut chunk = [0u8; 256];
+    while !String::from_utf8_lossy(&seen).contains("Password:") {
+        let n = shown.read(&mut chunk).unwrap();
+        assert!(n > 0, "no prompt: {}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&chunk[..n]);
+    }
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(b"typed password\n").unwrap();
+    drop(input);
+    shown.read_to_end(&mut seen).unwrap();
+    assert!(
+        child.wait().unwrap().success(),
+        "{}",
+        String::from_utf8_lossy(&seen)
+    );
+    let shown = String::from_utf8_lossy(&seen);
+    assert!(
+        !shown.contains("typed password"),
+        "the password was shown: {shown}"
+    );
+    let (ok, listing, _) = run(faultline(&database_url).args(["user", "list"]));
+    assert!(ok && listing.contains("typed@example.com"), "{listing}");
+}
