@@ -372,12 +372,7 @@ async fn read_files(
     lookup: &Lookup,
 ) -> sqlx::Result<(Option<ArtifactFile>, Option<ArtifactFile>)> {
     match lookup {
-        Lookup::DebugId(id) => {
-            let map = artifacts::file_by_debug_id(pool, project_id, *id, "source_map").await?;
-            let minified =
-                artifacts::file_by_debug_id(pool, project_id, *id, "minified_source").await?;
-            Ok((map, minified))
-        }
+        Lookup::DebugId(id) => artifacts::files_by_debug_id(pool, project_id, *id).await,
         Lookup::Url { release, dist, url } => {
             let find = |url: String, kind: &'static str| async move {
                 artifacts::file_by_url(pool, project_id, release, dist.as_deref(), &url, kind).await

@@ -186,23 +186,32 @@ const PROJECT_FILES: &str = "SELECT f.bundle_id, f.url, f.file_type, f.sourcemap
            JOIN artifact_bundle_projects bp ON bp.bundle_id = f.bundle_id AND bp.project_id = $1
            JOIN artifact_bundles b ON b.id = f.bundle_id";
 
-/// The project's file with this debug id and type (the newest bundle's, if several).
-pub async fn file_by_debug_id(
+/// The project's source map and minified file with this debug id (each the newest bundle's,
+/// if several), in one query: `(map, minified)`.
+pub async fn files_by_debug_id(
     pool: &PgPool,
     project_id: i64,
     debug_id: uuid::Uuid,
-    file_type: &str,
-) -> sqlx::Result<Option<ArtifactFile>> {
+) -> sqlx::Result<(Option<ArtifactFile>, Option<ArtifactFile>)> {
     let sql = format!(
-        "{PROJECT_FILES} WHERE f.debug_id = $2 AND f.file_type = $3
-          ORDER BY f.bundle_id DESC LIMIT 1"
+        "SELECT DISTINCT ON (f.file_type) f.bundle_id, f.url, f.file_type, f.sourcemap, f.content
+           FROM ({PROJECT_FILES}
+                  WHERE f.debug_id = $2 AND f.file_type IN ('source_map', 'minified_source')) f
+          ORDER BY f.file_type, f.bundle_id DESC"
     );
-    sqlx::query_as(&sql)
+    let files: Vec<ArtifactFile> = sqlx::query_as(&sql)
         .bind(project_id)
         .bind(debug_id)
-        .bind(file_type)
-        .fetch_optional(pool)
-        .await
+        .fetch_all(pool)
+        .await?;
+    let (mut map, mut minified) = (None, None);
+    for file in files {
+        match file.file_type.as_str() {
+            "source_map" => map = Some(file),
+            _ => minified = Some(file),
+        }
+    }
+    Ok((map, minified))
 }
 
 /// The project's file served at `url` (`~/path`, any host) in `release` (and `dist`, if
