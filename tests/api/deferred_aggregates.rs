@@ -224,19 +224,22 @@ fn bursty(settings: &mut faultline::config::Settings) {
     settings.spool.spool_after_ms = 120_000;
 }
 
-/// Holds the `issues` table until `writers` batches wait for it, and two seconds more: the
-/// events sent meanwhile queue up behind them, as they do when PostgreSQL falls behind, so
-/// the writers' next batches start with a backlog however slowly this machine prepares them.
+/// Holds the `issues` table until `writers` batches wait for it (or 20 s have passed: the
+/// tests burst again when too few batches deferred), and two seconds more: the events sent
+/// meanwhile queue up behind them, as they do when PostgreSQL falls behind, so the writers'
+/// next batches start with a backlog however slowly this machine prepares them.
 async fn hold_writers(pool: &PgPool, writers: i64) {
     let mut hold = pool.begin().await.unwrap();
     sqlx::query("LOCK TABLE issues IN SHARE ROW EXCLUSIVE MODE")
         .execute(&mut *hold)
         .await
         .unwrap();
-    eventually("the writers' wait for the held table", || async {
-        lock_waiters(pool).await >= writers
-    })
-    .await;
+    for _ in 0..200 {
+        if lock_waiters(pool).await >= writers {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     tokio::time::sleep(Duration::from_secs(2)).await;
     hold.commit().await.unwrap();
 }

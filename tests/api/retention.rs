@@ -198,7 +198,8 @@ async fn a_drop_left_half_done_is_finished_by_the_next_clean_up() {
     .await;
     sqlx::query(
         "SELECT pg_cancel_backend(pid) FROM pg_stat_activity
-          WHERE query LIKE 'ALTER TABLE events DETACH%' AND pid <> pg_backend_pid()",
+          WHERE datname = current_database() AND query LIKE 'ALTER TABLE events DETACH%'
+            AND pid <> pg_backend_pid()",
     )
     .execute(&app.pool)
     .await
