@@ -15,8 +15,9 @@ use serde_json::{json, Value};
 use sqlx::PgPool;
 
 use crate::helpers::{
-    error_event, eventually, free_port, lock_waiters, new_spool_dir, prepared_event, spawn_app,
-    spawn_app_with, start, test_settings, TestApp,
+    error_event, eventually, exit_status, free_port, hold_issues_table, lock_waiters,
+    new_spool_dir, prepared_event, send_sigterm, spawn_app, spawn_app_with, start, test_settings,
+    warm_key_cache, TestApp,
 };
 
 /// Events over three issues, with repeating users, environments and failing endpoints, one
@@ -229,11 +230,7 @@ fn bursty(settings: &mut faultline::config::Settings) {
 /// meanwhile queue up behind them, as they do when PostgreSQL falls behind, so the writers'
 /// next batches start with a backlog however slowly this machine prepares them.
 async fn hold_writers(pool: &PgPool, writers: i64) {
-    let mut hold = pool.begin().await.unwrap();
-    sqlx::query("LOCK TABLE issues IN SHARE ROW EXCLUSIVE MODE")
-        .execute(&mut *hold)
-        .await
-        .unwrap();
+    let hold = hold_issues_table(pool).await;
     for _ in 0..200 {
         if lock_waiters(pool).await >= writers {
             break;
@@ -242,16 +239,6 @@ async fn hold_writers(pool: &PgPool, writers: i64) {
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     hold.commit().await.unwrap();
-}
-
-/// Has `app` check its DSN key once, so a burst finds it cached instead of every request
-/// looking it up at once (each lookup may take at most 2 s, on a pool of five connections).
-async fn warm_key_cache(app: &TestApp) {
-    // A transaction is authorised, then dropped: nothing is stored.
-    let answer = app
-        .store(&json!({"type": "transaction", "transaction": "/warm-up", "spans": []}))
-        .await;
-    assert_eq!(answer.status(), 200);
 }
 
 /// Whether some batch deferred its aggregates: it drew an id for its delta (sequences are not
@@ -299,7 +286,7 @@ async fn a_server_stopped_with_sigterm_folds_in_what_waits_before_it_exits() {
     let app = spawn_app().await;
     let port = free_port();
     let process = app.at_port(port);
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_faultline"))
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_faultline"))
         .arg("serve")
         .env("DATABASE_URL", &app.database_url)
         .env("FAULTLINE_BIND", format!("127.0.0.1:{port}"))
@@ -328,15 +315,8 @@ async fn a_server_stopped_with_sigterm_folds_in_what_waits_before_it_exits() {
     )
     .await;
 
-    let stopped = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(stopped.success());
-    let status = tokio::task::spawn_blocking(move || child.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    send_sigterm(&child);
+    let status = exit_status(child).await;
     assert!(status.success(), "exit status {status:?}");
     assert_eq!(
         waiting_deltas(&app.pool).await,

@@ -78,6 +78,16 @@ pub async fn lock_waiters(pool: &sqlx::PgPool) -> i64 {
     .unwrap()
 }
 
+/// Has `app` check its DSN key once, so a burst finds it cached instead of every request
+/// looking it up at once (each lookup may take at most 2 s, on a pool of five connections).
+pub async fn warm_key_cache(app: &TestApp) {
+    // A transaction is authorised, then dropped: nothing is stored.
+    let answer = app
+        .store(&serde_json::json!({"type": "transaction", "transaction": "/warm-up", "spans": []}))
+        .await;
+    assert_eq!(answer.status(), 200, "the key is looked up once");
+}
+
 /// Polls until `check` holds, for up to twenty seconds.
 pub async fn eventually<F, Fut>(what: &str, check: F)
 where
@@ -91,6 +101,34 @@ where
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     panic!("{what} did not happen within 20 s");
+}
+
+/// Holds the `issues` table as a slow database would: every writer's batch waits for it
+/// (each writes its issues) until the returned transaction ends.
+pub async fn hold_issues_table(pool: &sqlx::PgPool) -> sqlx::Transaction<'static, sqlx::Postgres> {
+    let mut hold = pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE issues IN SHARE ROW EXCLUSIVE MODE")
+        .execute(&mut *hold)
+        .await
+        .unwrap();
+    hold
+}
+
+/// Sends SIGTERM to a `faultline serve` process.
+pub fn send_sigterm(child: &std::process::Child) {
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+}
+
+/// Waits, off the runtime's threads, for a process to exit.
+pub async fn exit_status(mut child: std::process::Child) -> std::process::ExitStatus {
+    tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap()
 }
 
 /// How long the tests' servers wait for a commit before spooling its events.

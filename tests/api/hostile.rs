@@ -4,8 +4,8 @@
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    envelope, error_event, eventually, gzip, lock_waiters, new_event_id, prepared_event, spawn_app,
-    spawn_app_with, TestApp,
+    envelope, error_event, eventually, gzip, hold_issues_table, lock_waiters, new_event_id,
+    prepared_event, spawn_app, spawn_app_with, warm_key_cache, TestApp,
 };
 
 struct Case {
@@ -346,17 +346,10 @@ async fn events_past_the_queues_byte_budget_get_429_until_it_drains() {
         settings.pipeline.queue_max_bytes = size * 5 / 2;
     })
     .await;
-    let authorised = app
-        .store(&json!({"type": "transaction", "transaction": "/warm-up", "spans": []}))
-        .await;
-    assert_eq!(authorised.status(), 200, "the key is looked up once");
+    warm_key_cache(&app).await;
 
     // The database is slow: every writer waits for the issues table.
-    let mut hold = app.pool.begin().await.unwrap();
-    sqlx::query("LOCK TABLE issues IN SHARE ROW EXCLUSIVE MODE")
-        .execute(&mut *hold)
-        .await
-        .unwrap();
+    let hold = hold_issues_table(&app.pool).await;
     let app = std::sync::Arc::new(app);
     let mut waiting = Vec::new();
     for writers_waiting in 1..=2 {
@@ -399,16 +392,9 @@ async fn bodies_past_the_in_flight_budget_get_429_until_the_others_are_answered(
         settings.limits.max_in_flight_bytes = size * 3 / 2;
     })
     .await;
-    let authorised = app
-        .store(&json!({"type": "transaction", "transaction": "/warm-up", "spans": []}))
-        .await;
-    assert_eq!(authorised.status(), 200, "the key is looked up once");
+    warm_key_cache(&app).await;
 
-    let mut hold = app.pool.begin().await.unwrap();
-    sqlx::query("LOCK TABLE issues IN SHARE ROW EXCLUSIVE MODE")
-        .execute(&mut *hold)
-        .await
-        .unwrap();
+    let hold = hold_issues_table(&app.pool).await;
     let app = std::sync::Arc::new(app);
     let sender = app.clone();
     let first = event.clone();

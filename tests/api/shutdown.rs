@@ -10,7 +10,10 @@ use std::time::Duration;
 
 use rand::Rng;
 
-use crate::helpers::{error_event, free_port, new_spool_dir, spawn_app, TestApp, SLOW_COMMIT_MS};
+use crate::helpers::{
+    error_event, exit_status, free_port, hold_issues_table, new_spool_dir, send_sigterm, spawn_app,
+    TestApp, SLOW_COMMIT_MS,
+};
 use crate::outage::DatabaseProxy;
 
 /// While PostgreSQL is cut off, how soon events go to the spool instead.
@@ -121,22 +124,14 @@ async fn sigterm_under_load_answers_what_is_in_flight_and_exits_0() {
     let spool = new_spool_dir();
     // Events spooled because a commit waited on a busy machine would stay in the spool until
     // the next start: this test counts on the database alone.
-    let mut child = serve(&app.database_url, port, &spool, SLOW_COMMIT_MS);
+    let child = serve(&app.database_url, port, &spool, SLOW_COMMIT_MS);
     wait_until_ready(&process).await;
     let acknowledged = Arc::new(Mutex::new(HashSet::new()));
     let clients = load(&process, &acknowledged);
     tokio::time::sleep(Duration::from_millis(800)).await;
 
-    let pid = child.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let status = tokio::task::spawn_blocking(move || child.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    send_sigterm(&child);
+    let status = exit_status(child).await;
     for client in clients {
         client.abort();
     }
@@ -179,11 +174,7 @@ async fn sigterm_replays_the_spool_before_it_exits() {
     send(&mut acknowledged).await;
 
     // PostgreSQL answers but cannot commit: the writers spool, and the replayer waits too.
-    let mut hold = app.pool.begin().await.unwrap();
-    sqlx::query("LOCK TABLE issues IN SHARE ROW EXCLUSIVE MODE")
-        .execute(&mut *hold)
-        .await
-        .unwrap();
+    let hold = hold_issues_table(&app.pool).await;
     for _ in 0..3 {
         send(&mut acknowledged).await;
     }
@@ -191,22 +182,14 @@ async fn sigterm_replays_the_spool_before_it_exits() {
     // (The first may have been spooled too, on a slow machine.)
     assert!(ready["spooled_events"].as_u64().unwrap() >= 3, "{ready}");
 
-    let pid = child.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
+    send_sigterm(&child);
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(
         child.try_wait().unwrap().is_none(),
         "it waits for the spool's replay"
     );
     hold.commit().await.unwrap();
-    let status = tokio::task::spawn_blocking(move || child.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    let status = exit_status(child).await;
     assert!(status.success(), "exit status {status:?}");
     assert_eq!(
         stored_of(&app, &acknowledged).await,
