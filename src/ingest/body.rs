@@ -158,7 +158,7 @@ pub fn decode(body: Bytes, encoding: ContentEncoding, limit: usize) -> Result<By
 /// member's trailer, a zstd frame's header), else four times its compressed size. Growing the
 /// buffer instead copied every event once more. What a body declares is not trusted: never
 /// more than [`MAX_DECLARED_RATIO`] times its compressed size, nor more than `limit`.
-fn inflated_capacity(body: &[u8], encoding: ContentEncoding, limit: usize) -> usize {
+pub fn inflated_capacity(body: &[u8], encoding: ContentEncoding, limit: usize) -> usize {
     let declared = match encoding {
         // ISIZE: the last member's size modulo 2^32; one past it lets `read_to_end` see the end
         // without growing.

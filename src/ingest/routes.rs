@@ -291,11 +291,18 @@ async fn read_body(
     held: &mut HeldMemory,
 ) -> Result<Bytes, IngestError> {
     let encoding = ContentEncoding::parse(header_text(req.headers(), "content-encoding"))?;
+    let limit = state.limits.max_decompressed_bytes;
     let raw = body::read_limited(payload, state.limits.max_body_bytes, held).await?;
-    let body = body::decode(raw, encoding, state.limits.max_decompressed_bytes)?;
-    if encoding != ContentEncoding::Identity {
-        held.grow(body.len())?;
+    if encoding == ContentEncoding::Identity {
+        return Ok(raw);
     }
+    // Reserved before inflating: what the body declares it inflates to (or four times its
+    // size), so a burst of bodies is refused before their memory is taken; a body that
+    // inflates past that then holds the rest.
+    let reserved = body::inflated_capacity(&raw, encoding, limit);
+    held.grow(reserved)?;
+    let body = body::decode(raw, encoding, limit)?;
+    held.grow(body.len().saturating_sub(reserved))?;
     Ok(body)
 }
 
