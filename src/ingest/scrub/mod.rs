@@ -316,7 +316,7 @@ fn scrub_breadcrumbs(breadcrumbs: &mut Value) {
 
 /// Breadcrumbs of requests and navigations carry addresses and query strings (`url`, `to`,
 /// `from`, OpenTelemetry's `http.query` and `http.fragment`): the key rule applies inside them
-/// as it does to `request.url`.
+/// as it does to `request.url`. The value rules follow with the rest of `data`.
 fn scrub_crumb_addresses(data: &mut Value) {
     let Some(data) = data.as_object_mut() else {
         return;
@@ -326,7 +326,7 @@ fn scrub_crumb_addresses(data: &mut Value) {
             continue;
         };
         match key.as_str() {
-            "url" | "to" | "from" => *text = request::scrub_url(text),
+            "url" | "to" | "from" => *text = request::scrub_url_keys(text),
             "http.query" | "http.fragment" => *text = request::scrub_query_string(text),
             _ => {}
         }

@@ -67,10 +67,14 @@ pub(super) fn percent_decode(text: &str) -> String {
 /// the SDK did not split it into `query_string`) and on its fragment, which carries
 /// `access_token=…` in OAuth's implicit flow (browser SDKs send `location.href`).
 pub(super) fn scrub_url(url: &str) -> String {
-    let url = scrub_text(url);
+    scrub_url_keys(&scrub_text(url))
+}
+
+/// The key rule on a URL's query and fragment only; the value rules are the caller's.
+pub(super) fn scrub_url_keys(url: &str) -> String {
     let (before_fragment, fragment) = match url.split_once('#') {
         Some((before, fragment)) => (before, Some(fragment)),
-        None => (url.as_str(), None),
+        None => (url, None),
     };
     let mut out = match before_fragment.split_once('?') {
         Some((base, query)) => format!("{base}?{}", scrub_query_string(query)),
