@@ -100,6 +100,7 @@ impl Application {
             alerts: settings.alerts.clone(),
             report_limiter: Default::default(),
             feedback_limiter: Default::default(),
+            fault_limiter: Default::default(),
             source_maps: SourceMapCache::new(settings.limits.source_map_cache_mb * 1024 * 1024),
             pool,
         });

@@ -11,6 +11,7 @@ use crate::ingest::feedback_limit::FeedbackLimiter;
 use crate::ingest::keys::KeyCache;
 use crate::ingest::pipeline::Pipeline;
 use crate::ingest::report_dialog::ReportLimiter;
+use crate::self_report::FaultLimiter;
 use crate::source_maps::SourceMapCache;
 use crate::spool::Spool;
 use crate::web::filter_values::FilterValues;
@@ -34,6 +35,8 @@ pub struct AppState {
     pub report_limiter: ReportLimiter,
     /// Feedback reports per project through the public DSN.
     pub feedback_limiter: FeedbackLimiter,
+    /// Faults of Faultline's own filed per route.
+    pub fault_limiter: FaultLimiter,
     /// Parsed source maps, for ingest and for event pages.
     pub source_maps: SourceMapCache,
 }

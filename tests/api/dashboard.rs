@@ -480,6 +480,34 @@ async fn a_server_fault_shows_a_generic_page_and_is_filed_in_the_faultline_proje
     let (title, filed_id) = filed.expect("the fault was filed as an event");
     assert_eq!(filed_id, error_id, "the same error id as the page");
     assert!(title.starts_with("InternalError"), "{title}");
+
+    // The same fault on every view files at most its route's share a minute (a burst of that
+    // many, then one every six seconds).
+    let started = std::time::Instant::now();
+    for _ in 0..20 {
+        assert_eq!(
+            browser.get(&format!("/issues/{issue_id}")).await.status,
+            500
+        );
+    }
+    let filed = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM events e JOIN projects p ON p.id = e.project_id
+              WHERE p.name = 'faultline'",
+        )
+        .fetch_one(&app.pool)
+        .await
+        .unwrap()
+    };
+    let share = faultline::self_report::FILED_PER_ROUTE_PER_MINUTE as i64;
+    crate::helpers::eventually("the route's share filed", || async {
+        filed().await >= share
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let refilled = started.elapsed().as_secs() as i64 / 6 + 1;
+    let filed = filed().await;
+    assert!(filed <= share + refilled, "{filed} of 21 faults filed");
 }
 
 /// The heading's issue count is exact up to 1,000 and "1000+" beyond, so a huge project never
