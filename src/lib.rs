@@ -10,6 +10,7 @@ pub mod error;
 pub mod ingest;
 pub mod memory;
 pub mod metrics;
+pub mod rate_limit;
 pub mod self_report;
 pub mod source_maps;
 pub mod spool;

@@ -5,10 +5,7 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::web;
-use std::num::NonZeroU32;
-
 use chrono::Utc;
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use serde_json::json;
 
 use crate::domain::keys::new_public_key;
@@ -24,23 +21,6 @@ pub const PROJECT_NAME: &str = "faultline";
 /// otherwise file an event (and its database work) per request; past this each is still
 /// logged with its error id.
 pub const FILED_PER_ROUTE_PER_MINUTE: u32 = 10;
-
-/// How many faults each route may still file this minute.
-pub struct FaultLimiter(DefaultKeyedRateLimiter<String>);
-
-impl Default for FaultLimiter {
-    fn default() -> Self {
-        let per_minute = NonZeroU32::new(FILED_PER_ROUTE_PER_MINUTE).expect("a positive quota");
-        FaultLimiter(RateLimiter::keyed(Quota::per_minute(per_minute)))
-    }
-}
-
-impl FaultLimiter {
-    /// Whether a fault of `route` may be filed now (taking it from the route's quota if so).
-    fn allows(&self, route: &str) -> bool {
-        self.0.check_key(&route.to_owned()).is_ok()
-    }
-}
 
 /// What an error answer leaves in the response's extensions for this middleware to report.
 #[derive(Debug, Clone)]
@@ -66,7 +46,7 @@ pub async fn record_faults(
             .unwrap_or_else(|| "(unmatched)".into());
         let method = request.method().to_string();
         if let Some(state) = request.app_data::<web::Data<AppState>>().cloned() {
-            if state.fault_limiter.allows(&route) {
+            if state.fault_limiter.take(route.clone(), 1).is_ok() {
                 actix_web::rt::spawn(async move { file(&state, &report, &method, &route).await });
             } else {
                 tracing::warn!(error_id = %report.error_id, route = %route,

@@ -16,6 +16,7 @@ use crate::error::ApiError;
 use crate::ingest::body::InFlightMemory;
 use crate::ingest::keys::KeyCache;
 use crate::ingest::pipeline::Pipeline;
+use crate::rate_limit::PerMinute;
 use crate::source_maps::SourceMapCache;
 use crate::spool::Spool;
 use crate::state::AppState;
@@ -98,9 +99,9 @@ impl Application {
             },
             filter_values: Default::default(),
             alerts: settings.alerts.clone(),
-            report_limiter: Default::default(),
-            feedback_limiter: Default::default(),
-            fault_limiter: Default::default(),
+            report_limiter: PerMinute::new(ingest::report_dialog::REPORTS_PER_MINUTE),
+            feedback_limiter: PerMinute::new(ingest::feedback::REPORTS_PER_PROJECT_PER_MINUTE),
+            fault_limiter: PerMinute::new(crate::self_report::FILED_PER_ROUTE_PER_MINUTE),
             source_maps: SourceMapCache::new(settings.limits.source_map_cache_mb * 1024 * 1024),
             pool,
         });

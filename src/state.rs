@@ -7,11 +7,9 @@ use sqlx::PgPool;
 
 use crate::config::{AlertSettings, DashboardSettings, Limits, PublicSettings};
 use crate::ingest::body::InFlightMemory;
-use crate::ingest::feedback_limit::FeedbackLimiter;
 use crate::ingest::keys::KeyCache;
 use crate::ingest::pipeline::Pipeline;
-use crate::ingest::report_dialog::ReportLimiter;
-use crate::self_report::FaultLimiter;
+use crate::rate_limit::PerMinute;
 use crate::source_maps::SourceMapCache;
 use crate::spool::Spool;
 use crate::web::filter_values::FilterValues;
@@ -32,11 +30,11 @@ pub struct AppState {
     /// For "Send test" and checking webhook URLs as channels are added.
     pub alerts: AlertSettings,
     /// Crash-report dialog submissions per client address.
-    pub report_limiter: ReportLimiter,
+    pub report_limiter: PerMinute<std::net::IpAddr>,
     /// Feedback reports per project through the public DSN.
-    pub feedback_limiter: FeedbackLimiter,
+    pub feedback_limiter: PerMinute<i64>,
     /// Faults of Faultline's own filed per route.
-    pub fault_limiter: FaultLimiter,
+    pub fault_limiter: PerMinute<String>,
     /// Parsed source maps, for ingest and for event pages.
     pub source_maps: SourceMapCache,
 }

@@ -32,7 +32,7 @@ pub(super) async fn create_user_feedback(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let (poster, project) = authenticate(&req, &state, &path).await?;
-    if matches!(poster, Poster::Dsn) && !state.feedback_limiter.allows(project.id, 1) {
+    if matches!(poster, Poster::Dsn) && state.feedback_limiter.take(project.id, 1).is_err() {
         return Err(ApiError::TooManyRequests);
     }
     if body.len() > MAX_BODY_BYTES {

@@ -22,6 +22,16 @@ const MAX_ENVIRONMENT_CHARS: usize = 64;
 /// A feedback payload is a few kilobytes of text; anything far larger is not feedback.
 pub const MAX_PAYLOAD_BYTES: usize = 64 * 1024;
 
+/// Reports a project takes per minute through its public DSN (envelope items and the
+/// DSN-authenticated API; a burst of as many, then one every half second): every report is a
+/// row kept for the retention period. Far above what people type, far below what a script can
+/// send. Operators posting with a token are not limited; the crash-report dialog has its own
+/// limit per client address.
+pub const REPORTS_PER_PROJECT_PER_MINUTE: u32 = 120;
+
+/// Feedback items one envelope may carry (SDKs send one).
+pub const MAX_ITEMS_PER_ENVELOPE: usize = 10;
+
 /// What a person typed: the dialog's form fields, or the API's body.
 #[derive(Debug, Default, Clone, serde::Deserialize)]
 pub struct FeedbackForm {

@@ -7,7 +7,6 @@ pub mod envelope;
 pub mod error;
 pub mod facets;
 pub mod feedback;
-pub mod feedback_limit;
 pub mod grouping;
 pub mod keys;
 pub mod lenient_json;

@@ -4,13 +4,12 @@
 //! the SDK's page needs, since it lives on another origin.
 
 use std::net::IpAddr;
-use std::num::NonZeroU32;
 
+use crate::rate_limit::PerMinute;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use chrono::Utc;
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -26,7 +25,7 @@ const MAX_FORM_BYTES: usize = 16 * 1024;
 /// Texts the page passes (titles, labels) are cut to this many characters.
 const MAX_OPTION_CHARS: usize = 300;
 /// Reports one address may send per minute.
-const REPORTS_PER_MINUTE: u32 = 10;
+pub const REPORTS_PER_MINUTE: u32 = 10;
 
 /// The dialog's texts: Sentry's option names and default wording.
 const TEXT_OPTIONS: &[(&str, &str)] = &[
@@ -52,32 +51,10 @@ const TEXT_OPTIONS: &[(&str, &str)] = &[
     ("successMessage", "Your feedback has been sent. Thank you!"),
 ];
 
-/// Reports per client address, so one page cannot flood the operators' list.
-pub struct ReportLimiter(DefaultKeyedRateLimiter<IpAddr>);
-
-impl Default for ReportLimiter {
-    fn default() -> Self {
-        let per_minute = NonZeroU32::new(REPORTS_PER_MINUTE).expect("a positive quota");
-        ReportLimiter(RateLimiter::keyed(Quota::per_minute(per_minute)))
-    }
-}
-
-impl ReportLimiter {
-    /// `Err(seconds to wait)` when `address` has used up its reports for now.
-    fn check(&self, address: IpAddr) -> Result<(), u64> {
-        self.0.check_key(&sender(address)).map_err(|not_until| {
-            let clock = governor::clock::DefaultClock::default();
-            not_until
-                .wait_time_from(governor::clock::Clock::now(&clock))
-                .as_secs()
-                + 1
-        })?;
-        // Forget addresses that have been quiet for a while; the map stays small.
-        if self.0.len() > 10_000 {
-            self.0.retain_recent();
-        }
-        Ok(())
-    }
+/// Takes one report from the sender's quota (`state.report_limiter`, so one page cannot flood
+/// the operators' list); `Err(seconds to wait)` when it is used up.
+fn take_report(limiter: &PerMinute<IpAddr>, address: IpAddr) -> Result<(), u64> {
+    limiter.take(sender(address), 1)
 }
 
 /// Who is counted for an address: an IPv6 sender usually holds a whole /64 (one host can
@@ -224,7 +201,7 @@ async fn save_report(
 ) -> Result<HttpResponse, HttpResponse> {
     let request = checked_request(req, state).await?;
     if let Some(address) = req.peer_addr().map(|a| a.ip()) {
-        if let Err(wait) = state.report_limiter.check(address) {
+        if let Err(wait) = take_report(&state.report_limiter, address) {
             let mut refused = refusal(
                 req,
                 Refusal(
@@ -360,22 +337,25 @@ mod tests {
 
     #[test]
     fn an_ipv6_sender_is_counted_by_its_64_and_an_ipv4_one_by_itself() {
-        let limiter = ReportLimiter::default();
+        let limiter = PerMinute::new(REPORTS_PER_MINUTE);
         for n in 0..REPORTS_PER_MINUTE {
             let address: IpAddr = format!("2001:db8:1:2::{n:x}").parse().unwrap();
-            assert!(limiter.check(address).is_ok(), "report {n}");
+            assert!(take_report(&limiter, address).is_ok(), "report {n}");
         }
         let same_64: IpAddr = "2001:db8:1:2:ffff::1".parse().unwrap();
         assert!(
-            limiter.check(same_64).is_err(),
+            take_report(&limiter, same_64).is_err(),
             "another address of the same /64"
         );
         let other_64: IpAddr = "2001:db8:1:3::1".parse().unwrap();
-        assert!(limiter.check(other_64).is_ok());
+        assert!(take_report(&limiter, other_64).is_ok());
         for n in 0..REPORTS_PER_MINUTE {
-            assert!(limiter.check("192.0.2.1".parse().unwrap()).is_ok(), "{n}");
+            assert!(
+                take_report(&limiter, "192.0.2.1".parse().unwrap()).is_ok(),
+                "{n}"
+            );
         }
-        assert!(limiter.check("192.0.2.2".parse().unwrap()).is_ok());
+        assert!(take_report(&limiter, "192.0.2.2".parse().unwrap()).is_ok());
     }
 
     const KEY: &str = "abcdef0123456789abcdef0123456789";
@@ -443,13 +423,13 @@ mod tests {
 
     #[test]
     fn an_address_is_limited_to_its_reports_per_minute() {
-        let limiter = ReportLimiter::default();
+        let limiter = PerMinute::new(REPORTS_PER_MINUTE);
         let address: IpAddr = "203.0.113.9".parse().unwrap();
         for _ in 0..REPORTS_PER_MINUTE {
-            assert!(limiter.check(address).is_ok());
+            assert!(take_report(&limiter, address).is_ok());
         }
-        let wait = limiter.check(address).unwrap_err();
+        let wait = take_report(&limiter, address).unwrap_err();
         assert!((1..=60).contains(&wait), "{wait}");
-        assert!(limiter.check("203.0.113.10".parse().unwrap()).is_ok());
+        assert!(take_report(&limiter, "203.0.113.10".parse().unwrap()).is_ok());
     }
 }

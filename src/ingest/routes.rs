@@ -13,7 +13,6 @@ use super::body::{self, ContentEncoding, HeldMemory};
 use super::envelope::{self, Item};
 use super::error::IngestError;
 use super::feedback;
-use super::feedback_limit::MAX_ITEMS_PER_ENVELOPE;
 use super::normalize::{EnvelopeContext, NormalizedEvent};
 use super::process;
 use super::report_dialog;
@@ -140,12 +139,17 @@ async fn ingest_envelope(
         .iter()
         .filter(|item| is_feedback(item))
         .count();
-    if feedback_items > MAX_ITEMS_PER_ENVELOPE {
+    if feedback_items > feedback::MAX_ITEMS_PER_ENVELOPE {
         return Err(IngestError::malformed(format!(
-            "an envelope carries at most {MAX_ITEMS_PER_ENVELOPE} feedback items"
+            "an envelope carries at most {} feedback items",
+            feedback::MAX_ITEMS_PER_ENVELOPE
         )));
     }
-    if !state.feedback_limiter.allows(project_id, feedback_items) {
+    if state
+        .feedback_limiter
+        .take(project_id, feedback_items)
+        .is_err()
+    {
         return Err(IngestError::TooMuchFeedback);
     }
     let header_event_id = envelope.header_str("event_id").map(str::to_owned);
